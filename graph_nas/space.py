@@ -1,0 +1,671 @@
+"""Search spaces: load a textproto, validate it, index it, decode walks.
+
+A search space is a directed graph (see ``protos/search_space.proto``): each
+vertex is a decision, each outgoing edge an action. This module knows nothing
+of TensorFlow or training; it turns the proto into integer-indexed numpy
+arrays that a batched controller consumes, decodes a walk (a sequence of
+per-vertex action indices) into a plain JSON-able config, samples uniformly
+random walks, and derives the *linear twin* of any graph space.
+
+Unreachable vertices are a warning (:class:`SpaceWarning`), not an error:
+they are kept in the index (a controller holds a head for them that is never
+used) so that a space under construction still loads.
+"""
+
+import copy
+import dataclasses
+import heapq
+import math
+import os
+import re
+import warnings
+from typing import Any, List, Optional, Sequence, Tuple
+
+import numpy as np
+from google.protobuf import text_format
+
+from graph_nas.errors import GraphNasError, SpaceWarning
+from graph_nas.protos import search_space_pb2 as pb
+
+# Limits that keep a typo ("stop: 1000000000") from exhausting memory.
+MAX_ACTIONS_PER_VERTEX = 100_000
+MAX_TOTAL_ACTIONS = 1_000_000
+MAX_TABLE_ENTRIES = 20_000_000  # vertices x max actions, the padded tables
+MAX_LINEAR_SLOTS = 100_000
+
+_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\[-?\d+\])*"
+                     r"(\.[A-Za-z_][A-Za-z0-9_]*(\[-?\d+\])*)*$")
+_TOKEN_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)|\[(-?\d+)\]")
+
+
+@dataclasses.dataclass(frozen=True)
+class Edge:
+  """One expanded action: an edge of the graph."""
+  name: str
+  target: int
+  key: str
+  op: int
+  value: Any
+  ends_config: bool
+  spec: int  # index of the Action message in its vertex (before expansion)
+
+
+@dataclasses.dataclass(frozen=True)
+class Walk:
+  """A walk: the action index taken at each visited vertex."""
+  actions: Tuple[int, ...]
+  vertices: Tuple[int, ...]  # visited vertices, len(actions) + 1
+  truncated: bool  # stopped by max_steps before reaching a terminal
+
+
+def _value(v: pb.Value):
+  kind = v.WhichOneof("kind")
+  return None if kind is None else getattr(v, kind)
+
+
+def parse_key(key: str) -> List[Any]:
+  """'layers[-1].kernel' -> ['layers', -1, 'kernel'] (str keys, int idx)."""
+  if not _KEY_RE.match(key):
+    raise ValueError(f"bad config key {key!r}: expected names joined by '.', "
+                     "each optionally indexed like name[-1]")
+  out = []
+  for name, idx in _TOKEN_RE.findall(key):
+    out.append(name if name else int(idx))
+  return out
+
+
+def get_path(config, path: Sequence[Any]):
+  """Returns the value at path, or raises KeyError/IndexError/TypeError."""
+  node = config
+  for tok in path:
+    node = node[tok]
+  return node
+
+
+def _container(config, path, where):
+  """Walks to the parent of path[-1], creating dicts for missing names."""
+  node = config
+  for i, tok in enumerate(path[:-1]):
+    nxt = path[i + 1]
+    if isinstance(tok, int):
+      if not isinstance(node, list) or not -len(node) <= tok < len(node):
+        raise GraphNasError(f"config key: no element [{tok}] in the list "
+                            f"at this point of the walk (add an APPEND action "
+                            f"before it)", **where)
+      node = node[tok]
+    else:
+      if not isinstance(node, dict):
+        raise GraphNasError(f"config key: '{tok}' is set on a non-dict",
+                            **where)
+      if tok not in node:
+        if isinstance(nxt, int):
+          raise GraphNasError(f"config key: list '{tok}' does not exist yet "
+                              "(add an APPEND action before it)", **where)
+        node[tok] = {}
+      node = node[tok]
+  return node
+
+
+def apply_edge(config: dict, edge: Edge, where: dict) -> None:
+  """Applies one action's operation to config in place."""
+  if not edge.key:
+    return
+  path = parse_key(edge.key)
+  parent = _container(config, path, where)
+  last = path[-1]
+  if isinstance(last, int):
+    if not isinstance(parent, list) or not -len(parent) <= last < len(parent):
+      raise GraphNasError(f"config key '{edge.key}': no element [{last}]",
+                          **where)
+  elif not isinstance(parent, dict):
+    raise GraphNasError(f"config key '{edge.key}': parent is not a dict",
+                        **where)
+  if edge.op == pb.Action.SET:
+    parent[last] = copy.deepcopy(edge.value)
+  elif edge.op == pb.Action.APPEND:
+    if isinstance(last, str) and last not in parent:
+      parent[last] = []
+    target = parent[last]
+    if not isinstance(target, list):
+      raise GraphNasError(f"config key '{edge.key}': APPEND to a non-list",
+                          **where)
+    target.append({} if edge.value is None else copy.deepcopy(edge.value))
+  elif edge.op == pb.Action.ADD:
+    current = parent.get(last, 0) if isinstance(parent, dict) else parent[last]
+    if isinstance(current, bool) or not isinstance(current, (int, float)):
+      raise GraphNasError(f"config key '{edge.key}': ADD to a non-number",
+                          **where)
+    parent[last] = current + edge.value
+
+
+def _fmt(v):
+  if isinstance(v, float):
+    return repr(v)
+  return str(v)
+
+
+class SearchSpace:
+  """A validated, indexed search space.
+
+  Attributes (numpy arrays are what a batched controller needs):
+    name, source: the space's name and the file it came from.
+    vertex_names: list of vertex names; the id of a vertex is its index.
+    edges: per vertex, the list of expanded Edge objects (action index = pos).
+    start: start vertex id.  max_steps: bound on walk length.
+    num_actions: int32 [V] actions per vertex (0 = terminal).
+    next_vertex: int32 [V, A] target of each action, -1 where padded.
+    action_offset: int32 [V] global id of each vertex's action 0; the global
+      id of action a at vertex v is action_offset[v] + a (``num_global_actions``
+      in total).
+    terminal: bool [V].
+  """
+
+  def __init__(self, proto: pb.SearchSpace, source: str = "<string>",
+               text: Optional[str] = None):
+    self.proto = proto
+    self.source = source
+    self._text = text
+    self.name = proto.name or os.path.splitext(os.path.basename(source))[0]
+    self._build()
+
+  # ---------------------------------------------------------------- loading
+  def _line_of(self, vertex=None, action=None):
+    """Best-effort line number of a vertex / action in the source text."""
+    if not self._text or vertex is None:
+      return None
+    lines = self._text.splitlines()
+    pat_v = re.compile(r'name\s*:\s*"%s"' % re.escape(vertex))
+    start = None
+    for i, line in enumerate(lines):
+      if pat_v.search(line):
+        start = i
+        break
+    if start is None:
+      return None
+    if action is None:
+      return start + 1
+    pat_a = re.compile(r'name\s*:\s*"%s"' % re.escape(action))
+    for i in range(start + 1, len(lines)):
+      if pat_a.search(lines[i]):
+        return i + 1
+    return start + 1
+
+  def _error(self, message, vertex=None, action=None):
+    return GraphNasError(message, source=self.source,
+                         line=self._line_of(vertex, action), vertex=vertex,
+                         action=action)
+
+  def _expand(self, v: pb.Vertex, a: pb.Action, spec: int,
+              index: dict) -> List[Edge]:
+    err = lambda m: self._error(m, v.name, a.name or f"#{spec}")
+    if not a.name:
+      raise err("action has no name")
+    if not a.target:
+      raise err("action has no target vertex")
+    if a.target not in index:
+      raise err(f"target '{a.target}' is not a vertex of this space")
+    sources = [a.HasField("value"), len(a.int_values) > 0,
+               len(a.float_values) > 0, len(a.string_values) > 0,
+               a.HasField("int_range")]
+    if sum(sources) > 1:
+      raise err("give at most one of value, int_values, float_values, "
+                "string_values, int_range")
+    if a.key:
+      try:
+        parse_key(a.key)
+      except ValueError as e:
+        raise err(str(e)) from None
+    elif a.op != pb.Action.SET or sum(sources):
+      raise err("an action with a value or an APPEND/ADD op needs a key")
+    if a.HasField("value") and _value(a.value) is None:
+      raise err("value {} is empty: set int_value, float_value, "
+                "string_value or bool_value")
+    multi = None
+    if a.HasField("int_range"):
+      r = a.int_range
+      step = r.step or 1
+      if step < 0:
+        raise err(f"int_range step {step} must be positive")
+      if r.stop < r.start:
+        raise err(f"int_range is empty: stop {r.stop} < start {r.start}")
+      count = (r.stop - r.start) // step + 1
+      if count > MAX_ACTIONS_PER_VERTEX:
+        raise err(f"int_range has {count} values, more than the limit of "
+                  f"{MAX_ACTIONS_PER_VERTEX} actions per vertex")
+      multi = range(r.start, r.stop + 1, step)
+    elif a.int_values:
+      multi = list(a.int_values)
+    elif a.float_values:
+      multi = list(a.float_values)
+    elif a.string_values:
+      multi = list(a.string_values)
+    elif (a.HasField("int_range") is False and not a.HasField("value")
+          and a.op == pb.Action.ADD):
+      raise err("ADD needs a numeric value")
+    values = [_value(a.value)] if multi is None else multi
+    if multi is not None and len(values) > MAX_ACTIONS_PER_VERTEX:
+      raise err(f"{len(values)} values, more than the limit of "
+                f"{MAX_ACTIONS_PER_VERTEX} actions per vertex")
+    if a.op == pb.Action.ADD:
+      for x in values:
+        if isinstance(x, bool) or not isinstance(x, (int, float)):
+          raise err(f"ADD needs a numeric value, got {x!r}")
+    target = index[a.target]
+    if multi is None:
+      return [Edge(a.name, target, a.key, a.op, values[0], a.ends_config,
+                   spec)]
+    return [Edge(f"{a.name}={_fmt(x)}", target, a.key, a.op, x,
+                 a.ends_config, spec) for x in values]
+
+  def _build(self):
+    p = self.proto
+    if not p.vertices:
+      raise GraphNasError("the space has no vertices", source=self.source)
+    index = {}
+    for i, v in enumerate(p.vertices):
+      if not v.name:
+        raise GraphNasError(f"vertex #{i} has no name", source=self.source)
+      if v.name in index:
+        raise self._error(f"duplicate vertex name (also vertex "
+                          f"#{index[v.name]})", v.name)
+      index[v.name] = i
+    if not p.start:
+      raise GraphNasError("no start vertex: set `start: \"<vertex name>\"`",
+                          source=self.source)
+    if p.start not in index:
+      raise GraphNasError(f"start vertex '{p.start}' is not a vertex of "
+                          "this space", source=self.source)
+    if p.max_steps < 0:
+      raise GraphNasError(f"max_steps {p.max_steps} must not be negative",
+                          source=self.source)
+    if p.linear_unroll < 0:
+      raise GraphNasError(f"linear_unroll {p.linear_unroll} must not be "
+                          "negative", source=self.source)
+    self.vertex_names = [v.name for v in p.vertices]
+    self.vertex_index = index
+    self.start = index[p.start]
+    self.edges: List[List[Edge]] = []
+    total = 0
+    for v in p.vertices:
+      edges = []
+      for spec, a in enumerate(v.actions):
+        edges.extend(self._expand(v, a, spec, index))
+        if len(edges) > MAX_ACTIONS_PER_VERTEX:
+          raise self._error(f"{len(edges)} actions, more than the limit of "
+                            f"{MAX_ACTIONS_PER_VERTEX} per vertex", v.name)
+      seen = {}
+      for e in edges:
+        if e.name in seen:
+          raise self._error("duplicate action name within the vertex",
+                            v.name, e.name.split("=")[0])
+        seen[e.name] = True
+      for c in v.active_if:
+        if not c.key:
+          raise self._error("active_if condition has no key", v.name)
+        try:
+          parse_key(c.key)
+        except ValueError as e:
+          raise self._error(f"active_if: {e}", v.name) from None
+        if _value(c.equals) is None:
+          raise self._error(f"active_if on '{c.key}' has no value to equal",
+                            v.name)
+      total += len(edges)
+      if total > MAX_TOTAL_ACTIONS:
+        raise GraphNasError(f"more than {MAX_TOTAL_ACTIONS} actions in all",
+                            source=self.source)
+      self.edges.append(edges)
+    self.defaults = {}
+    for d in p.defaults:
+      try:
+        path = parse_key(d.key)
+      except ValueError as e:
+        raise GraphNasError(f"defaults: {e}", source=self.source) from None
+      if _value(d.value) is None:
+        raise GraphNasError(f"defaults: '{d.key}' has no value",
+                            source=self.source)
+      apply_edge(self.defaults, Edge("default", 0, d.key, pb.Action.SET,
+                                     _value(d.value), False, 0),
+                 {"source": self.source})
+      del path
+    self.conditions = [[(parse_key(c.key), _value(c.equals))
+                        for c in v.active_if] for v in p.vertices]
+
+    n = len(self.vertex_names)
+    self.num_actions = np.array([len(e) for e in self.edges], np.int32)
+    self.max_actions = max(1, int(self.num_actions.max()))
+    if n * self.max_actions > MAX_TABLE_ENTRIES:
+      raise GraphNasError(f"{n} vertices x {self.max_actions} actions is too "
+                          "large a table", source=self.source)
+    self.terminal = self.num_actions == 0
+    self.next_vertex = np.full((n, self.max_actions), -1, np.int32)
+    for vi, edges in enumerate(self.edges):
+      for ai, e in enumerate(edges):
+        self.next_vertex[vi, ai] = e.target
+    self.action_offset = np.concatenate(
+        [[0], np.cumsum(self.num_actions)[:-1]]).astype(np.int32)
+    self.num_global_actions = int(self.num_actions.sum())
+    self._check_graph()
+
+  def _check_graph(self):
+    n = len(self.vertex_names)
+    succ = [sorted({e.target for e in edges}) for edges in self.edges]
+    pred = [[] for _ in range(n)]
+    for u in range(n):
+      for w in succ[u]:
+        pred[w].append(u)
+    # Vertices from which a terminal is reachable (reverse BFS).
+    good = [bool(t) for t in self.terminal]
+    stack = [i for i in range(n) if good[i]]
+    while stack:
+      w = stack.pop()
+      for u in pred[w]:
+        if not good[u]:
+          good[u] = True
+          stack.append(u)
+    reach = [False] * n
+    reach[self.start] = True
+    stack = [self.start]
+    while stack:
+      u = stack.pop()
+      for w in succ[u]:
+        if not reach[w]:
+          reach[w] = True
+          stack.append(w)
+    for i in range(n):
+      if reach[i] and not good[i]:
+        raise self._error("no terminal vertex is reachable from this vertex "
+                          "(every walk through it would loop forever)",
+                          self.vertex_names[i])
+    unreachable = [self.vertex_names[i] for i in range(n) if not reach[i]]
+    if unreachable:
+      warnings.warn(f"{self.source}: vertices not reachable from start "
+                    f"'{self.vertex_names[self.start]}': "
+                    f"{', '.join(unreachable)}", SpaceWarning, stacklevel=4)
+    self.reachable = np.array(reach)
+    self.topo_order = self._topological_order(succ)
+    self.is_cyclic = self.topo_order is None
+    if self.is_cyclic:
+      if self.proto.max_steps <= 0:
+        raise GraphNasError("the graph has a cycle: set a positive "
+                            "max_steps to bound its walks", source=self.source)
+      self.max_steps = int(self.proto.max_steps)
+    else:
+      longest = self._longest_path(succ)
+      if self.proto.max_steps and self.proto.max_steps < longest:
+        raise GraphNasError(f"max_steps {self.proto.max_steps} is shorter "
+                            f"than the longest walk ({longest} steps) of "
+                            "this acyclic graph", source=self.source)
+      self.max_steps = int(self.proto.max_steps or longest)
+    self.max_steps = max(self.max_steps, 1)
+
+  def _topological_order(self, succ):
+    """Kahn's algorithm, ties broken by declaration order; None if cyclic."""
+    n = len(succ)
+    indeg = [0] * n
+    for u in range(n):
+      for w in succ[u]:
+        indeg[w] += 1
+    heap = [i for i in range(n) if indeg[i] == 0]
+    heapq.heapify(heap)
+    order = []
+    while heap:
+      u = heapq.heappop(heap)
+      order.append(u)
+      for w in succ[u]:
+        indeg[w] -= 1
+        if indeg[w] == 0:
+          heapq.heappush(heap, w)
+    return order if len(order) == n else None
+
+  def _longest_path(self, succ):
+    dist = [0] * len(succ)
+    for u in reversed(self.topo_order):
+      dist[u] = max([dist[w] + 1 for w in succ[u]], default=0)
+    return dist[self.start]
+
+  # --------------------------------------------------------------- walking
+  def check_walk(self, actions: Sequence[int]) -> Walk:
+    """Validates a sequence of action indices; returns the Walk."""
+    cur = self.start
+    vertices = [cur]
+    for t, a in enumerate(actions):
+      a = int(a)
+      if self.terminal[cur]:
+        raise GraphNasError(f"walk goes on after terminal vertex at step {t}",
+                            source=self.source, vertex=self.vertex_names[cur])
+      if not 0 <= a < self.num_actions[cur]:
+        raise GraphNasError(f"action index {a} at step {t} is out of range "
+                            f"(the vertex has {self.num_actions[cur]})",
+                            source=self.source, vertex=self.vertex_names[cur])
+      cur = int(self.next_vertex[cur, a])
+      vertices.append(cur)
+    if len(actions) > self.max_steps:
+      raise GraphNasError(f"walk has {len(actions)} steps, more than "
+                          f"max_steps {self.max_steps}", source=self.source)
+    truncated = not self.terminal[cur]
+    if truncated and len(actions) < self.max_steps:
+      raise GraphNasError(f"walk stops at non-terminal vertex after "
+                          f"{len(actions)} steps", source=self.source,
+                          vertex=self.vertex_names[cur])
+    return Walk(tuple(int(a) for a in actions), tuple(vertices), truncated)
+
+  def decode(self, actions: Sequence[int]) -> dict:
+    """Decodes a walk (its action indices) into the architecture config."""
+    walk = self.check_walk(actions)
+    config = copy.deepcopy(self.defaults)
+    frozen = False
+    for v, a in zip(walk.vertices, walk.actions):
+      edge = self.edges[v][a]
+      if not frozen and self._active(v, config):
+        apply_edge(config, edge, {"source": self.source,
+                                  "vertex": self.vertex_names[v],
+                                  "action": edge.name})
+      frozen = frozen or edge.ends_config
+    return config
+
+  def _active(self, v, config):
+    for path, want in self.conditions[v]:
+      try:
+        if get_path(config, path) != want:
+          return False
+      except (KeyError, IndexError, TypeError):
+        return False
+    return True
+
+  def action_names(self, actions: Sequence[int]) -> List[str]:
+    walk = self.check_walk(actions)
+    return [f"{self.vertex_names[v]}:{self.edges[v][a].name}"
+            for v, a in zip(walk.vertices, walk.actions)]
+
+  def sample_random(self, rng: np.random.Generator) -> Walk:
+    """One walk, uniform over the actions at every visited vertex."""
+    cur = self.start
+    actions, vertices = [], [cur]
+    while not self.terminal[cur] and len(actions) < self.max_steps:
+      a = int(rng.integers(self.num_actions[cur]))
+      actions.append(a)
+      cur = int(self.next_vertex[cur, a])
+      vertices.append(cur)
+    return Walk(tuple(actions), tuple(vertices), not self.terminal[cur])
+
+  # ----------------------------------------------------------- linear twin
+  def linear_twin(self, unroll: Optional[int] = None) -> "LinearTwin":
+    """The fixed-length (Zoph & Le) sequence of decisions of this space."""
+    return LinearTwin(self, unroll)
+
+  def to_dot(self) -> str:
+    """Graphviz DOT; one edge per Action message (values shown in a label)."""
+    lines = [f'digraph "{self.name}" {{', "  rankdir=LR;",
+             '  node [shape=box, style=rounded, fontname="Helvetica"];',
+             '  edge [fontname="Helvetica", fontsize=10];']
+    for i, name in enumerate(self.vertex_names):
+      attrs = []
+      if self.terminal[i]:
+        attrs.append("shape=doublecircle")
+      if i == self.start:
+        attrs.append("penwidth=2")
+      lines.append(f'  "{name}" [{", ".join(attrs)}];' if attrs
+                   else f'  "{name}";')
+    for i, v in enumerate(self.proto.vertices):
+      for spec, a in enumerate(v.actions):
+        expanded = [e for e in self.edges[i] if e.spec == spec]
+        label = a.name
+        if a.key:
+          label += f"\\n{a.key}"
+        if len(expanded) > 1:
+          label += (f" in {{{_fmt(expanded[0].value)}.."
+                    f"{_fmt(expanded[-1].value)}}} ({len(expanded)})")
+        elif a.HasField("value"):
+          sym = {pb.Action.SET: "=", pb.Action.ADD: "+=",
+                 pb.Action.APPEND: "append"}[a.op]
+          label += f" {sym} {_fmt(_value(a.value))}"
+        lines.append(f'  "{v.name}" -> "{a.target}" [label="{label}"];')
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+  def __repr__(self):
+    return (f"SearchSpace({self.name!r}, vertices={len(self.vertex_names)}, "
+            f"actions={self.num_global_actions}, max_steps={self.max_steps})")
+
+
+class LinearTwin(SearchSpace):
+  """The linear twin of a graph space: a chain of fixed decision slots.
+
+  Acyclic graph: one slot per reachable non-terminal vertex, in topological
+  order (ties by declaration order): every branch's decisions are made.
+  Cyclic graph: the graph is unrolled in time for ``unroll`` steps (default
+  ``linear_unroll`` or ``max_steps``); slot ``v@t`` exists for every
+  non-terminal vertex v reachable in exactly t steps.
+
+  A linear walk makes every slot's decision. It decodes by replaying the
+  graph walk: a slot's decision is used when the slot is the vertex (and, for
+  an unrolled graph, the step) the graph walk is at; otherwise it is ignored.
+  The config therefore has the graph's schema.
+  """
+
+  def __init__(self, graph: SearchSpace, unroll: Optional[int] = None):
+    self.graph = graph
+    slots: List[Tuple[int, Optional[int]]] = []
+    if not graph.is_cyclic and unroll is None:
+      slots = [(v, None) for v in graph.topo_order
+               if graph.reachable[v] and not graph.terminal[v]]
+    else:
+      steps = unroll or graph.proto.linear_unroll or graph.max_steps
+      frontier = {graph.start}
+      for t in range(steps):
+        live = sorted(v for v in frontier if not graph.terminal[v])
+        slots.extend((v, t) for v in live)
+        if len(slots) > MAX_LINEAR_SLOTS:
+          raise GraphNasError(f"the linear twin unrolled to {steps} steps "
+                              f"has more than {MAX_LINEAR_SLOTS} slots",
+                              source=graph.source)
+        frontier = {e.target for v in live for e in graph.edges[v]}
+        if not frontier:
+          break
+    self.slots = slots
+    proto = pb.SearchSpace(name=f"{graph.name}_linear_twin",
+                           description=f"linear twin of {graph.name}",
+                           task=graph.proto.task)
+    proto.task_params.update(graph.proto.task_params)
+    names = [graph.vertex_names[v] + ("" if t is None else f"@{t}")
+             for v, t in slots]
+    names.append("end")
+    while names[-1] in names[:-1]:
+      names[-1] = "_" + names[-1]
+    proto.start = names[0]
+    for i, (v, _) in enumerate(slots):
+      vert = proto.vertices.add(name=names[i])
+      for a in graph.proto.vertices[v].actions:
+        copy_a = vert.actions.add()
+        copy_a.CopyFrom(a)
+        copy_a.target = names[i + 1]
+    proto.vertices.add(name=names[-1])
+    super().__init__(proto, source=f"{graph.source} (linear twin)")
+
+  def to_graph_actions(self, actions: Sequence[int]) -> List[int]:
+    """The graph walk a linear walk stands for (replay; see class doc)."""
+    self.check_walk(actions)
+    g = self.graph
+    cur, t, out = g.start, 0, []
+    for (v, step), a in zip(self.slots, actions):
+      if g.terminal[cur]:
+        break
+      if v == cur and (step is None or step == t):
+        out.append(int(a))
+        cur = int(g.next_vertex[cur, a])
+        t += 1
+    return out
+
+  def decode(self, actions: Sequence[int]) -> dict:
+    graph_actions = self.to_graph_actions(actions)
+    g = self.graph
+    # A replay may stop at a non-terminal (unrolled loop exhausted): decode
+    # what was built, as for a graph walk truncated by max_steps.
+    config = copy.deepcopy(g.defaults)
+    frozen = False
+    cur = g.start
+    for a in graph_actions:
+      edge = g.edges[cur][a]
+      if not frozen and g._active(cur, config):
+        apply_edge(config, edge, {"source": g.source,
+                                  "vertex": g.vertex_names[cur],
+                                  "action": edge.name})
+      frozen = frozen or edge.ends_config
+      cur = edge.target
+    return config
+
+
+def loads(text: str, source: str = "<string>") -> SearchSpace:
+  """Parses and validates a textproto given as a string."""
+  proto = pb.SearchSpace()
+  try:
+    text_format.Parse(text, proto)
+  except text_format.ParseError as e:
+    line = getattr(e, "GetLine", lambda: None)()
+    msg = str(e)
+    # ParseError's message starts with "line:col : " already.
+    msg = re.sub(r"^\d+:\d+\s*:\s*", "", msg)
+    col = getattr(e, "GetColumn", lambda: None)()
+    where = f"{line}:{col}" if line and col else line
+    raise GraphNasError(f"cannot parse textproto: {msg}", source=source,
+                        line=where) from None
+  except (UnicodeDecodeError, ValueError) as e:
+    raise GraphNasError(f"cannot parse textproto: {e}", source=source) \
+        from None
+  return SearchSpace(proto, source=source, text=text)
+
+
+def load(path: str) -> SearchSpace:
+  """Loads and validates a search space textproto file."""
+  try:
+    with open(path, encoding="utf-8") as f:
+      text = f.read()
+  except FileNotFoundError:
+    raise GraphNasError("no such search space file", source=path) from None
+  except (OSError, UnicodeDecodeError) as e:
+    raise GraphNasError(f"cannot read: {e}", source=path) from None
+  return loads(text, source=path)
+
+
+def exact_walks(space: SearchSpace, limit: int = 100_000):
+  """Enumerates every walk of a small space (for tests and exact gradients).
+
+  Walks truncated by max_steps are included. Raises if more than `limit`.
+  """
+  out = []
+  stack = [(space.start, ())]
+  while stack:
+    cur, acts = stack.pop()
+    if space.terminal[cur] or len(acts) == space.max_steps:
+      out.append(acts)
+      if len(out) > limit:
+        raise GraphNasError(f"more than {limit} walks", source=space.source)
+      continue
+    for a in range(space.num_actions[cur]):
+      stack.append((int(space.next_vertex[cur, a]), acts + (a,)))
+  return sorted(out)
+
+
+def uniform_log_prob(space: SearchSpace, actions: Sequence[int]) -> float:
+  walk = space.check_walk(actions)
+  return -sum(math.log(space.num_actions[v]) for v in walk.vertices[:-1])

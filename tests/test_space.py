@@ -1,0 +1,374 @@
+"""Tests of graph_nas.space: loading, validation, decoding, linear twin."""
+
+import json
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from graph_nas import space as space_lib
+from graph_nas.errors import GraphNasError, SpaceWarning
+from tests.conftest import PROTOS, ROOT
+
+ALL_SPACES = sorted(PROTOS.glob("*.textproto"))
+
+
+@pytest.mark.parametrize("path", ALL_SPACES, ids=lambda p: p.name)
+def test_every_shipped_space_loads_and_random_walks_decode(path):
+  s = space_lib.load(str(path))
+  rng = np.random.default_rng(0)
+  for _ in range(20):
+    walk = s.sample_random(rng)
+    assert len(walk.actions) <= s.max_steps
+    config = s.decode(walk.actions)
+    json.dumps(config)  # JSON-able
+  twin = s.linear_twin()
+  for _ in range(5):
+    walk = twin.sample_random(rng)
+    assert len(walk.actions) == twin.max_steps  # a fixed-length chain
+    json.dumps(twin.decode(walk.actions))
+
+
+def test_index_arrays_of_select_optimizer():
+  s = space_lib.load(str(PROTOS / "select_optimizer_b4.textproto"))
+  assert len(s.vertex_names) == 18
+  opt = s.vertex_index["optimizer"]
+  assert s.start == opt
+  assert s.num_actions[opt] == 4
+  assert s.num_actions[s.vertex_index["adam_p3"]] == 100
+  assert s.max_actions == 100
+  assert s.terminal[s.vertex_index["end"]]
+  assert s.next_vertex.shape == (18, 100)
+  assert s.next_vertex[opt, 2] == s.vertex_index["adam_p1"]
+  assert s.next_vertex[opt, 4] == -1  # padding
+  assert s.num_global_actions == 4 + 16 * 100
+  # Global action ids are unique per (vertex, action) pair.
+  ids = {int(s.action_offset[v]) + a for v in range(18)
+         for a in range(s.num_actions[v])}
+  assert len(ids) == s.num_global_actions
+  assert s.max_steps == 5 and not s.is_cyclic
+
+
+def test_decode_select_optimizer_walk():
+  s = space_lib.load(str(PROTOS / "select_optimizer_b2.textproto"))
+  # adam, then p1..p4 = 50, 1, 100, 7 (action index = value - 1).
+  config = s.decode([1, 49, 0, 99, 6])
+  assert config == {"optimizer": "adam", "p1": 50, "p2": 1, "p3": 100,
+                    "p4": 7}
+  assert s.action_names([1, 49, 0, 99, 6])[:2] == ["optimizer:adam",
+                                                   "adam_p1:p1=50"]
+  with pytest.raises(GraphNasError, match="non-terminal"):
+    s.decode([1, 49])
+  with pytest.raises(GraphNasError, match="out of range"):
+    s.decode([2])
+
+
+def test_stack_layers_loop_and_truncation():
+  s = space_lib.load(str(PROTOS / "stack_layers.textproto"))
+  assert s.is_cyclic and s.max_steps == 100
+  assert s.decode([1]) == {"num_layers": 0}
+  assert s.decode([0] * 7 + [1]) == {"num_layers": 7}
+  walk = s.check_walk([0] * 100)
+  assert walk.truncated
+  assert s.decode([0] * 100) == {"num_layers": 100}
+  rng = np.random.default_rng(1)
+  lengths = [len(s.sample_random(rng).actions) for _ in range(2000)]
+  # Uniform choice: P(stop) = 1/2 at every step, mean walk length 2.
+  assert 1.8 < np.mean(lengths) < 2.2
+
+
+def _same_decoding(twin, hand, walks):
+  assert len(twin.slots) == hand.max_steps
+  chain = [hand.start]
+  for _ in range(hand.max_steps):
+    chain.append(int(hand.next_vertex[chain[-1], 0]))
+  np.testing.assert_array_equal(
+      [twin.num_actions[v] for v in range(len(twin.slots))],
+      [hand.num_actions[v] for v in chain[:-1]])
+  for actions in walks:
+    assert twin.decode(actions) == hand.decode(actions), actions
+
+
+def test_linear_twin_of_stack_layers_equals_handwritten():
+  graph = space_lib.load(str(PROTOS / "stack_layers.textproto"))
+  hand = space_lib.load(str(PROTOS / "stack_layers_linear.textproto"))
+  twin = graph.linear_twin()
+  assert len(twin.slots) == 20  # 2L
+  rng = np.random.default_rng(0)
+  walks = [list(rng.integers(0, 2, 20)) for _ in range(500)]
+  walks += [[0] * 20, [1] * 20, [0] * 10 + [1] * 10, [0] * 3 + [1] + [0] * 16]
+  _same_decoding(twin, hand, walks)
+  assert hand.decode([0] * 10 + [1] * 10) == {"num_layers": 10}
+  assert hand.decode([0] * 3 + [1] + [0] * 16) == {"num_layers": 3}
+  assert hand.decode([0] * 20) == {"num_layers": 20}
+
+
+@pytest.mark.parametrize("b", [2, 4])
+def test_linear_twin_of_select_optimizer_equals_handwritten(b):
+  graph = space_lib.load(str(PROTOS / f"select_optimizer_b{b}.textproto"))
+  hand = space_lib.load(
+      str(PROTOS / f"select_optimizer_b{b}_linear.textproto"))
+  twin = graph.linear_twin()
+  assert len(twin.slots) == 1 + 4 * b
+  rng = np.random.default_rng(0)
+  walks = [[int(rng.integers(b))] + list(rng.integers(0, 100, 4 * b))
+           for _ in range(500)]
+  _same_decoding(twin, hand, walks)
+  # The linear form decodes to the graph's schema: only the picked
+  # optimizer's hyperparameters.
+  w = walks[0]
+  cfg = hand.decode(w)
+  assert sorted(cfg) == ["optimizer", "p1", "p2", "p3", "p4"]
+  graph_walk = twin.to_graph_actions(w)
+  assert graph.decode(graph_walk) == cfg
+
+
+def test_linear_twin_of_a_mixed_cyclic_branching_space():
+  text = """
+  start: "a" max_steps: 4
+  vertices { name: "a"
+    actions { name: "x" target: "b" key: "path" op: APPEND value { string_value: "x" } }
+    actions { name: "y" target: "a" key: "path" op: APPEND value { string_value: "y" } }
+    actions { name: "stop" target: "end" } }
+  vertices { name: "b"
+    actions { name: "k" target: "a" key: "k" int_values: [1, 2] } }
+  vertices { name: "end" }
+  """
+  graph = space_lib.loads(text)
+  twin = graph.linear_twin()
+  # Every graph walk has a linear walk that decodes to the same config.
+  for acts in space_lib.exact_walks(graph):
+    # Build the linear walk: for each slot pick the graph action if the
+    # replay is there, else 0.
+    linear, it = [], iter(acts)
+    cur, t, pending = graph.start, 0, list(acts)
+    for v, step in twin.slots:
+      if pending and v == cur and step == t:
+        a = pending.pop(0)
+        linear.append(a)
+        cur, t = int(graph.next_vertex[cur, a]), t + 1
+      else:
+        linear.append(0)
+    del it
+    assert twin.decode(linear) == graph.decode(acts)
+
+
+def test_appended_layers_decode_to_a_list():
+  text = """
+  start: "more" max_steps: 20
+  vertices { name: "more"
+    actions { name: "layer" target: "kernel" key: "layers" op: APPEND }
+    actions { name: "done" target: "end" } }
+  vertices { name: "kernel"
+    actions { name: "k" target: "more" key: "layers[-1].kernel" int_values: [3, 5] } }
+  vertices { name: "end" }
+  """
+  s = space_lib.loads(text)
+  assert s.decode([0, 1, 0, 0, 1]) == {"layers": [{"kernel": 5},
+                                                  {"kernel": 3}]}
+  assert s.decode([1]) == {}
+
+
+# ------------------------------------------------------------ bad input
+GOOD_TAIL = 'vertices { name: "end" }'
+BAD_INPUTS = [
+    ("unparseable", 'start: "a" vertices { name: "a" ', "cannot parse"),
+    ("unknown field", 'start: "a" colour: 3 vertices { name: "a" }',
+     "colour"),
+    ("missing start", 'vertices { name: "a" }', "no start vertex"),
+    ("unknown start", 'start: "b" vertices { name: "a" }',
+     "start vertex 'b' is not a vertex"),
+    ("edge to unknown vertex",
+     'start: "a" vertices { name: "a" actions { name: "go" target: "nowhere" } }',
+     "vertex 'a', action 'go': target 'nowhere' is not a vertex"),
+    ("duplicate vertex",
+     'start: "a" vertices { name: "a" } vertices { name: "a" }',
+     "vertex 'a': duplicate vertex name"),
+    ("duplicate action",
+     'start: "a" vertices { name: "a" actions { name: "go" target: "end" } '
+     'actions { name: "go" target: "end" } } ' + GOOD_TAIL,
+     "vertex 'a', action 'go': duplicate action name"),
+    ("no terminal reachable",
+     'start: "a" max_steps: 5 vertices { name: "a" actions { name: "x" target: "b" } '
+     'actions { name: "y" target: "end" } } '
+     'vertices { name: "b" actions { name: "loop" target: "b" } } ' + GOOD_TAIL,
+     "vertex 'b': no terminal vertex is reachable"),
+    ("empty range",
+     'start: "a" vertices { name: "a" actions { name: "p" target: "end" key: "p" '
+     'int_range { start: 5 stop: 1 } } } ' + GOOD_TAIL,
+     "vertex 'a', action 'p': int_range is empty"),
+    ("huge range",
+     'start: "a" vertices { name: "a" actions { name: "p" target: "end" key: "p" '
+     'int_range { start: 0 stop: 1000000000000 } } } ' + GOOD_TAIL,
+     "more than the limit of 100000 actions per vertex"),
+    ("cycle without max_steps",
+     'start: "a" vertices { name: "a" actions { name: "again" target: "a" } '
+     'actions { name: "stop" target: "end" } } ' + GOOD_TAIL,
+     "has a cycle: set a positive max_steps"),
+    ("two value sources",
+     'start: "a" vertices { name: "a" actions { name: "p" target: "end" key: "p" '
+     'int_values: [1] string_values: ["x"] } } ' + GOOD_TAIL,
+     "at most one of"),
+    ("bad key",
+     'start: "a" vertices { name: "a" actions { name: "p" target: "end" '
+     'key: "a..b" value { int_value: 1 } } } ' + GOOD_TAIL,
+     "bad config key"),
+    ("empty value",
+     'start: "a" vertices { name: "a" actions { name: "p" target: "end" '
+     'key: "p" value { } } } ' + GOOD_TAIL, "value {} is empty"),
+    ("ADD of a string",
+     'start: "a" vertices { name: "a" actions { name: "p" target: "end" '
+     'key: "p" op: ADD value { string_value: "x" } } } ' + GOOD_TAIL,
+     "ADD needs a numeric value"),
+    ("no vertices", 'start: "a"', "no vertices"),
+    ("negative max_steps",
+     'start: "a" max_steps: -3 vertices { name: "a" }', "must not be negative"),
+]
+
+
+@pytest.mark.parametrize("name,text,expected", BAD_INPUTS,
+                         ids=[b[0] for b in BAD_INPUTS])
+def test_bad_input_gets_a_clear_error(name, text, expected, tmp_path):
+  path = tmp_path / "bad.textproto"
+  path.write_text(text)
+  with pytest.raises(GraphNasError) as info:
+    space_lib.load(str(path))
+  msg = str(info.value)
+  assert expected in msg, msg
+  assert msg.startswith(str(path)), msg  # names the file
+  assert "\n" not in msg.strip()
+  del name
+
+
+def test_error_names_the_line():
+  text = 'start: "a"\nvertices {\n  name: "a"\n  actions { name: "go" target: "x" }\n}\n'
+  with pytest.raises(GraphNasError) as info:
+    space_lib.loads(text, source="f.textproto")
+  assert str(info.value).startswith("f.textproto:4: vertex 'a', action 'go'")
+  with pytest.raises(GraphNasError) as info:
+    space_lib.loads('start: "a"\n\nvertices { nme: "a" }', source="g")
+  assert str(info.value).startswith("g:3:")
+
+
+def test_missing_file():
+  with pytest.raises(GraphNasError, match="no such search space file"):
+    space_lib.load("/nonexistent/space.textproto")
+
+
+def test_unreachable_vertex_is_a_warning():
+  text = ('start: "a" vertices { name: "a" actions { name: "go" target: "end" } }'
+          ' vertices { name: "island" actions { name: "go" target: "end" } } '
+          + GOOD_TAIL)
+  with pytest.warns(SpaceWarning, match="island"):
+    s = space_lib.loads(text)
+  assert not s.reachable[s.vertex_index["island"]]
+  assert "island" not in [s.vertex_names[v] for v, _ in s.linear_twin().slots]
+
+
+# ------------------------------------------------------- property tests
+@st.composite
+def random_graphs(draw):
+  n = draw(st.integers(1, 6))
+  names = [f"v{i}" for i in range(n)]
+  lines = [f'start: "{draw(st.sampled_from(names + ["ghost"]))}"']
+  lines.append(f"max_steps: {draw(st.integers(0, 12))}")
+  for i, name in enumerate(names):
+    acts = []
+    for j in range(draw(st.integers(0, 3))):
+      target = draw(st.sampled_from(names + ["ghost"]))
+      kind = draw(st.sampled_from(["plain", "range", "list"]))
+      body = f'name: "a{j}" target: "{target}"'
+      if kind == "range":
+        lo = draw(st.integers(-3, 5))
+        hi = draw(st.integers(-3, 8))
+        body += f' key: "k{i}" int_range {{ start: {lo} stop: {hi} }}'
+      elif kind == "list":
+        body += f' key: "k{i}" int_values: [{j}, {j + 10}]'
+      acts.append(f"actions {{ {body} }}")
+    lines.append(f'vertices {{ name: "{name}" {" ".join(acts)} }}')
+  return "\n".join(lines)
+
+
+@settings(max_examples=150, deadline=None)
+@given(random_graphs(), st.integers(0, 2**31))
+def test_random_graphs_load_or_fail_cleanly_and_walks_end(text, seed):
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore", SpaceWarning)
+    try:
+      s = space_lib.loads(text)
+    except GraphNasError:
+      return
+  rng = np.random.default_rng(seed)
+  for _ in range(10):
+    walk = s.sample_random(rng)
+    assert len(walk.actions) <= s.max_steps
+    assert s.terminal[walk.vertices[-1]] or (
+        walk.truncated and len(walk.actions) == s.max_steps)
+    s.decode(walk.actions)
+    twin = s.linear_twin()
+    tw = twin.sample_random(rng)
+    twin.decode(tw.actions)
+
+
+# ------------------------------------------------------------- tooling
+def test_generated_pb2_matches_the_proto(tmp_path):
+  """Fails when graph_nas/protos/search_space_pb2.py drifts from the .proto."""
+  from google.protobuf import descriptor_pb2
+  from grpc_tools import protoc
+  from graph_nas.protos import search_space_pb2
+  out = tmp_path / "set.pb"
+  rc = protoc.main(["protoc", f"-I{PROTOS}", f"--descriptor_set_out={out}",
+                    str(PROTOS / "search_space.proto")])
+  assert rc == 0
+  fds = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
+  fresh = fds.file[0]
+  committed = descriptor_pb2.FileDescriptorProto.FromString(
+      search_space_pb2.DESCRIPTOR.serialized_pb)
+  def strip_json_names(messages):
+    for m in messages:
+      for f in m.field:
+        f.ClearField("json_name")
+      strip_json_names(m.nested_type)
+  strip_json_names(fresh.message_type)
+  strip_json_names(committed.message_type)
+  assert fresh == committed, ("regenerate with: python -m grpc_tools.protoc "
+                              "-Iprotos --python_out=graph_nas/protos "
+                              "protos/search_space.proto")
+
+
+def test_dot_cli_renders_select_optimizer_b4(tmp_path):
+  dot_file, png = tmp_path / "b4.dot", tmp_path / "b4.png"
+  proc = subprocess.run(
+      [sys.executable, "-m", "graph_nas.dot",
+       f"--space={PROTOS / 'select_optimizer_b4.textproto'}",
+       f"--out={dot_file}", f"--png={png}"], capture_output=True, text=True,
+      cwd=ROOT, check=False)
+  assert proc.returncode == 0, proc.stderr
+  text = dot_file.read_text()
+  assert text.count("->") == 1 + 4 + 4 * 4 - 1  # one edge per Action message
+  assert '"adam_p4" -> "end"' in text
+  assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_dot_cli_bad_space_is_one_clear_line(tmp_path):
+  bad = tmp_path / "bad.textproto"
+  bad.write_text('start: "nope" vertices { name: "a" }')
+  proc = subprocess.run([sys.executable, "-m", "graph_nas.dot",
+                         f"--space={bad}"], capture_output=True, text=True,
+                        cwd=ROOT, check=False)
+  assert proc.returncode != 0
+  assert proc.stderr.strip().splitlines() == [
+      f"error: {bad}: start vertex 'nope' is not a vertex of this space"]
+
+
+def test_exact_walks_enumerates_everything():
+  text = (PROTOS / "stack_layers.textproto").read_text().replace(
+      "max_steps: 100", "max_steps: 3")
+  small = space_lib.loads(text)
+  walks = space_lib.exact_walks(small)
+  assert walks == sorted([(1,), (0, 1), (0, 0, 1), (0, 0, 0)])
+  probs = [np.exp(space_lib.uniform_log_prob(small, w)) for w in walks]
+  assert abs(sum(probs) - 1) < 1e-12
