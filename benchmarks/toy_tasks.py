@@ -1,0 +1,130 @@
+"""Reproduce the paper's toy experiments and measure controller speed.
+
+  python benchmarks/toy_tasks.py [--replicas=10] [--trials=200] \
+      [--out=benchmarks/results]
+
+Prints (and writes to <out>/toy_table.md) a table per setting: mean best
+reward at trials 10, 25, 50, 100, 200; replicas reaching 1.0; median trial
+of the first 1.0 -- for graph, linear and random search on stack layers and
+select optimizer (B = 2, 4). Writes one PNG per task and setting (paper
+Figs. 2, 4). Then measures walks sampled per second at batch 1 and 256 and
+milliseconds per update step.
+"""
+
+import glob
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
+
+import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+from graph_nas import algorithms, experiment, space as space_lib  # noqa
+from graph_nas.controller import DynamicController  # noqa: E402
+
+_REPLICAS = flags.DEFINE_integer("replicas", 10, "Replicas per form.")
+_TRIALS = flags.DEFINE_integer("trials", 200, "Trials per replica.")
+_OUT = flags.DEFINE_string("out", "benchmarks/results", "Output folder.")
+_SKIP_TOY = flags.DEFINE_boolean("skip_toy", False, "Only measure speed.")
+
+TASKS = ["stack_layers", "select_optimizer_b2", "select_optimizer_b4"]
+# (label, algorithm, lr, entropy, walks per update); None = paper setting.
+SETTINGS = [
+    ("paper (REINFORCE)", "reinforce", None, None, 1),
+    ("tuned (PQT, lr 0.01, entropy 0.1)", "pqt", 0.01, 0.1, 1),
+]
+
+
+def toy(out):
+  rows = []
+  for label, algo, lr, beta, wpu in SETTINGS:
+    for task in TASKS:
+      lr_ = lr if lr is not None else \
+          experiment.PAPER_SETTINGS[task]["learning_rate"]
+      beta_ = beta if beta is not None else \
+          experiment.PAPER_SETTINGS[task]["entropy_weight"]
+      results = {}
+      for form in experiment.FORMS:
+        if form == "random" and label != SETTINGS[0][0]:
+          continue  # random search has no settings; run once
+        t0 = time.time()
+        curves = experiment.run_form(
+            form, task, algorithm=algo, replicas=_REPLICAS.value,
+            trials=_TRIALS.value, learning_rate=lr_, entropy_weight=beta_,
+            walks_per_update=wpu, seed=0, spaces_dir="protos",
+            log_every=False)
+        results[form] = curves
+        s = experiment.summarize(curves)
+        rows.append((label, task, form, s, time.time() - t0))
+        print(f"{label:34s} {task:20s} {form:7s} {json.dumps(s)} "
+              f"({time.time() - t0:.0f}s)", flush=True)
+      tag = "paper" if label.startswith("paper") else "tuned"
+      experiment.plot(results, f"{task}: {label}",
+                      os.path.join(out, f"toy_{task}_{tag}.png"))
+      with open(os.path.join(out, f"toy_{task}_{tag}.json"), "w") as f:
+        json.dump(results, f)
+  cps = [c for c in (10, 25, 50, 100, 200) if c <= _TRIALS.value]
+  head = ("| setting | task | form | " +
+          " | ".join(f"best@{c}" for c in cps) +
+          " | replicas at 1.0 | median first 1.0 |")
+  lines = [head, "|" + "---|" * (len(cps) + 5)]
+  for label, task, form, s, _ in rows:
+    vals = " | ".join(f"{s[f'mean_best@{c}']:.3f}" for c in cps)
+    med = s["median_first_1.0"]
+    lines.append(f"| {label} | {task} | {form} | {vals} | "
+                 f"{s['replicas_at_1.0']}/{s['replicas']} | "
+                 f"{'-' if med is None else f'{med:.0f}'} |")
+  table = "\n".join(lines)
+  print(table)
+  with open(os.path.join(out, "toy_table.md"), "w") as f:
+    f.write(table + "\n")
+
+
+def speed(out):
+  spaces = [space_lib.load(p) for p in sorted(glob.glob(
+      "protos/*.textproto"))]
+  largest = max(spaces, key=lambda s: s.num_global_actions)
+  stack = space_lib.load("protos/stack_layers.textproto")
+  lines = ["| space | measure | value |", "|---|---|---|"]
+  for s in [stack, largest]:
+    c = DynamicController(s, seed=0)
+    for batch in (1, 256):
+      c.sample(batch)  # trace
+      reps = 200 if batch == 1 else 20
+      t0 = time.perf_counter()
+      n = sum(len(c.sample(batch)) for _ in range(reps))
+      rate = n / (time.perf_counter() - t0)
+      lines.append(f"| {s.name} | walks sampled / s, batch {batch} | "
+                   f"{rate:,.0f} |")
+    for wpu in (1, 16):
+      algo = algorithms.Reinforce(s, seed=0)
+      walks = algo.propose(wpu)
+      rewards = list(np.linspace(0, 1, wpu))
+      algo.update(walks, rewards)  # trace
+      t0 = time.perf_counter()
+      reps = 50
+      for _ in range(reps):
+        algo.update(walks, rewards)
+      ms = (time.perf_counter() - t0) / reps * 1000
+      lines.append(f"| {s.name} | REINFORCE update step, {wpu} walks | "
+                   f"{ms:.1f} ms |")
+  table = "\n".join(lines)
+  print(table)
+  with open(os.path.join(out, "controller_speed.md"), "w") as f:
+    f.write(table + "\n")
+
+
+def main(argv):
+  del argv
+  os.makedirs(_OUT.value, exist_ok=True)
+  if not _SKIP_TOY.value:
+    toy(_OUT.value)
+  speed(_OUT.value)
+
+
+if __name__ == "__main__":
+  app.run(main)

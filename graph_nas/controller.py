@@ -1,0 +1,210 @@
+"""The dynamic controller (paper, section 3): an LSTM that walks the graph.
+
+At step t the inputs are the current vertex v_t, the previous action a_{t-1}
+(global ids: every (vertex, action) pair has its own embedding row; a start
+token at t = 0) and the LSTM state. The two embeddings are concatenated,
+passed through a fully connected layer and an LSTM cell (the timestep
+independent network). The timestep dependent network is the current
+vertex's own dense head (weights selected by v_t), masked to that vertex's
+actions; the sampled action's edge gives v_{t+1}.
+
+Sampling is one ``tf.function`` with a ``tf.while_loop`` over a batch of
+walks of different lengths; log-probabilities and entropies of given walks
+are computed by replaying them with masks. Heads are gathered by vertex, so
+only visited vertices' heads receive gradient.
+"""
+
+from typing import List, Sequence, Tuple
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from graph_nas.space import SearchSpace
+
+_NEG = -1e9
+
+
+class DynamicController(keras.Model):
+  """LSTM controller over a :class:`~graph_nas.space.SearchSpace`."""
+
+  def __init__(self, space: SearchSpace, embedding_dim: int = 32,
+               hidden_dim: int = 64, seed: int = 0, name="controller",
+               **kwargs):
+    super().__init__(name=name, **kwargs)
+    self.space = space
+    self.num_vertices = len(space.vertex_names)
+    self.max_actions = space.max_actions
+    self.max_steps = space.max_steps
+    self.hidden_dim = hidden_dim
+    self.start_token = space.num_global_actions
+    init = keras.initializers.RandomUniform(-0.1, 0.1, seed=seed)
+    self.vertex_embedding = keras.layers.Embedding(
+        self.num_vertices, embedding_dim, embeddings_initializer=init,
+        name="vertex_embedding")
+    self.action_embedding = keras.layers.Embedding(
+        space.num_global_actions + 1, embedding_dim,
+        embeddings_initializer=init, name="action_embedding")
+    self.fc = keras.layers.Dense(hidden_dim, activation="tanh",
+                                 kernel_initializer=keras.initializers
+                                 .GlorotUniform(seed=seed + 1), name="fc")
+    self.cell = keras.layers.LSTMCell(
+        hidden_dim, kernel_initializer=keras.initializers.GlorotUniform(
+            seed=seed + 2), recurrent_initializer=keras.initializers
+        .Orthogonal(seed=seed + 3), name="lstm")
+    # One dense head per vertex, stored as [V, H, A] and gathered by vertex.
+    self.head_kernel = self.add_weight(
+        shape=(self.num_vertices, hidden_dim, self.max_actions),
+        initializer=keras.initializers.RandomUniform(-0.1, 0.1, seed=seed + 4),
+        name="head_kernel")
+    self.head_bias = self.add_weight(
+        shape=(self.num_vertices, self.max_actions), initializer="zeros",
+        name="head_bias")
+    self._next_vertex = tf.constant(np.maximum(space.next_vertex, 0),
+                                    tf.int32)
+    self._action_offset = tf.constant(space.action_offset, tf.int32)
+    self._terminal = tf.constant(space.terminal, tf.bool)
+    self._mask = tf.constant(
+        np.arange(self.max_actions)[None, :] < space.num_actions[:, None])
+    self._start = int(space.start)
+    self.rng = tf.random.Generator.from_seed(seed)
+    self._built_once = False
+    self.build_weights()
+
+  def build_weights(self):
+    """Creates every weight (a replay of one dummy step)."""
+    if self._built_once:
+      return
+    v = tf.constant([self._start], tf.int32)
+    prev = tf.constant([self.start_token], tf.int32)
+    state = self.initial_state(1)
+    self._step(v, prev, state)
+    self._built_once = True
+
+  def initial_state(self, batch_size):
+    zeros = tf.zeros((batch_size, self.hidden_dim))
+    return [zeros, zeros]
+
+  def _step(self, v, prev_global_action, state):
+    x = tf.concat([self.vertex_embedding(v),
+                   self.action_embedding(prev_global_action)], axis=-1)
+    x = self.fc(x)
+    h, new_state = self.cell(x, state)
+    kernel = tf.gather(self.head_kernel, v)  # [B, H, A]
+    logits = tf.einsum("bh,bha->ba", h, kernel) + tf.gather(self.head_bias, v)
+    logits = tf.where(tf.gather(self._mask, v), logits, _NEG)
+    return logits, new_state
+
+  # -------------------------------------------------------------- sampling
+  @tf.function(reduce_retracing=True)
+  def _sample(self, batch_size):
+    v = tf.fill([batch_size], self._start)
+    prev = tf.fill([batch_size], self.start_token)
+    state = self.initial_state(batch_size)
+    done = tf.gather(self._terminal, v)
+    lengths = tf.zeros([batch_size], tf.int32)
+    actions_ta = tf.TensorArray(tf.int32, size=0, dynamic_size=True)
+
+    def cond(t, v, prev, h, c, done, lengths, ta):
+      return tf.logical_and(t < self.max_steps,
+                            tf.logical_not(tf.reduce_all(done)))
+
+    def body(t, v, prev, h, c, done, lengths, ta):
+      logits, (h2, c2) = self._step(v, prev, [h, c])
+      seed = self.rng.make_seeds(1)[:, 0]
+      a = tf.random.stateless_categorical(logits, 1, seed,
+                                          dtype=tf.int32)[:, 0]
+      a = tf.where(done, -1, a)
+      ta = ta.write(t, a)
+      safe_a = tf.maximum(a, 0)
+      global_a = tf.gather(self._action_offset, v) + safe_a
+      next_v = tf.gather_nd(self._next_vertex, tf.stack([v, safe_a], 1))
+      lengths = lengths + tf.cast(tf.logical_not(done), tf.int32)
+      v = tf.where(done, v, next_v)
+      prev = tf.where(done, prev, global_a)
+      h2 = tf.where(done[:, None], h, h2)
+      c2 = tf.where(done[:, None], c, c2)
+      done = tf.logical_or(done, tf.gather(self._terminal, v))
+      return (t + 1, v, prev, h2, c2, done, lengths, ta)
+
+    t0 = tf.constant(0)
+    _, v, _, _, _, done, lengths, ta = tf.while_loop(
+        cond, body, (t0, v, prev, state[0], state[1], done, lengths,
+                      actions_ta))
+    actions = tf.transpose(ta.stack())  # [B, T]
+    actions = tf.reshape(actions, [batch_size, -1])
+    return actions, lengths, tf.logical_not(done)
+
+  def sample(self, batch_size: int) -> List[Tuple[int, ...]]:
+    """Samples `batch_size` walks; returns their action tuples."""
+    actions, lengths, _ = self.sample_tensors(batch_size)
+    return [tuple(row[:n]) for row, n in zip(actions.tolist(),
+                                             lengths.tolist())]
+
+  def sample_tensors(self, batch_size: int):
+    """(actions [B, T] padded with -1, lengths [B], truncated [B]) numpy."""
+    actions, lengths, truncated = self._sample(tf.constant(batch_size))
+    return actions.numpy(), lengths.numpy(), truncated.numpy()
+
+  # ------------------------------------------------------------ replaying
+  def pad_walks(self, walks: Sequence[Sequence[int]]):
+    """Pads walks to a [B, T] int32 array (-1 padding) plus lengths."""
+    lengths = np.array([len(w) for w in walks], np.int32)
+    width = max(1, int(lengths.max()) if len(walks) else 1)
+    out = np.full((len(walks), width), -1, np.int32)
+    for i, w in enumerate(walks):
+      out[i, :len(w)] = w
+    return out, lengths
+
+  def log_prob_and_entropy(self, actions, lengths):
+    """Per-walk sum of log p(a_t) and sum of step entropies (replay).
+
+    actions: int [B, T] padded with -1; lengths: int [B]. Differentiable.
+    """
+    return self._replay(tf.convert_to_tensor(actions, tf.int32),
+                        tf.convert_to_tensor(lengths, tf.int32))
+
+  def _replay(self, actions, lengths):
+    batch_size = tf.shape(actions)[0]
+    steps = tf.shape(actions)[1]
+    v = tf.fill([batch_size], self._start)
+    prev = tf.fill([batch_size], self.start_token)
+    h, c = self.initial_state(batch_size)
+    logp_ta = tf.TensorArray(tf.float32, size=steps)
+    ent_ta = tf.TensorArray(tf.float32, size=steps)
+
+    def body(t, v, prev, h, c, logp_ta, ent_ta):
+      logits, (h, c) = self._step(v, prev, [h, c])
+      a = actions[:, t]
+      live = t < lengths
+      safe_a = tf.maximum(a, 0)
+      log_probs = tf.nn.log_softmax(logits)
+      probs = tf.exp(log_probs)
+      ent = -tf.reduce_sum(tf.where(tf.gather(self._mask, v),
+                                    probs * log_probs, 0.0), axis=-1)
+      lp = tf.gather(log_probs, safe_a, batch_dims=1)
+      live_f = tf.cast(live, tf.float32)
+      logp_ta = logp_ta.write(t, lp * live_f)
+      ent_ta = ent_ta.write(t, ent * live_f)
+      global_a = tf.gather(self._action_offset, v) + safe_a
+      v = tf.gather_nd(self._next_vertex, tf.stack([v, safe_a], 1))
+      return t + 1, v, global_a, h, c, logp_ta, ent_ta
+
+    _, _, _, _, _, logp_ta, ent_ta = tf.while_loop(
+        lambda t, *_: t < steps, body,
+        (tf.constant(0), v, prev, h, c, logp_ta, ent_ta))
+    logp = tf.reduce_sum(logp_ta.stack(), axis=0)
+    ent = tf.reduce_sum(ent_ta.stack(), axis=0)
+    return logp, ent
+
+  def log_prob(self, walks: Sequence[Sequence[int]]) -> np.ndarray:
+    actions, lengths = self.pad_walks(walks)
+    logp, _ = self._replay_fn(actions, lengths)
+    return logp.numpy()
+
+  @tf.function(reduce_retracing=True)
+  def _replay_fn(self, actions, lengths):
+    return self._replay(actions, lengths)
+
+  def head_variables(self):
+    return [self.head_kernel, self.head_bias]

@@ -1,0 +1,195 @@
+"""Toy-task experiment runner: the paper's Figs. 2 and 4.
+
+  python -m graph_nas.experiment --task=stack_layers --out=runs/stack
+  python -m graph_nas.experiment --task=select_optimizer_b4 --algorithm=pqt
+
+For each form (graph, linear, random search on the graph), runs `replicas`
+independent searches of `trials` walks each, records every replica's
+best-so-far reward curve as JSON and plots mean best reward against trials
+with a min-max band, all forms on one chart (PNG).
+"""
+
+import json
+import os
+import time
+from typing import Dict, List, Optional
+
+import numpy as np
+from absl import app, flags, logging
+
+from graph_nas import algorithms, space as space_lib, tasks
+from graph_nas.errors import GraphNasError
+
+# The paper's settings (sections 4.1, 4.2): REINFORCE with these.
+PAPER_SETTINGS = {
+    "stack_layers": {"learning_rate": 1e-3, "entropy_weight": 0.1},
+    "select_optimizer_b2": {"learning_rate": 1e-4, "entropy_weight": 0.8},
+    "select_optimizer_b4": {"learning_rate": 1e-4, "entropy_weight": 0.8},
+}
+FORMS = ("graph", "linear", "random")
+
+_TASK = flags.DEFINE_enum("task", "stack_layers", sorted(PAPER_SETTINGS),
+                          "Toy task (its graph and linear spaces are "
+                          "protos/<task>.textproto and <task>_linear).")
+_FORMS = flags.DEFINE_list("forms", list(FORMS),
+                           "Which of graph, linear, random to run.")
+_ALGORITHM = flags.DEFINE_enum("algorithm", "reinforce",
+                               ["reinforce", "pqt"],
+                               "Learning algorithm for the graph and linear "
+                               "forms.")
+_REPLICAS = flags.DEFINE_integer("replicas", 10, "Independent replicas.",
+                                 lower_bound=1)
+_TRIALS = flags.DEFINE_integer("trials", 200, "Walks per replica.",
+                               lower_bound=1)
+_LR = flags.DEFINE_float("learning_rate", None,
+                         "Adam learning rate (default: the paper's for the "
+                         "task).", lower_bound=0.0)
+_ENTROPY = flags.DEFINE_float("entropy_weight", None,
+                              "Entropy regularisation weight (default: the "
+                              "paper's for the task).", lower_bound=0.0)
+_WPU = flags.DEFINE_integer("walks_per_update", 1,
+                            "Walks sampled per controller update.",
+                            lower_bound=1)
+_QUEUE = flags.DEFINE_integer("queue_size", 10, "PQT queue size K.",
+                              lower_bound=1)
+_PG_WEIGHT = flags.DEFINE_float("pg_weight", 0.0,
+                                "PQT: weight of the added REINFORCE term.",
+                                lower_bound=0.0)
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of replica 0 (replica i uses "
+                             "seed + i).")
+_SPACES = flags.DEFINE_string("spaces_dir", "protos",
+                              "Folder with the task textprotos.")
+_OUT = flags.DEFINE_string("out", None, "Output folder (default: "
+                           "runs/toy/<task>).")
+
+
+def run_replica(space, algorithm: algorithms.Algorithm, reward_fn,
+                trials: int, walks_per_update: int) -> List[float]:
+  """One search; returns the best-so-far reward after each trial."""
+  best, curve = -np.inf, []
+  done = 0
+  while done < trials:
+    n = min(walks_per_update, trials - done)
+    walks = algorithm.propose(n)
+    rewards = [reward_fn(space.decode(w)) for w in walks]
+    algorithm.update(walks, rewards)
+    for r in rewards:
+      best = max(best, r)
+      curve.append(float(best))
+    done += n
+  return curve
+
+
+def run_form(form: str, task: str, *, algorithm: str, replicas: int,
+             trials: int, learning_rate: float, entropy_weight: float,
+             walks_per_update: int, seed: int, spaces_dir: str,
+             queue_size: int = 10, pg_weight: float = 0.0,
+             log_every: bool = True) -> List[List[float]]:
+  """All replicas of one form; returns their best-so-far curves."""
+  name = task + ("_linear" if form == "linear" else "")
+  space = space_lib.load(os.path.join(spaces_dir, name + ".textproto"))
+  reward_fn = tasks.reward_fn_for(space)
+  curves = []
+  start = time.time()
+  for i in range(replicas):
+    algo_name = "random" if form == "random" else algorithm
+    kwargs = {} if form == "random" else {
+        "learning_rate": learning_rate, "entropy_weight": entropy_weight}
+    if algo_name == "pqt":
+      kwargs.update(queue_size=queue_size, pg_weight=pg_weight)
+    algo = algorithms.make_algorithm(algo_name, space, seed=seed + i,
+                                     **kwargs)
+    curves.append(run_replica(space, algo, reward_fn, trials,
+                              walks_per_update))
+    if log_every:
+      elapsed = time.time() - start
+      eta = elapsed / (i + 1) * (replicas - i - 1)
+      logging.info("%s %s replica %d/%d: best %.4f  (%.1fs, ETA %.0fs)",
+                   task, form, i + 1, replicas, curves[-1][-1], elapsed, eta)
+  return curves
+
+
+def summarize(curves: List[List[float]],
+              checkpoints=(10, 25, 50, 100, 200)) -> Dict:
+  arr = np.asarray(curves)
+  out = {f"mean_best@{c}": float(arr[:, c - 1].mean())
+         for c in checkpoints if c <= arr.shape[1]}
+  hits = [int(np.argmax(c >= 1.0)) + 1 if c.max() >= 1.0 else None
+          for c in arr]
+  got = [h for h in hits if h is not None]
+  out["replicas_at_1.0"] = len(got)
+  out["replicas"] = len(curves)
+  out["median_first_1.0"] = float(np.median(got)) if got else None
+  return out
+
+
+def plot(results: Dict[str, List[List[float]]], title: str, path: str):
+  """Mean best reward vs trials with a min-max band (paper Figs. 2, 4)."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  fig, ax = plt.subplots(figsize=(6, 4))
+  colors = {"graph": "tab:blue", "linear": "tab:orange",
+            "random": "tab:gray"}
+  for form, curves in results.items():
+    arr = np.asarray(curves)
+    x = np.arange(1, arr.shape[1] + 1)
+    ax.plot(x, arr.mean(0), label=form, color=colors.get(form))
+    ax.fill_between(x, arr.min(0), arr.max(0), alpha=0.2,
+                    color=colors.get(form))
+  ax.set_xlabel("trials")
+  ax.set_ylabel("best reward")
+  ax.set_title(title)
+  ax.set_ylim(0, 1.02)
+  ax.legend(loc="lower right")
+  ax.grid(alpha=0.3)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  task = _TASK.value
+  bad = [f for f in _FORMS.value if f not in FORMS]
+  if bad:
+    raise app.UsageError(f"--forms: unknown form(s) {bad}; use {FORMS}")
+  lr = _LR.value if _LR.value is not None else \
+      PAPER_SETTINGS[task]["learning_rate"]
+  beta = _ENTROPY.value if _ENTROPY.value is not None else \
+      PAPER_SETTINGS[task]["entropy_weight"]
+  if lr <= 0:
+    raise app.UsageError("--learning_rate must be > 0")
+  out = _OUT.value or os.path.join("runs", "toy", task)
+  os.makedirs(out, exist_ok=True)
+  results, summary = {}, {}
+  try:
+    for form in _FORMS.value:
+      curves = run_form(form, task, algorithm=_ALGORITHM.value,
+                        replicas=_REPLICAS.value, trials=_TRIALS.value,
+                        learning_rate=lr, entropy_weight=beta,
+                        walks_per_update=_WPU.value, seed=_SEED.value,
+                        spaces_dir=_SPACES.value, queue_size=_QUEUE.value,
+                        pg_weight=_PG_WEIGHT.value)
+      results[form] = curves
+      summary[form] = summarize(curves)
+  except GraphNasError as e:
+    raise SystemExit(f"error: {e}") from None
+  settings = {"task": task, "algorithm": _ALGORITHM.value,
+              "learning_rate": lr, "entropy_weight": beta,
+              "walks_per_update": _WPU.value, "replicas": _REPLICAS.value,
+              "trials": _TRIALS.value, "seed": _SEED.value,
+              "queue_size": _QUEUE.value, "pg_weight": _PG_WEIGHT.value}
+  with open(os.path.join(out, "curves.json"), "w", encoding="utf-8") as f:
+    json.dump({"settings": settings, "curves": results,
+               "summary": summary}, f)
+  plot(results, f"{task} ({_ALGORITHM.value}, lr {lr:g}, "
+       f"entropy {beta:g})", os.path.join(out, "best_reward.png"))
+  for form, s in summary.items():
+    print(form, json.dumps(s))
+  print(f"wrote {out}/curves.json and {out}/best_reward.png")
+
+
+if __name__ == "__main__":
+  app.run(main)
