@@ -21,6 +21,9 @@ setup(
     # fails when it drifts from protos/search_space.proto.
     install_requires=[
         "tensorflow>=2.16",
+        # tf.summary needs TensorBoard's implementation (tensorflow-cpu
+        # does not pull it in).
+        "tensorboard",
         "keras>=3.0",
         "tensorflow-datasets>=4.9",
         # tfds 4.9.x imports importlib_resources when it loads a prepared

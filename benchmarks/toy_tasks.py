@@ -1,7 +1,7 @@
 """Reproduce the paper's toy experiments and measure controller speed.
 
   python benchmarks/toy_tasks.py [--replicas=10] [--trials=200] \
-      [--out=benchmarks/results]
+      [--bench_out=benchmarks/results]
 
 Prints (and writes to <out>/toy_table.md) a table per setting: mean best
 reward at trials 10, 25, 50, 100, 200; replicas reaching 1.0; median trial
@@ -26,9 +26,11 @@ from absl import app, flags  # noqa: E402
 from graph_nas import algorithms, experiment, space as space_lib  # noqa
 from graph_nas.controller import DynamicController  # noqa: E402
 
-_REPLICAS = flags.DEFINE_integer("replicas", 10, "Replicas per form.")
-_TRIALS = flags.DEFINE_integer("trials", 200, "Trials per replica.")
-_OUT = flags.DEFINE_string("out", "benchmarks/results", "Output folder.")
+# --replicas and --trials are graph_nas.experiment's flags.
+_REPLICAS = experiment._REPLICAS  # pylint: disable=protected-access
+_TRIALS = experiment._TRIALS  # pylint: disable=protected-access
+_BENCH_OUT = flags.DEFINE_string("bench_out", "benchmarks/results",
+                                 "Output folder.")
 _SKIP_TOY = flags.DEFINE_boolean("skip_toy", False, "Only measure speed.")
 
 TASKS = ["stack_layers", "select_optimizer_b2", "select_optimizer_b4"]
@@ -120,10 +122,10 @@ def speed(out):
 
 def main(argv):
   del argv
-  os.makedirs(_OUT.value, exist_ok=True)
+  os.makedirs(_BENCH_OUT.value, exist_ok=True)
   if not _SKIP_TOY.value:
-    toy(_OUT.value)
-  speed(_OUT.value)
+    toy(_BENCH_OUT.value)
+  speed(_BENCH_OUT.value)
 
 
 if __name__ == "__main__":

@@ -70,22 +70,20 @@ class Algorithm(abc.ABC):
                           f" not '{self.name}'")
     self.num_updates = int(meta["num_updates"])
 
-  def save(self, prefix: str) -> None:
-    """Writes prefix.npz and prefix.json, each atomically (json last)."""
+  def save(self, path: str) -> None:
+    """Writes the whole state to one .npz file, atomically."""
     arrays, meta = self.state()
-    _atomic_write(prefix + ".npz", lambda f: np.savez(f, **arrays))
-    _atomic_write(prefix + ".json",
-                  lambda f: f.write(json.dumps(meta).encode()))
+    arrays = dict(arrays, __meta__=np.array(json.dumps(meta)))
+    _atomic_write(path, lambda f: np.savez(f, **arrays))
 
-  def load(self, prefix: str) -> None:
+  def load(self, path: str) -> None:
     try:
-      with open(prefix + ".json", encoding="utf-8") as f:
-        meta = json.load(f)
-      with np.load(prefix + ".npz") as data:
+      with np.load(path) as data:
         arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError) as e:
+      meta = json.loads(str(arrays.pop("__meta__")))
+    except (OSError, ValueError, KeyError) as e:
       raise GraphNasError(f"cannot read checkpoint: {e}",
-                          source=prefix) from None
+                          source=path) from None
     self.restore(arrays, meta)
 
 

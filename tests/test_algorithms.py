@@ -93,14 +93,14 @@ def test_checkpoint_restores_everything(name, tmp_path):
   for _ in range(3):
     w = a.propose(4)
     a.update(w, [reward(s.decode(x)) for x in w])
-  a.save(str(tmp_path / "ckpt"))
+  a.save(str(tmp_path / "ckpt.npz"))
   # Continue the original...
   w_a = a.propose(4)
   a.update(w_a, [reward(s.decode(x)) for x in w_a])
   w_a2 = a.propose(4)
   # ...and a fresh one restored from the checkpoint: same proposals.
   b = make()
-  b.load(str(tmp_path / "ckpt"))
+  b.load(str(tmp_path / "ckpt.npz"))
   assert b.num_updates == 3
   w_b = b.propose(4)
   b.update(w_b, [reward(s.decode(x)) for x in w_b])
@@ -113,11 +113,11 @@ def test_checkpoint_of_another_space_is_refused(tmp_path):
   s2 = space_lib.load(str(PROTOS / "select_optimizer_b2.textproto"))
   s4 = space_lib.load(str(PROTOS / "select_optimizer_b4.textproto"))
   a = algorithms.Reinforce(s2)
-  a.save(str(tmp_path / "c"))
+  a.save(str(tmp_path / "c.npz"))
   with pytest.raises(GraphNasError):
-    algorithms.Reinforce(s4).load(str(tmp_path / "c"))
+    algorithms.Reinforce(s4).load(str(tmp_path / "c.npz"))
   with pytest.raises(GraphNasError, match="algorithm 'reinforce', not 'pqt'"):
-    algorithms.PriorityQueueTraining(s2).load(str(tmp_path / "c"))
+    algorithms.PriorityQueueTraining(s2).load(str(tmp_path / "c.npz"))
 
 
 def test_random_search_is_uniform():

@@ -1,0 +1,183 @@
+"""The main job: search a space.
+
+  python -m graph_nas.launch --space=protos/cifar.textproto \
+      --data_dir=../shared/data/tfds --out_dir=runs/cifar
+
+Defaults are the paper's CIFAR-10 settings (section 4.3): PQT, controller
+learning rate 0.001, entropy weight 0.8, 1500 architectures, 20 epochs per
+child. The dataset follows from the space (its task_params "dataset"); toy
+spaces (stack layers, select optimizer) run through the same launcher,
+scored by their toy reward without training.
+
+Rerunning the same command on the same --out_dir resumes the search.
+Results: <out_dir>/trials.sqlite (every trial), top_trials.md,
+rewards.png, best_architecture.json, best_child/model.keras, tensorboard/.
+"""
+
+import os
+import sys
+
+# Quiet TensorFlow's C++ start-up lines (set before TF is first imported).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags, logging  # noqa: E402
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string("space", None, "Search space textproto, e.g. "
+                    "protos/cifar.textproto.")
+flags.DEFINE_enum("algorithm", "pqt", ["pqt", "reinforce", "random"],
+                  "Search algorithm.")
+flags.DEFINE_integer("max_trials", 1500, "Architectures to sample in all.",
+                     lower_bound=1)
+flags.DEFINE_integer("walks_per_update", 1,
+                     "Architectures proposed per controller update.",
+                     lower_bound=1)
+flags.DEFINE_float("learning_rate", 0.001, "Controller (Adam) learning "
+                   "rate.", lower_bound=1e-12)
+flags.DEFINE_float("entropy_weight", 0.8, "Entropy regularisation weight.",
+                   lower_bound=0.0)
+flags.DEFINE_integer("queue_size", 10, "PQT: size K of the priority queue.",
+                     lower_bound=1)
+flags.DEFINE_float("pg_weight", 0.0, "PQT: weight of an added REINFORCE "
+                   "term.", lower_bound=0.0)
+flags.DEFINE_integer("seed", 0, "Seed of the controller and of every "
+                     "child's training (seed + trial id).", lower_bound=0)
+flags.DEFINE_string("out_dir", None, "Output folder (default runs/<space "
+                    "name>); rerun on it to resume.")
+# Child training.
+flags.DEFINE_float("epochs", 20.0, "Training epochs per child (of "
+                   "--train_examples when set).", lower_bound=1e-6)
+flags.DEFINE_integer("steps", None, "Training steps per child; overrides "
+                     "--epochs.", lower_bound=1)
+flags.DEFINE_integer("batch_size", 128, "Child training batch size.",
+                     lower_bound=1)
+flags.DEFINE_integer("train_examples", None, "Train children on this many "
+                     "training examples only.", lower_bound=1)
+flags.DEFINE_integer("eval_examples", None, "Score children on this many "
+                     "held-out examples only.", lower_bound=1)
+flags.DEFINE_float("child_learning_rate", None, "Peak child learning rate "
+                   "(default: 0.1 * batch_size / 128, SGD).",
+                   lower_bound=1e-12)
+flags.DEFINE_string("dataset", None, "tfds dataset (default: the space's "
+                    "task_params dataset).")
+flags.DEFINE_string("data_dir", None, "tfds data dir (default "
+                    "$TFDS_DATA_DIR, else ~/tensorflow_datasets).")
+flags.DEFINE_boolean("download", False, "Let tfds download a missing "
+                     "dataset (needs internet).")
+flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "tpu"],
+                  "tf.distribute strategy for child training.")
+flags.DEFINE_string("tpu", None, "TPU address (with --strategy=tpu).")
+flags.DEFINE_enum("mixed_precision", "none",
+                  ["none", "mixed_float16", "mixed_bfloat16"],
+                  "Mixed precision policy for children.")
+flags.DEFINE_float("target_flops", None, "MnasNet multi-objective reward: "
+                   "accuracy * (flops / target)^w; off when unset.",
+                   lower_bound=1.0)
+flags.DEFINE_float("flops_exponent", -0.07, "w of the MnasNet reward.",
+                   upper_bound=0.0)
+flags.DEFINE_float("failure_reward", 0.0, "Reward given to a failed child.")
+flags.DEFINE_integer("max_consecutive_failures", 10, "Stop after this many "
+                     "failed trials in a row.", lower_bound=1)
+flags.DEFINE_boolean("retrain_best", True, "Retrain the best child at the "
+                     "end, score it on the test split, save it as .keras.")
+flags.DEFINE_integer("log_every", 1, "Log a line every N trials.",
+                     lower_bound=1)
+
+
+def _parse_flags(argv):
+  """absl flag parsing that ends in one clear line, not usage text."""
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    sys.exit(f"error: {e}")
+
+
+def _check_flags():
+  if not FLAGS.space:
+    sys.exit("error: --space is required, e.g. "
+             "--space=protos/cifar.textproto")
+  if FLAGS.strategy == "tpu" and FLAGS.tpu is None:
+    sys.exit("error: --strategy=tpu needs --tpu=<address> (or --tpu=local)")
+
+
+def main(argv):
+  if len(argv) > 1:
+    sys.exit(f"error: unexpected arguments: {' '.join(argv[1:])}")
+  _check_flags()
+  from graph_nas import space as space_lib  # no TensorFlow: fast errors
+  from graph_nas.errors import GraphNasError
+  try:
+    space = space_lib.load(FLAGS.space)
+  except GraphNasError as e:
+    sys.exit(f"error: {e}")
+  from graph_nas import algorithms, evaluators, search
+  try:
+    out_dir = FLAGS.out_dir or os.path.join("runs", space.name)
+    train_settings = None
+    if space.proto.task == evaluators.IMAGE_TASK:
+      from graph_nas import data, train
+      dataset = FLAGS.dataset or evaluators.dataset_of(space)
+      train_settings = train.TrainSettings(
+          dataset=dataset, data_dir=FLAGS.data_dir, download=FLAGS.download,
+          train_examples=FLAGS.train_examples,
+          eval_examples=FLAGS.eval_examples, batch_size=FLAGS.batch_size,
+          epochs=FLAGS.epochs, steps=FLAGS.steps,
+          learning_rate=FLAGS.child_learning_rate, strategy=FLAGS.strategy,
+          tpu=FLAGS.tpu, mixed_precision=(None if FLAGS.mixed_precision ==
+                                          "none" else FLAGS.mixed_precision),
+          target_flops=FLAGS.target_flops, reward_alpha=FLAGS.flops_exponent,
+          reward_beta=FLAGS.flops_exponent, seed=FLAGS.seed)
+      # Fail within seconds when the dataset is missing.
+      data.load_dataset(dataset, "validation", FLAGS.batch_size,
+                        data_dir=FLAGS.data_dir,
+                        eval_examples=FLAGS.eval_examples,
+                        download=FLAGS.download)
+    evaluator = evaluators.evaluator_for(space, train_settings)
+    kwargs = {}
+    if FLAGS.algorithm != "random":
+      kwargs = {"learning_rate": FLAGS.learning_rate,
+                "entropy_weight": FLAGS.entropy_weight}
+    if FLAGS.algorithm == "pqt":
+      kwargs.update(queue_size=FLAGS.queue_size, pg_weight=FLAGS.pg_weight)
+    algorithm = algorithms.make_algorithm(FLAGS.algorithm, space,
+                                          seed=FLAGS.seed, **kwargs)
+    settings = search.SearchSettings(
+        max_trials=FLAGS.max_trials,
+        walks_per_update=FLAGS.walks_per_update, seed=FLAGS.seed,
+        failure_reward=FLAGS.failure_reward,
+        max_consecutive_failures=FLAGS.max_consecutive_failures,
+        log_every=FLAGS.log_every)
+    run_info = {name: FLAGS[name].value for name in
+                ("space", "algorithm", "max_trials", "walks_per_update",
+                 "learning_rate", "entropy_weight", "epochs", "steps",
+                 "batch_size", "train_examples", "eval_examples", "seed")}
+    job = search.Search(space, algorithm, evaluator, out_dir, settings,
+                        run_info)
+    try:
+      timing = job.run()
+      result = job.finalize(retrain=FLAGS.retrain_best)
+    finally:
+      job.close()
+  except GraphNasError as e:
+    sys.exit(f"error: {e}")
+  print(result["table"])
+  print(f"search time {timing['wall_s']:.1f}s, of which outside child "
+        f"evaluation {100 * timing['outside_evaluation_share']:.1f}%")
+  final = result["final"]
+  if final:
+    print(f"best child retrained: status {final['status']}, test accuracy "
+          f"{final.get('test_accuracy')}")
+  print(f"results in {out_dir}/: trials.sqlite, top_trials.md, rewards.png, "
+        "best_architecture.json" + (", best_child/model.keras"
+                                    if final.get("files") else "") +
+        f"; TensorBoard: tensorboard --logdir {out_dir}/tensorboard")
+  logging.flush()
+
+
+def run():
+  app.run(main, flags_parser=_parse_flags)
+
+
+if __name__ == "__main__":
+  run()

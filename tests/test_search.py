@@ -1,0 +1,226 @@
+"""Tests of the search loop, the trial store, resume and the launcher."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from graph_nas import algorithms, report, search, space as space_lib, tasks
+from graph_nas.errors import GraphNasError
+from graph_nas.store import TrialStore
+from tests.conftest import PROTOS, ROOT
+
+ENV = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+
+
+def _toy_search(out_dir, max_trials=12, evaluator=None, wpu=3, **kw):
+  space = space_lib.load(str(PROTOS / "select_optimizer_b2.textproto"))
+  algo = algorithms.make_algorithm("pqt", space, seed=1, learning_rate=0.01,
+                                   entropy_weight=0.1)
+  ev = evaluator or search.ToyEvaluator(tasks.reward_fn_for(space))
+  return search.Search(space, algo, ev, str(out_dir), search.SearchSettings(
+      max_trials=max_trials, walks_per_update=wpu, seed=1, **kw))
+
+
+def test_search_records_every_trial_and_finishes(tmp_path):
+  job = _toy_search(tmp_path)
+  timing = job.run()
+  result = job.finalize()
+  job.close()
+  assert timing["trials_evaluated"] == 12
+  with TrialStore(str(tmp_path / "trials.sqlite")) as store:
+    rows = store.trials()
+  assert [r["trial_id"] for r in rows] == list(range(12))
+  assert [r["batch"] for r in rows] == [i // 3 for i in range(12)]
+  for r in rows:
+    assert r["status"] == "ok" and 0 <= r["reward"] <= 1
+    assert sorted(r["config"]) == ["optimizer", "p1", "p2", "p3", "p4"]
+    assert r["seed"] == 1 + r["trial_id"]
+  assert (tmp_path / "checkpoint.npz").exists()
+  best = json.loads((tmp_path / "best_architecture.json").read_text())
+  assert best["reward"] == max(r["reward"] for r in rows)
+  assert (tmp_path / "rewards.png").read_bytes()[:4] == b"\x89PNG"
+  assert "| 1 |" in result["table"]
+  assert any((tmp_path / "tensorboard").iterdir())
+
+
+class _FlakyEvaluator:
+  """Fails on every trial whose id is in `fail`; raises or returns failed."""
+
+  def __init__(self, fail, raise_error=True):
+    self.fail = set(fail)
+    self.raise_error = raise_error
+
+  def evaluate(self, config, trial_id, seed):
+    if trial_id in self.fail:
+      if self.raise_error:
+        raise RuntimeError(f"child {trial_id} exploded")
+      return search.EvalResult("failed", reason="loss is NaN")
+    return search.EvalResult("ok", 0.5, {"val_accuracy": 0.5})
+
+
+def test_failed_children_are_recorded_and_the_search_goes_on(tmp_path):
+  job = _toy_search(tmp_path, evaluator=_FlakyEvaluator({2, 5, 6}))
+  job.run()
+  job.close()
+  with TrialStore(str(tmp_path / "trials.sqlite")) as store:
+    rows = store.trials()
+  assert len(rows) == 12
+  failed = {r["trial_id"]: r["reason"] for r in rows if r["status"] ==
+            "failed"}
+  assert set(failed) == {2, 5, 6}
+  assert "RuntimeError: child 2 exploded" in failed[2]
+  assert all(r["reward"] is None for r in rows if r["status"] == "failed")
+
+
+def test_too_many_consecutive_failures_stop_the_search(tmp_path):
+  job = _toy_search(tmp_path, evaluator=_FlakyEvaluator(
+      range(4, 100), raise_error=False), max_consecutive_failures=3)
+  with pytest.raises(search.SearchStopped, match="3 consecutive trials "
+                     "failed.*loss is NaN"):
+    job.run()
+  job.close()
+  with TrialStore(str(tmp_path / "trials.sqlite")) as store:
+    assert store.count() == 7  # 4 ok + 3 failed, all kept
+
+
+def test_resume_after_an_interruption_matches_an_uninterrupted_run(tmp_path):
+  full = _toy_search(tmp_path / "full", max_trials=15)
+  full.run()
+  full.close()
+
+  # A hard stop right after trial 6 (mid-batch 2) was stored.
+  crashing = _toy_search(tmp_path / "resumed", max_trials=15)
+  orig = crashing._evaluate
+
+  def killed_after_six(walk, trial_id, batch):
+    row = orig(walk, trial_id, batch)
+    if trial_id == 6:
+      raise KeyboardInterrupt
+    return row
+  crashing._evaluate = killed_after_six
+  with pytest.raises(KeyboardInterrupt):
+    crashing.run()
+  crashing.close()
+  with TrialStore(str(tmp_path / "resumed" / "trials.sqlite")) as store:
+    assert store.count() == 7
+  resumed = _toy_search(tmp_path / "resumed", max_trials=15)
+  timing = resumed.run()
+  resumed.close()
+  assert timing["trials_evaluated"] == 8  # 7..14: nothing ran twice
+  with TrialStore(str(tmp_path / "full" / "trials.sqlite")) as a, \
+      TrialStore(str(tmp_path / "resumed" / "trials.sqlite")) as b:
+    ra, rb = a.trials(), b.trials()
+  assert [r["trial_id"] for r in rb] == list(range(15))
+  assert [r["walk"] for r in ra] == [r["walk"] for r in rb]
+  assert [r["reward"] for r in ra] == [r["reward"] for r in rb]
+
+
+def test_resuming_with_other_settings_is_refused(tmp_path):
+  job = _toy_search(tmp_path, max_trials=3)
+  job.run()
+  job.close()
+  space = space_lib.load(str(PROTOS / "select_optimizer_b2.textproto"))
+  other = search.Search(space, algorithms.RandomSearch(space, seed=1),
+                        search.ToyEvaluator(tasks.reward_fn_for(space)),
+                        str(tmp_path), search.SearchSettings(
+                            max_trials=6, walks_per_update=3, seed=1))
+  with pytest.raises(GraphNasError, match="--algorithm"):
+    other.run()
+  other.close()
+
+
+def _launch(args, **kw):
+  return subprocess.run([sys.executable, "-m", "graph_nas.launch", *args],
+                        capture_output=True, text=True, cwd=ROOT, env=ENV,
+                        **kw)
+
+
+def _count(db):
+  if not os.path.exists(db):
+    return 0
+  try:
+    with sqlite3.connect(db, timeout=5) as conn:
+      return conn.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
+  except sqlite3.OperationalError:
+    return 0
+
+
+def test_sigkill_mid_run_then_resume_loses_and_repeats_nothing(tmp_path):
+  out = tmp_path / "run"
+  args = ["--space=protos/stack_layers.textproto", "--algorithm=reinforce",
+          "--max_trials=400", "--walks_per_update=2", f"--out_dir={out}",
+          "--log_every=50"]
+  proc = subprocess.Popen([sys.executable, "-m", "graph_nas.launch", *args],
+                          cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+  db = str(out / "trials.sqlite")
+  deadline = time.time() + 120
+  while _count(db) < 40 and time.time() < deadline and proc.poll() is None:
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  killed_at = _count(db)
+  assert 40 <= killed_at < 400, killed_at
+  with sqlite3.connect(db) as conn:
+    before = conn.execute("SELECT trial_id, walk, reward FROM trials "
+                          "ORDER BY trial_id").fetchall()
+  done = _launch(args, timeout=300)
+  assert done.returncode == 0, done.stderr[-2000:]
+  with sqlite3.connect(db) as conn:
+    after = conn.execute("SELECT trial_id, walk, reward FROM trials "
+                         "ORDER BY trial_id").fetchall()
+  assert [r[0] for r in after] == list(range(400))  # none lost, none twice
+  assert after[:len(before)] == before  # finished trials untouched
+
+
+def test_launcher_bad_flag_and_bad_space_are_one_line(tmp_path):
+  r = _launch(["--space=protos/stack_layers.textproto", "--max_trials=0"])
+  assert r.returncode != 0
+  assert r.stderr.strip().splitlines() == [
+      "error: flag --max_trials=0: 0 is not a positive integer"]
+  bad = tmp_path / "bad.textproto"
+  bad.write_text('start: "a"\nvertices { name: "a" actions { name: "x" '
+                 'target: "b" } }\n')
+  r = _launch([f"--space={bad}"])
+  assert r.returncode != 0
+  lines = r.stderr.strip().splitlines()
+  assert lines == [f"error: {bad}:2: vertex 'a', action 'x': target 'b' is "
+                   "not a vertex of this space"], lines
+  r = _launch(["--space=protos/stack_layers.textproto", "--algorithm=sgd"])
+  assert r.returncode != 0 and "Traceback" not in r.stderr
+  assert r.stderr.strip().splitlines()[-1].startswith(
+      "error: flag --algorithm=sgd")
+
+
+def test_report_cli_summarises_and_plots(tmp_path):
+  job = _toy_search(tmp_path / "a", max_trials=6)
+  job.run()
+  job.close()
+  png = tmp_path / "both.png"
+  r = subprocess.run([sys.executable, "-m", "graph_nas.report",
+                      f"--runs={tmp_path / 'a'}", f"--plot={png}"],
+                     capture_output=True, text=True, cwd=ROOT, env=ENV)
+  assert r.returncode == 0, r.stderr
+  assert "'trials': 6" in r.stdout
+  assert png.read_bytes()[:4] == b"\x89PNG"
+  r = subprocess.run([sys.executable, "-m", "graph_nas.report",
+                      f"--runs={tmp_path / 'nothing'}"], capture_output=True,
+                     text=True, cwd=ROOT, env=ENV)
+  assert r.returncode != 0
+  assert "not a search output folder" in r.stderr
+
+
+def test_curves_moving_average_and_best():
+  trials = [{"status": "ok", "reward": r} for r in [0.1, 0.5, 0.3]]
+  trials.insert(1, {"status": "failed", "reward": None})
+  x, moving, best = report.curves(trials, window=2)
+  np.testing.assert_allclose(best, [0.1, 0.1, 0.5, 0.5])
+  np.testing.assert_allclose(moving, [0.1, 0.1, 0.5, 0.4])
+  assert list(x) == [1, 2, 3, 4]
