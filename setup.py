@@ -38,7 +38,8 @@ setup(
         "tqdm",
     ],
     extras_require={
-        "test": ["pytest", "hypothesis", "grpcio-tools>=1.85"],
+        "test": ["pytest", "hypothesis", "grpcio-tools>=1.85",
+                 "ray[default]>=2.40"],
         "ray": ["ray[default]>=2.40"],
     },
 )

@@ -70,13 +70,15 @@ class Algorithm(abc.ABC):
                           f" not '{self.name}'")
     self.num_updates = int(meta["num_updates"])
 
-  def save(self, path: str) -> None:
-    """Writes the whole state to one .npz file, atomically."""
+  def save(self, path: str, extra: Optional[Dict] = None) -> None:
+    """Writes the whole state (and a JSON-able `extra`, returned by load) to
+    one .npz file, atomically."""
     arrays, meta = self.state()
+    meta = dict(meta, extra=extra or {})
     arrays = dict(arrays, __meta__=np.array(json.dumps(meta)))
     _atomic_write(path, lambda f: np.savez(f, **arrays))
 
-  def load(self, path: str) -> None:
+  def load(self, path: str) -> Dict:
     try:
       with np.load(path) as data:
         arrays = {k: data[k] for k in data.files}
@@ -85,6 +87,7 @@ class Algorithm(abc.ABC):
       raise GraphNasError(f"cannot read checkpoint: {e}",
                           source=path) from None
     self.restore(arrays, meta)
+    return meta.get("extra", {})
 
 
 class RandomSearch(Algorithm):

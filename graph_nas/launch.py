@@ -81,6 +81,27 @@ flags.DEFINE_integer("max_consecutive_failures", 10, "Stop after this many "
                      "failed trials in a row.", lower_bound=1)
 flags.DEFINE_boolean("retrain_best", True, "Retrain the best child at the "
                      "end, score it on the test split, save it as .keras.")
+flags.DEFINE_enum("executor", "inprocess", ["inprocess", "process", "ray"],
+                  "Where children are evaluated: in this process, one fresh "
+                  "local process per child, or Ray tasks.")
+flags.DEFINE_integer("workers", 1, "Children evaluated at once (process "
+                     "and ray executors).", lower_bound=1)
+flags.DEFINE_string("ray_address", None, "Ray cluster: 'auto' or HOST:PORT "
+                    "(default: start a local Ray).")
+flags.DEFINE_float("cpus_per_child", 1.0, "Ray: CPUs reserved per child.",
+                   lower_bound=0.0)
+flags.DEFINE_float("gpus_per_child", 0.0, "Ray: GPUs reserved per child.",
+                   lower_bound=0.0)
+flags.DEFINE_integer("worker_retries", 1, "Ray: times a trial whose worker "
+                     "died is retried before it is recorded failed.",
+                     lower_bound=0)
+flags.DEFINE_enum("update_policy", "sync", ["sync", "async"],
+                  "sync: evaluate a batch of --walks_per_update walks, then "
+                  "update; async: keep all workers busy and update after "
+                  "every --walks_per_update results.")
+flags.DEFINE_integer("max_staleness", 2, "async: results of walks proposed "
+                     "more than this many updates ago are not learned from.",
+                     lower_bound=0)
 flags.DEFINE_integer("log_every", 1, "Log a line every N trials.",
                      lower_bound=1)
 
@@ -147,13 +168,23 @@ def main(argv):
         walks_per_update=FLAGS.walks_per_update, seed=FLAGS.seed,
         failure_reward=FLAGS.failure_reward,
         max_consecutive_failures=FLAGS.max_consecutive_failures,
-        log_every=FLAGS.log_every)
+        log_every=FLAGS.log_every, update_policy=FLAGS.update_policy,
+        max_staleness=FLAGS.max_staleness)
+    from graph_nas import executors
+    executor = executors.make_executor(
+        FLAGS.executor, evaluator, workers=FLAGS.workers,
+        **({"address": FLAGS.ray_address,
+            "cpus_per_child": FLAGS.cpus_per_child,
+            "gpus_per_child": FLAGS.gpus_per_child,
+            "retries": FLAGS.worker_retries}
+           if FLAGS.executor == "ray" else {}))
     run_info = {name: FLAGS[name].value for name in
                 ("space", "algorithm", "max_trials", "walks_per_update",
                  "learning_rate", "entropy_weight", "epochs", "steps",
-                 "batch_size", "train_examples", "eval_examples", "seed")}
+                 "batch_size", "train_examples", "eval_examples", "seed",
+                 "executor", "workers", "update_policy")}
     job = search.Search(space, algorithm, evaluator, out_dir, settings,
-                        run_info)
+                        run_info, executor=executor)
     try:
       timing = job.run()
       result = job.finalize(retrain=FLAGS.retrain_best)

@@ -21,7 +21,6 @@ import json
 import math
 import os
 import time
-import traceback
 from typing import Callable, Dict, List, Optional, Protocol
 
 from absl import logging
@@ -52,7 +51,10 @@ class Evaluator(Protocol):
 
 
 class ToyEvaluator:
-  """Scores a config with a toy reward function (no training)."""
+  """Scores a config with a toy reward function (no training).
+
+  Picklable when reward_fn is (e.g. a functools.partial), so that it can
+  travel to process-pool and Ray workers."""
 
   def __init__(self, reward_fn: Callable[[dict], float]):
     self.reward_fn = reward_fn
@@ -74,6 +76,13 @@ class SearchSettings:
   failure_reward: float = 0.0
   max_consecutive_failures: int = 10
   log_every: int = 1
+  # "sync": propose a batch of walks_per_update walks, evaluate them (in
+  # parallel on the executor), update, repeat; resume reproduces an
+  # uninterrupted seeded run. "async": keep the executor full; update after
+  # every walks_per_update finished trials; results of walks proposed more
+  # than max_staleness updates ago are stored but not learned from.
+  update_policy: str = "sync"
+  max_staleness: int = 2
 
 
 class SearchStopped(GraphNasError):
@@ -97,7 +106,13 @@ class Search:
 
   def __init__(self, space: SearchSpace, algorithm: Algorithm,
                evaluator: Evaluator, out_dir: str,
-               settings: SearchSettings, run_info: Optional[Dict] = None):
+               settings: SearchSettings, run_info: Optional[Dict] = None,
+               executor=None):
+    from graph_nas import executors
+    if settings.update_policy not in ("sync", "async"):
+      raise GraphNasError(f"--update_policy must be sync or async, got "
+                          f"{settings.update_policy!r}")
+    self.executor = executor or executors.InProcessExecutor(evaluator)
     self.space = space
     self.algorithm = algorithm
     self.evaluator = evaluator
@@ -135,26 +150,92 @@ class Search:
 
   # ---------------------------------------------------------------- loop
   def run(self) -> Dict:
+    """Runs (or resumes) the search to max_trials; returns timings."""
     self._check_identity()
-    s = self.settings
+    extra = {}
     if os.path.exists(self.checkpoint_path):
-      self.algorithm.load(self.checkpoint_path)
-    batch = self.algorithm.num_updates
-    done_before = self.store.count()
-    if done_before:
+      extra = self.algorithm.load(self.checkpoint_path) or {}
+    if self.store.count():
       logging.info("resuming %s: %d trials in the store, %d updates done",
-                   self.out_dir, done_before, batch)
-    best = max([t["reward"] for t in self.store.trials("ok")],
-               default=-math.inf)
-    consecutive_failures = self._trailing_failures()
-    t_start = time.time()
-    eval_seconds = 0.0
-    evaluated = 0
+                   self.out_dir, self.store.count(),
+                   self.algorithm.num_updates)
+    self._best = max([t["reward"] for t in self.store.trials("ok")],
+                     default=-math.inf)
+    self._failures = self._trailing_failures()
+    self._t_start = time.time()
+    self._eval_seconds = 0.0
+    self._evaluated = 0
+    if self.settings.update_policy == "sync":
+      self._run_sync()
+    else:
+      self._run_async(int(extra.get("consumed", 0)))
+    wall = time.time() - self._t_start
+    timing = {"wall_s": wall, "evaluate_s": self._eval_seconds,
+              "trials_evaluated": self._evaluated,
+              "outside_evaluation_share": (wall - self._eval_seconds) / wall
+              if wall > 0 else 0.0}
+    self.store.set_meta("last_run_timing", timing)
+    if self._writer is not None:
+      self._writer.flush()
+    return timing
+
+  def _job(self, walk, trial_id, seed):
+    """A TrialJob, or a stored failed row when the walk does not decode."""
+    from graph_nas import executors
+    try:
+      config = self.space.decode(walk)
+    except GraphNasError as e:
+      now = time.time()
+      return None, self._record(executors.Finished(
+          executors.TrialJob(trial_id, tuple(walk), {}, seed, trial_id),
+          "failed", None, {}, f"decode: {e}", now, now))
+    return executors.TrialJob(trial_id, tuple(walk), config, seed,
+                              trial_id, self.algorithm.num_updates), None
+
+  def _record(self, fin, batch: Optional[int] = None) -> Dict:
+    """Stores a finished trial (own transaction), logs it, checks limits."""
+    job = fin.job
+    if fin.fatal:
+      raise SearchStopped(f"trial {job.trial_id}: {fin.reason}")
+    self.store.add_trial(
+        trial_id=job.trial_id,
+        batch=batch if batch is not None else self.algorithm.num_updates,
+        walk=job.walk, config=job.config, status=fin.status,
+        reward=fin.reward, seed=job.seed, started=fin.started,
+        reason=fin.reason, metrics=fin.metrics, finished=fin.finished)
+    self._eval_seconds += fin.finished - fin.started
+    self._evaluated += 1
+    row = self.store.trial(job.trial_id)
+    self._log_trial(row, self._best, self._t_start, self._evaluated)
+    self._account(row)
+    return row
+
+  def _account(self, row):
+    s = self.settings
+    if row["status"] == "ok":
+      self._best = max(self._best, row["reward"])
+      self._failures = 0
+      return
+    self._failures += 1
+    if self._failures >= s.max_consecutive_failures:
+      raise SearchStopped(
+          f"{self._failures} consecutive trials failed (limit "
+          f"--max_consecutive_failures={s.max_consecutive_failures}); "
+          f"last reason: {row['reason']}. Finished trials are in "
+          f"{self.store.path}")
+
+  def _reward_of(self, row):
+    return row["reward"] if row["status"] == "ok" else \
+        self.settings.failure_reward
+
+  def _run_sync(self):
+    s = self.settings
+    batch = self.algorithm.num_updates
     while batch * s.walks_per_update < s.max_trials:
       first_id = batch * s.walks_per_update
       n = min(s.walks_per_update, s.max_trials - first_id)
       walks = self.algorithm.propose(n)
-      rewards = []
+      rows = {}
       for i, walk in enumerate(walks):
         trial_id = first_id + i
         row = self.store.trial(trial_id)
@@ -163,38 +244,72 @@ class Search:
             logging.warning("trial %d: the resumed controller proposed %s, "
                             "the store holds %s; using the stored trial",
                             trial_id, walk, row["walk"])
-          walks[i] = tuple(row["walk"])
+          rows[trial_id] = row
+          continue
+        job, failed_row = self._job(walk, trial_id, s.seed + trial_id)
+        if job is None:
+          rows[trial_id] = failed_row
         else:
-          t0 = time.time()
-          row = self._evaluate(walk, trial_id, batch)
-          eval_seconds += time.time() - t0
-          evaluated += 1
-          self._log_trial(row, best, t_start, evaluated)
-        if row["status"] == "ok":
-          best = max(best, row["reward"])
-          consecutive_failures = 0
-          rewards.append(row["reward"])
-        else:
-          consecutive_failures += 1
-          rewards.append(s.failure_reward)
-          if consecutive_failures >= s.max_consecutive_failures:
-            raise SearchStopped(
-                f"{consecutive_failures} consecutive trials failed (limit "
-                f"--max_consecutive_failures={s.max_consecutive_failures}); "
-                f"last reason: {row['reason']}. Finished trials are in "
-                f"{self.store.path}")
-      self.algorithm.update(walks, rewards)
+          self.executor.submit(job)
+      while self.executor.in_flight():
+        fin = self.executor.wait_any()
+        rows[fin.job.trial_id] = self._record(fin, batch)
+      ordered = [rows[first_id + i] for i in range(n)]
+      self.algorithm.update([tuple(r["walk"]) for r in ordered],
+                            [self._reward_of(r) for r in ordered])
       batch += 1
       self.algorithm.save(self.checkpoint_path)
-    wall = time.time() - t_start
-    timing = {"wall_s": wall, "evaluate_s": eval_seconds,
-              "trials_evaluated": evaluated,
-              "outside_evaluation_share": (wall - eval_seconds) / wall
-              if wall > 0 else 0.0}
-    self.store.set_meta("last_run_timing", timing)
-    if self._writer is not None:
-      self._writer.flush()
-    return timing
+
+  def _run_async(self, consumed: int):
+    s = self.settings
+    # Trials stored after the last update (a crash before it): learn from
+    # them first. Trials that were in flight are simply proposed again.
+    buffer = [(r, 0) for r in self.store.trials() if r["trial_id"] >=
+              consumed]
+    submitted = 0
+    while True:
+      while (self.executor.in_flight() < self.executor.capacity and
+             self.store.count() + self.executor.in_flight() < s.max_trials):
+        walk = self.algorithm.propose(1)[0]
+        provisional = -1 - submitted  # the real id is given on completion
+        job, _ = self._job_async(walk, provisional)
+        self.executor.submit(job)
+        submitted += 1
+      if not self.executor.in_flight():
+        break
+      fin = self.executor.wait_any()
+      fin.job.trial_id = self.store.count()
+      row = self._record(fin)
+      staleness = self.algorithm.num_updates - fin.job.proposed_at_update
+      buffer.append((row, staleness))
+      if len(buffer) >= s.walks_per_update or (
+          self.store.count() >= s.max_trials and
+          not self.executor.in_flight()):
+        self._async_update(buffer, row["trial_id"] + 1)
+        buffer = []
+    if buffer:
+      self._async_update(buffer, self.store.count())
+
+  def _job_async(self, walk, provisional):
+    from graph_nas import executors
+    seed = self.settings.seed + self.store.count() + \
+        self.executor.in_flight()
+    try:
+      config = self.space.decode(walk)
+    except GraphNasError:
+      config = {}
+    return executors.TrialJob(provisional, tuple(walk), config, seed,
+                              provisional, self.algorithm.num_updates), None
+
+  def _async_update(self, buffer, consumed):
+    usable = [r for r, staleness in buffer
+              if staleness <= self.settings.max_staleness]
+    if usable:
+      self.algorithm.update([tuple(r["walk"]) for r in usable],
+                            [self._reward_of(r) for r in usable])
+    else:
+      self.algorithm.num_updates += 1
+    self.algorithm.save(self.checkpoint_path, extra={"consumed": consumed})
 
   def _trailing_failures(self) -> int:
     n = 0
@@ -203,33 +318,6 @@ class Search:
         break
       n += 1
     return n
-
-  def _evaluate(self, walk, trial_id: int, batch: int) -> Dict:
-    started = time.time()
-    seed = self.settings.seed + trial_id
-    try:
-      config = self.space.decode(walk)
-    except GraphNasError as e:
-      config, result = {}, EvalResult("failed", reason=f"decode: {e}")
-    else:
-      try:
-        result = self.evaluator.evaluate(config, trial_id, seed)
-      except GraphNasError:
-        raise  # bad settings or a missing dataset: stop, don't blame a child
-      except Exception as e:  # a crashing child is a result, not a crash
-        result = EvalResult("failed", reason=f"{type(e).__name__}: {e}",
-                            metrics={"traceback": traceback.format_exc(
-                                limit=5)})
-      if result.status == "ok" and (result.reward is None or
-                                    not math.isfinite(result.reward)):
-        result = EvalResult("failed", reason=f"non-finite reward "
-                            f"{result.reward}", metrics=result.metrics)
-    self.store.add_trial(trial_id=trial_id, batch=batch, walk=walk,
-                         config=config, status=result.status,
-                         reward=result.reward if result.status == "ok"
-                         else None, seed=seed, started=started,
-                         reason=result.reason, metrics=result.metrics)
-    return self.store.trial(trial_id)
 
   def _summary_writer(self):
     if self._writer is None:
@@ -291,6 +379,7 @@ class Search:
     return {"table": table, "best": best_info, "final": final}
 
   def close(self):
+    self.executor.shutdown()
     if self._writer is not None:
       self._writer.close()
     self.store.close()

@@ -14,6 +14,7 @@ worst case, p_1 as far from 50 as the range [1, 100] allows, is
 -(50^2) - 3 * 50^2 = -10000, so we report 1 + r / 10000.
 """
 
+import functools
 from typing import Callable, Dict
 
 from graph_nas.errors import GraphNasError
@@ -71,5 +72,4 @@ def reward_fn_for(space) -> Callable[[dict], float]:
   except ValueError as e:
     raise GraphNasError(f"bad task_params: {e}", source=space.source) \
         from None
-  fn = TOY_TASKS[task]
-  return lambda config: fn(config, **kwargs)
+  return functools.partial(TOY_TASKS[task], **kwargs)  # picklable

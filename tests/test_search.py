@@ -97,14 +97,14 @@ def test_resume_after_an_interruption_matches_an_uninterrupted_run(tmp_path):
 
   # A hard stop right after trial 6 (mid-batch 2) was stored.
   crashing = _toy_search(tmp_path / "resumed", max_trials=15)
-  orig = crashing._evaluate
+  orig = crashing._record
 
-  def killed_after_six(walk, trial_id, batch):
-    row = orig(walk, trial_id, batch)
-    if trial_id == 6:
+  def killed_after_six(fin, batch=None):
+    row = orig(fin, batch)
+    if row["trial_id"] == 6:
       raise KeyboardInterrupt
     return row
-  crashing._evaluate = killed_after_six
+  crashing._record = killed_after_six
   with pytest.raises(KeyboardInterrupt):
     crashing.run()
   crashing.close()
