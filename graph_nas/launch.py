@@ -149,11 +149,17 @@ def main(argv):
                                           "none" else FLAGS.mixed_precision),
           target_flops=FLAGS.target_flops, reward_alpha=FLAGS.flops_exponent,
           reward_beta=FLAGS.flops_exponent, seed=FLAGS.seed)
-      # Fail within seconds when the dataset is missing.
-      data.load_dataset(dataset, "validation", FLAGS.batch_size,
-                        data_dir=FLAGS.data_dir,
-                        eval_examples=FLAGS.eval_examples,
-                        download=FLAGS.download)
+      # Fail within seconds when the dataset is missing (quietly: an error
+      # must be one line).
+      verbosity = logging.get_verbosity()
+      logging.set_verbosity(logging.WARNING)
+      try:
+        data.load_dataset(dataset, "validation", FLAGS.batch_size,
+                          data_dir=FLAGS.data_dir,
+                          eval_examples=FLAGS.eval_examples,
+                          download=FLAGS.download)
+      finally:
+        logging.set_verbosity(verbosity)
     evaluator = evaluators.evaluator_for(space, train_settings)
     kwargs = {}
     if FLAGS.algorithm != "random":

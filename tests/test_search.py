@@ -22,7 +22,8 @@ ENV = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
 def _toy_search(out_dir, max_trials=12, evaluator=None, wpu=3, **kw):
   space = space_lib.load(str(PROTOS / "select_optimizer_b2.textproto"))
   algo = algorithms.make_algorithm("pqt", space, seed=1, learning_rate=0.01,
-                                   entropy_weight=0.1)
+                                   entropy_weight=0.1, hidden_dim=16,
+                                   embedding_dim=8)
   ev = evaluator or search.ToyEvaluator(tasks.reward_fn_for(space))
   return search.Search(space, algo, ev, str(out_dir), search.SearchSettings(
       max_trials=max_trials, walks_per_update=wpu, seed=1, **kw))
