@@ -33,8 +33,14 @@ def load_runs(out_dirs: Sequence[str]) -> Dict[str, List[Dict]]:
   return runs
 
 
-def _fmt_config(config: dict, width: int = 70) -> str:
-  text = str(config)
+def _fmt_config(config: dict, width: int = 90) -> str:
+  layers = config.get("layers")
+  if isinstance(layers, list) and all(isinstance(l, dict) for l in layers):
+    # The per-layer values, one layer per ';' (keys are in the space file).
+    text = f"{len(layers)} layers: " + "; ".join(
+        " ".join(str(v) for v in layer.values()) for layer in layers)
+  else:
+    text = str(config)
   return text if len(text) <= width else text[:width - 3] + "..."
 
 

@@ -239,9 +239,10 @@ class SearchSpace:
       multi = list(a.float_values)
     elif a.string_values:
       multi = list(a.string_values)
-    elif (a.HasField("int_range") is False and not a.HasField("value")
-          and a.op == pb.Action.ADD):
+    elif not a.HasField("value") and a.op == pb.Action.ADD:
       raise err("ADD needs a numeric value")
+    elif not a.HasField("value") and a.op == pb.Action.SET and a.key:
+      raise err(f"sets '{a.key}' but gives no value (an empty value list?)")
     values = [_value(a.value)] if multi is None else multi
     if multi is not None and len(values) > MAX_ACTIONS_PER_VERTEX:
       raise err(f"{len(values)} values, more than the limit of "

@@ -224,6 +224,10 @@ BAD_INPUTS = [
      'key: "p" op: ADD value { string_value: "x" } } } ' + GOOD_TAIL,
      "ADD needs a numeric value"),
     ("no vertices", 'start: "a"', "no vertices"),
+    ("empty value list",
+     'start: "a" vertices { name: "a" actions { name: "p" target: "end" '
+     'key: "p" int_values: [] } } ' + GOOD_TAIL,
+     "vertex 'a', action 'p': sets 'p' but gives no value"),
     ("negative max_steps",
      'start: "a" max_steps: -3 vertices { name: "a" }', "must not be negative"),
 ]
