@@ -39,7 +39,7 @@ setup(
     ],
     extras_require={
         "test": ["pytest", "hypothesis", "grpcio-tools>=1.85",
-                 "ray[default]>=2.40"],
-        "ray": ["ray[default]>=2.40"],
+                 "ray>=2.40"],
+        "ray": ["ray>=2.40"],
     },
 )

@@ -153,7 +153,7 @@ class ProcessPoolExecutor:
 
 
 RAY_INSTALL_HINT = ("Ray is not installed: `pip install .[ray]` (or "
-                    "`pip install 'ray[default]'`), or use "
+                    "`pip install ray`), or use "
                     "--executor=inprocess / --executor=process")
 
 
