@@ -321,12 +321,15 @@ def test_random_graphs_load_or_fail_cleanly_and_walks_end(text, seed):
 def test_generated_pb2_matches_the_proto(tmp_path):
   """Fails when graph_nas/protos/search_space_pb2.py drifts from the .proto."""
   from google.protobuf import descriptor_pb2
-  from grpc_tools import protoc
   from graph_nas.protos import search_space_pb2
   out = tmp_path / "set.pb"
-  rc = protoc.main(["protoc", f"-I{PROTOS}", f"--descriptor_set_out={out}",
-                    str(PROTOS / "search_space.proto")])
-  assert rc == 0
+  # protoc runs in its own process: grpc_tools' protoc inside a process that
+  # has TensorFlow's protobuf loaded can crash it.
+  proc = subprocess.run(
+      [sys.executable, "-m", "grpc_tools.protoc", f"-I{PROTOS}",
+       f"--descriptor_set_out={out}", str(PROTOS / "search_space.proto")],
+      capture_output=True, text=True, check=False)
+  assert proc.returncode == 0, proc.stderr
   fds = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
   fresh = fds.file[0]
   committed = descriptor_pb2.FileDescriptorProto.FromString(
