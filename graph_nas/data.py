@@ -1,4 +1,4 @@
-"""tensorflow-datasets input pipelines for child training: cifar10, imagenet2012.
+"""tfds input pipelines for child training: cifar10 and imagenet2012.
 
 Each dataset has three *roles*:
 
@@ -34,6 +34,7 @@ that is not prepared there raises `GraphNasError` at once, saying how to get
 it; nothing is downloaded unless ``download=True`` is passed.
 """
 
+import collections
 import dataclasses
 import os
 import threading
@@ -77,18 +78,20 @@ _SPECS = {
     "cifar10": dict(
         splits={"train": "train[:45000]", "validation": "train[45000:]",
                 "test": "test"},
-        train_size=45000, num_classes=10, image_size=32,
+        train_size=50000, holdout=5000, num_classes=10, image_size=32,
         mean=_CIFAR_MEAN, std=_CIFAR_STD),
     "imagenet2012": dict(
         splits={"train": "train[:-50000]", "validation": "train[-50000:]",
                 "test": "validation"},
-        train_size=1281167 - 50000, num_classes=1000, image_size=224,
+        train_size=1281167, holdout=50000, num_classes=1000, image_size=224,
         mean=_IMAGENET_MEAN, std=_IMAGENET_STD),
 }
 SUPPORTED = tuple(_SPECS)
 
 _CACHE_LOCK = threading.RLock()
-_DATASETS = {}  # load_dataset arguments -> tf.data.Dataset
+# load_dataset arguments -> tf.data.Dataset, least recently used first.
+_DATASETS = collections.OrderedDict()
+MAX_CACHED_DATASETS = 16
 _ARRAYS = {}  # (name, data_dir, split) -> (images uint8, labels int32)
 
 
@@ -196,11 +199,9 @@ def _split(name, role, train_examples, builder):
   split = spec["splits"][role]
   if role == "train" and train_examples is not None:
     n = int(train_examples)
-    available = spec["train_size"]
     known = builder.info.splits.get("train") if builder.info.splits else None
-    if known is not None:
-      available = known.num_examples - (50000 if name == "imagenet2012"
-                                        else 5000)
+    total = known.num_examples if known is not None else spec["train_size"]
+    available = total - spec["holdout"]
     if n < 1 or n > available:
       raise GraphNasError(f"train_examples={n} is out of range for {name} "
                           f"(1..{available})")
@@ -209,14 +210,19 @@ def _split(name, role, train_examples, builder):
 
 
 def _cifar_arrays(builder, name, data_dir, split):
-  """The decoded images and labels of a CIFAR split, once per process."""
+  """The decoded images and labels of a CIFAR split, once per process.
+
+  Kept as host tensors that every pipeline built on them shares (a numpy
+  array would be copied into each new dataset: 138 MB for the train part).
+  """
   key = (name, data_dir, split)
   with _CACHE_LOCK:
     if key not in _ARRAYS:
       ds = _as_dataset(builder, name, data_dir, split, batch_size=-1)
       images, labels = tfds.as_numpy(ds)
-      _ARRAYS[key] = (np.ascontiguousarray(images, dtype=np.uint8),
-                      labels.astype(np.int32))
+      with tf.device("/CPU:0"):
+        _ARRAYS[key] = (tf.constant(np.asarray(images, dtype=np.uint8)),
+                        tf.constant(labels.astype(np.int32)))
     return _ARRAYS[key]
 
 
@@ -245,20 +251,31 @@ def _cifar_augment(images, seed, pad=4):
   return tf.gather(out, cols, axis=2, batch_dims=1)
 
 
+# The map functions below use no Python control flow: they skip autograph
+# (faster to trace, and independent of the source files on disk).
+_plain = tf.autograph.experimental.do_not_convert
+
+
 def _cifar_pipeline(images, labels, role, batch_size, seed, drop_remainder,
                     augment, mean, std):
+  @_plain
+  def augment_batch(batch, batch_seed):
+    return _cifar_augment(batch[0], batch_seed), batch[1]
+
+  @_plain
+  def normalise(x, y):
+    return _normalise(x, mean, std), y
+
   ds = tf.data.Dataset.from_tensor_slices((images, labels))
   if role == "train":
-    ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.shuffle(int(images.shape[0]), seed=seed,
+                    reshuffle_each_iteration=True)
   ds = ds.batch(batch_size, drop_remainder=drop_remainder)
   if augment:
     seeds = tf.data.Dataset.random(seed=seed).batch(2, drop_remainder=True)
     ds = tf.data.Dataset.zip((ds, seeds)).map(
-        lambda batch, s: (_cifar_augment(batch[0], s), batch[1]),
-        num_parallel_calls=tf.data.AUTOTUNE)
-  ds = ds.map(lambda x, y: (_normalise(x, mean, std), y),
-              num_parallel_calls=tf.data.AUTOTUNE)
-  return ds
+        augment_batch, num_parallel_calls=tf.data.AUTOTUNE)
+  return ds.map(normalise, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def _random_resized_crop(encoded, size, seed):
@@ -295,6 +312,19 @@ def _center_crop(encoded, size, crop_padding=32):
 def _imagenet_pipeline(builder, name, data_dir, split, role, batch_size, seed,
                        drop_remainder, augment, image_size, eval_examples,
                        mean, std):
+  @_plain
+  def train_crop(example, example_seed):
+    return (_random_resized_crop(example[0], image_size, example_seed),
+            tf.cast(example[1], tf.int32))
+
+  @_plain
+  def eval_crop(x, y):
+    return _center_crop(x, image_size), tf.cast(y, tf.int32)
+
+  @_plain
+  def normalise(x, y):
+    return _normalise(x, mean, std), y
+
   training = role == "train"
   read_config = tfds.ReadConfig(shuffle_seed=seed, try_autocache=False)
   ds = _as_dataset(builder, name, data_dir, split, shuffle_files=training,
@@ -307,16 +337,11 @@ def _imagenet_pipeline(builder, name, data_dir, split, role, batch_size, seed,
   if augment:
     seeds = tf.data.Dataset.random(seed=seed).batch(2, drop_remainder=True)
     ds = tf.data.Dataset.zip((ds, seeds)).map(
-        lambda example, s: (_random_resized_crop(example[0], image_size, s),
-                            example[1]),
-        num_parallel_calls=tf.data.AUTOTUNE)
+        train_crop, num_parallel_calls=tf.data.AUTOTUNE)
   else:
-    ds = ds.map(lambda x, y: (_center_crop(x, image_size), y),
-                num_parallel_calls=tf.data.AUTOTUNE)
-  ds = ds.map(lambda x, y: (x, tf.cast(y, tf.int32)))
+    ds = ds.map(eval_crop, num_parallel_calls=tf.data.AUTOTUNE)
   ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-  return ds.map(lambda x, y: (_normalise(x, mean, std), y),
-                num_parallel_calls=tf.data.AUTOTUNE)
+  return ds.map(normalise, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def load_dataset(name, split_role, batch_size, *, data_dir=None,
@@ -344,7 +369,8 @@ def load_dataset(name, split_role, batch_size, *, data_dir=None,
 
   Returns:
     A finite dataset of (images float32 [B, H, W, 3], labels int32 [B]): one
-    epoch; the same object for the same arguments within a process.
+    epoch; the same object for the same arguments within a process (the
+    MAX_CACHED_DATASETS most recently used are kept).
 
   Raises:
     GraphNasError: unknown name/role, bad sizes, or the dataset is not
@@ -369,10 +395,13 @@ def load_dataset(name, split_role, batch_size, *, data_dir=None,
   augment = training if augment is None else bool(augment)
   drop_remainder = training if drop_remainder is None else bool(
       drop_remainder)
+  # Unshuffled, unaugmented evaluation batches do not depend on the seed.
   key = (name, split_role, int(batch_size), data_dir, train_examples,
-         eval_examples, size, int(seed), augment, drop_remainder)
+         eval_examples, size, int(seed) if training or augment else None,
+         augment, drop_remainder)
   with _CACHE_LOCK:
     if key in _DATASETS:
+      _DATASETS.move_to_end(key)
       return _DATASETS[key]
     builder = _builder(name, data_dir, download)
     split = _split(name, split_role, train_examples, builder)
@@ -380,7 +409,7 @@ def load_dataset(name, split_role, batch_size, *, data_dir=None,
       images, labels = _cifar_arrays(builder, name, data_dir, split)
       if eval_examples is not None:
         images, labels = images[:eval_examples], labels[:eval_examples]
-      if drop_remainder and len(images) < batch_size:
+      if drop_remainder and int(images.shape[0]) < batch_size:
         raise GraphNasError(f"{name} {split_role}: {len(images)} examples "
                             f"make no full batch of {batch_size}")
       ds = _cifar_pipeline(images, labels, split_role, int(batch_size),
@@ -393,6 +422,8 @@ def load_dataset(name, split_role, batch_size, *, data_dir=None,
                               spec["std"])
     ds = ds.prefetch(tf.data.AUTOTUNE)
     _DATASETS[key] = ds
+    while len(_DATASETS) > MAX_CACHED_DATASETS:
+      _DATASETS.popitem(last=False)
     return ds
 
 

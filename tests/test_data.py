@@ -1,4 +1,4 @@
-"""Tests of graph_nas.data: tfds input pipelines for cifar10 and imagenet2012."""
+"""Tests of graph_nas.data: tfds pipelines for cifar10 and imagenet2012."""
 
 import socket
 
@@ -57,6 +57,29 @@ def test_cifar10_train_batches_are_augmented_and_reshuffled():
 
   assert padding_share(augmented) > 0.05
   assert padding_share(plain) < 0.01
+
+
+def test_pipelines_are_cached_bounded_and_seeded():
+  def load(role, seed, **kwargs):
+    return data.load_dataset("cifar10", role, 50, data_dir=TFDS_DIR,
+                             seed=seed, **kwargs)
+
+  # Evaluation batches do not depend on the seed: one shared pipeline.
+  assert load("validation", 1, eval_examples=100) is load(
+      "validation", 2, eval_examples=100)
+  first = load("train", 1, train_examples=100)
+  assert first is not load("train", 2, train_examples=100)
+  labels = [y.numpy() for _, y in first]
+  for seed in range(data.MAX_CACHED_DATASETS + 3):
+    load("train", 100 + seed, train_examples=100)
+  cached = data._DATASETS  # pylint: disable=protected-access
+  assert len(cached) <= data.MAX_CACHED_DATASETS
+  # A pipeline built again with the same seed gives the same batches.
+  data.clear_cache()
+  again = load("train", 1, train_examples=100)
+  assert again is not first
+  for a, b in zip(labels, [y.numpy() for _, y in again]):
+    np.testing.assert_array_equal(a, b)
 
 
 def test_test_split_and_subsampling_bounds():

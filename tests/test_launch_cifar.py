@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -65,6 +66,12 @@ def test_missing_dataset_is_one_clear_line(tmp_path):
   r = _launch(["--space=protos/cifar.textproto", f"--data_dir={tmp_path}",
                f"--out_dir={tmp_path / 'out'}"])
   assert r.returncode != 0
-  lines = r.stderr.strip().splitlines()
+  # TensorFlow's C++ start-up lines ("WARNING: All log messages before
+  # absl::InitializeLog()...", "I0000 ...") are not ours; the rest must be one
+  # line, no traceback.
+  lines = [l for l in r.stderr.strip().splitlines()
+           if not re.match(r"^(WARNING: All log messages before absl|"
+                           r"[IWE]\d{4} |To enable the following)", l)]
+  assert "Traceback" not in r.stderr
   assert len(lines) == 1 and lines[0].startswith("error: "), lines
   assert str(tmp_path) in lines[0] and "cifar10" in lines[0]

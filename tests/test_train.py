@@ -90,8 +90,10 @@ def test_imagenet_pipeline_trains_one_step_under_mock_data(tmp_path):
   with tfds.testing.mock_data(num_examples=8, data_dir=str(tmp_path)):
     result = train.train_child(small_cnn, {"width": 8}, dataset="imagenet2012",
                                data_dir=str(tmp_path), image_size=32,
-                               batch_size=4, steps=1, eval_examples=6)
+                               batch_size=4, steps=1, eval_examples=6,
+                               optimizer="adam", fused_optimizer=False)
   assert result.ok, result.details
+  assert result.metrics["optimizer"] == "Adam"
   assert result.metrics["steps"] == 1
   assert result.metrics["val_examples"] == 6  # the short batch is padded
   assert 0 <= result.reward <= 1
@@ -125,6 +127,7 @@ def test_mirrored_strategy_over_two_logical_cpus():
   result = json.loads(lines[-1][len("RESULT "):])
   assert result["status"] == "ok", result
   assert result["metrics"]["replicas"] == 2
+  assert result["metrics"]["optimizer"] == "_FusedOptimizer"
   assert result["metrics"]["val_examples"] == 200
 
 
@@ -167,9 +170,11 @@ def test_fused_optimizer_matches_the_keras_optimizer(kind):
           rng.normal(size=(4,)).astype("float32")]
   keras_vars = [keras.Variable(x) for x in init]
   fused_vars = [keras.Variable(x) for x in init]
-  reference = train._make_optimizer(settings, 10)  # pylint: disable=protected-access
+  # pylint: disable=protected-access
+  reference = train._make_optimizer(settings, 10)
   reference.build(keras_vars)
-  fused = train._FusedOptimizer(settings, 10, fused_vars)  # pylint: disable=protected-access
+  fused = train._FusedOptimizer(settings, 10, fused_vars)
+  # pylint: enable=protected-access
   step_reference = tf.function(lambda g: reference.apply(g, keras_vars))
   step_fused = tf.function(lambda g: fused.apply(g, fused_vars))
   for _ in range(6):  # warm-up, cosine decay, clipping, weight decay
@@ -180,6 +185,15 @@ def test_fused_optimizer_matches_the_keras_optimizer(kind):
   for a, b, x in zip(keras_vars, fused_vars, init):
     assert np.abs(a.numpy() - x).max() > 1e-3  # it moved
     np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_mixed_precision_keeps_the_global_policy():
+  result = train.train_child(small_cnn, {"width": 8}, SMALL, steps=2,
+                             eval_examples=128, mixed_precision="mixed_float16")
+  assert result.ok, result.details
+  # float16 needs loss scaling: the Keras LossScaleOptimizer, not the fused.
+  assert result.metrics["optimizer"] == "LossScaleOptimizer"
+  assert keras.config.dtype_policy().name == "float32"
 
 
 def test_out_of_memory_is_a_failed_result():
