@@ -16,7 +16,9 @@ The stem and head use ReLU (MnasNet); each layer uses its own activation.
 Only built-in Keras layers are used, so a saved child reloads with a plain
 ``keras.models.load_model`` and no custom objects. Layer names are
 deterministic, e.g. ``layer2_block1_expand_conv`` (layers and blocks count
-from 1). Inputs are expected already normalised (no rescaling layer).
+from 1). With ``preprocessing=(mean, std)`` (per channel, 0..255 scale) the
+model starts with a ``Normalization`` layer and takes raw images, as Keras
+applications do; without it inputs are expected already normalised.
 
 The search-space config (what ``graph_nas.space.SearchSpace.decode`` returns
 for the image spaces in ``protos/``) is::
@@ -295,12 +297,16 @@ def build_from_blocks(blocks: Sequence[BlockArgs],
                       bn_momentum: float = 0.9,
                       bn_epsilon: float = BN_EPSILON,
                       dropout: float = 0.2,
+                      preprocessing: Optional[Tuple[Sequence[float],
+                                                    Sequence[float]]] = None,
                       name: str = "child") -> keras.Model:
   """Builds the Keras model of a list of layers given as BlockArgs.
 
   stem_filters defaults to the first layer's input_filters and must equal
   it; each layer's input_filters must equal the previous output_filters.
-  The model outputs logits [batch, num_classes].
+  preprocessing: (mean, std) per channel on the 0..255 scale: the model
+  normalises raw images itself. The model outputs logits [batch,
+  num_classes].
   """
   blocks = list(blocks)
   if not blocks:
@@ -324,10 +330,20 @@ def build_from_blocks(blocks: Sequence[BlockArgs],
                                          bn_momentum, dropout)
 
   inputs = keras.Input(shape=shape, name="images")
+  x = inputs
+  if preprocessing is not None:
+    mean, std = (np.asarray(v, dtype=np.float32) for v in preprocessing)
+    if mean.shape != (shape[-1],) or std.shape != (shape[-1],) or not (
+        np.all(std > 0)):
+      raise ChildConfigError(f"preprocessing must be (mean, std) with "
+                             f"{shape[-1]} values each and std > 0")
+    x = keras.layers.Normalization(mean=mean.tolist(),
+                                   variance=(std ** 2).tolist(),
+                                   name="normalize")(x)
   x = keras.layers.Conv2D(stem_filters, 3, strides=stem_stride,
                           padding="same", use_bias=False,
                           kernel_initializer=CONV_KERNEL_INITIALIZER,
-                          name="stem_conv")(inputs)
+                          name="stem_conv")(x)
   x = _bn(x, "stem_bn", bn_momentum, bn_epsilon)
   x = keras.layers.Activation("relu", name="stem_act")(x)
   for i, block in enumerate(blocks):
@@ -357,6 +373,8 @@ def build_child(config: Mapping[str, Any],
                 stem_filters: Optional[int] = None,
                 stem_stride: Optional[int] = None,
                 head_filters: Optional[int] = None,
+                preprocessing: Optional[Tuple[Sequence[float],
+                                              Sequence[float]]] = None,
                 name: str = "child") -> keras.Model:
   """Builds the Keras child of a search-space config (uncompiled).
 
@@ -371,6 +389,8 @@ def build_child(config: Mapping[str, Any],
     bn_epsilon: BatchNormalization epsilon (MnasNet: 1e-3).
     dropout: rate before the classifier (0: no Dropout layer).
     stem_filters, stem_stride, head_filters: override the config's values.
+    preprocessing: (mean, std) per channel on the 0..255 scale: the model
+      starts with a Normalization layer and takes raw images.
     name: the model's name.
 
   Returns:
@@ -387,7 +407,7 @@ def build_child(config: Mapping[str, Any],
       stem_stride=_top_level(config, "stem_stride", stem_stride),
       head_filters=_top_level(config, "head_filters", head_filters),
       bn_momentum=bn_momentum, bn_epsilon=bn_epsilon, dropout=dropout,
-      name=name)
+      preprocessing=preprocessing, name=name)
 
 
 def kwargs_from_task_params(task_params: Mapping[str, str]) -> Dict[str, Any]:
@@ -557,11 +577,14 @@ def estimate_cost(config: Mapping[str, Any],
 
 # -------------------------------------------------------------- persistence
 def save_child(model: keras.Model, config: Mapping[str, Any],
-               directory: str) -> Dict[str, str]:
+               directory: str,
+               extra: Optional[Mapping[str, Any]] = None) -> Dict[str, str]:
   """Writes <directory>/model.keras and <directory>/architecture.json.
 
   architecture.json holds the config, its block strings, the input shape,
-  number of classes and the parameter and FLOP counts. Returns the paths.
+  number of classes, the parameter and multiply-add counts ("flops"), and
+  the entries of `extra` (e.g. dataset, training budget, accuracy). Returns
+  the paths.
   """
   os.makedirs(directory, exist_ok=True)
   model_path = os.path.join(directory, "model.keras")
@@ -580,6 +603,7 @@ def save_child(model: keras.Model, config: Mapping[str, Any],
       "trainable_params": count_params(model, trainable_only=True),
       "flops": count_flops(model),
   }
+  arch.update(dict(extra or {}))
   with open(arch_path, "w", encoding="utf-8") as f:
     json.dump(arch, f, indent=2, sort_keys=True, default=_json_default)
     f.write("\n")

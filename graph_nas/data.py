@@ -1,4 +1,4 @@
-"""tfds input pipelines for child training: cifar10 and imagenet2012.
+"""tfds input data for child training: cifar10 and imagenet2012.
 
 Each dataset has three *roles*:
 
@@ -16,36 +16,43 @@ Each dataset has three *roles*:
 
 (The ImageNet hold-out of 50,000 training images follows MnasNet.)
 
-Batches are ``(images, labels)``: images float32, normalised per channel with
-the dataset's mean and standard deviation, labels int32. Training batches have
-a fixed shape (``drop_remainder=True``), are shuffled, augmented (CIFAR: pad 4
-+ random crop + horizontal flip; ImageNet: random-resized crop + flip) and
-cover one epoch of the (possibly subsampled) training part, so that
-``dataset.cardinality()`` is the number of steps per epoch; a trainer repeats
-them. Evaluation batches keep every example (the last batch may be short).
+Two kinds of split, both *raw* images (float32 or uint8 on the 0..255
+scale: a child normalises its own inputs, so a saved child takes raw
+images):
 
-Built datasets are cached per process (`load_dataset` returns the same
-``tf.data.Dataset`` for the same arguments), and CIFAR-10 is decoded once into
-memory, so the many children of a search share one input pipeline.
+- `ArraySplit` (CIFAR-10): the decoded split held in memory as two tensors,
+  read once per search. A trainer draws batches by index, so a child's seed
+  changes shuffle order and augmentation without rebuilding anything.
+- `StreamSplit` (ImageNet): a `tf.data` pipeline of decoded, cropped and
+  resized batches (random-resized crop for training, centre crop else),
+  built once per search; training streams are endless.
 
-The tfds data dir is the ``data_dir`` argument, else the ``TFDS_DATA_DIR``
-environment variable, else tfds' default (``~/tensorflow_datasets``). A dataset
-that is not prepared there raises `GraphNasError` at once, saying how to get
-it; nothing is downloaded unless ``download=True`` is passed.
+`augment_batch` is the in-graph, stateless per-batch augmentation (CIFAR:
+pad-4 random crop + horizontal flip; ImageNet: flip, the crop being done in
+the pipeline), seeded by a per-step seed.
+
+Where the data is (`resolve_data_dir`): the ``data_dir`` argument; else
+``$TFDS_DATA_DIR``; else a prepared copy beside the repository
+(``../shared/data/tfds``) when one exists; else tfds' default data dir,
+where a missing CIFAR-10 is downloaded (the network permitting).
 """
 
-import collections
 import dataclasses
 import os
-import threading
+import pathlib
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from absl import logging
 
 from graph_nas.errors import GraphNasError
 
 ROLES = ("train", "validation", "test")
+# Set to 1 to ignore a prepared copy beside the repository (tests use it to
+# play a machine that has none).
+NO_SHARED_ENV = "GRAPH_NAS_NO_SHARED_DATA"
+SHARED_RELATIVE = os.path.join("..", "shared", "data", "tfds")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +61,7 @@ class DatasetInfo:
 
   Attributes:
     name: the tfds name.
-    input_shape: (height, width, channels) of the batches' images.
+    input_shape: (height, width, channels) of the images children see.
     num_classes: number of labels.
     splits: role -> the tfds split string it is read from.
     mean: per-channel mean used for normalisation (0..255 scale).
@@ -68,6 +75,27 @@ class DatasetInfo:
   std: tuple
 
 
+@dataclasses.dataclass
+class ArraySplit:
+  """A whole split in memory: images uint8 [N, H, W, 3], labels int32 [N]."""
+  images: tf.Tensor
+  labels: tf.Tensor
+
+  def __len__(self):
+    return int(self.labels.shape[0])
+
+
+@dataclasses.dataclass
+class StreamSplit:
+  """Batches (images float32 0..255 [B, H, W, 3], labels int32 [B]).
+
+  Training streams repeat forever with a fixed batch shape; evaluation
+  streams are one pass (the last batch may be short).
+  """
+  dataset: tf.data.Dataset
+  batch_size: int
+
+
 # Per-channel statistics on the 0..255 scale.
 _CIFAR_MEAN = (0.4914 * 255, 0.4822 * 255, 0.4465 * 255)
 _CIFAR_STD = (0.2470 * 255, 0.2435 * 255, 0.2616 * 255)
@@ -79,20 +107,14 @@ _SPECS = {
         splits={"train": "train[:45000]", "validation": "train[45000:]",
                 "test": "test"},
         train_size=50000, holdout=5000, num_classes=10, image_size=32,
-        mean=_CIFAR_MEAN, std=_CIFAR_STD),
+        mean=_CIFAR_MEAN, std=_CIFAR_STD, in_memory=True),
     "imagenet2012": dict(
         splits={"train": "train[:-50000]", "validation": "train[-50000:]",
                 "test": "validation"},
         train_size=1281167, holdout=50000, num_classes=1000, image_size=224,
-        mean=_IMAGENET_MEAN, std=_IMAGENET_STD),
+        mean=_IMAGENET_MEAN, std=_IMAGENET_STD, in_memory=False),
 }
 SUPPORTED = tuple(_SPECS)
-
-_CACHE_LOCK = threading.RLock()
-# load_dataset arguments -> tf.data.Dataset, least recently used first.
-_DATASETS = collections.OrderedDict()
-MAX_CACHED_DATASETS = 16
-_ARRAYS = {}  # (name, data_dir, split) -> (images uint8, labels int32)
 
 
 def _spec(name):
@@ -107,8 +129,9 @@ def dataset_info(name, *, image_size=None):
 
   Args:
     name: "cifar10" or "imagenet2012".
-    image_size: side of the square images of the batches; ImageNet's default
-      is 224; CIFAR-10 is always 32.
+    image_size: side of the square images children see; default the
+      dataset's own (32 for CIFAR-10, 224 for ImageNet). CIFAR-10 images are
+      resized to it once when the data is read.
   """
   spec = _spec(name)
   size = _image_size(name, image_size)
@@ -118,26 +141,49 @@ def dataset_info(name, *, image_size=None):
                      std=spec["std"])
 
 
+def is_in_memory(name):
+  """Whether `name` is read as an `ArraySplit` (else a `StreamSplit`)."""
+  return _spec(name)["in_memory"]
+
+
 def _image_size(name, image_size):
   spec = _spec(name)
   if image_size is None:
     return spec["image_size"]
-  if name == "cifar10" and image_size != 32:
-    raise GraphNasError(f"cifar10 images are 32x32; image_size={image_size} "
-                        "is not supported")
   if int(image_size) < 8:
-    raise GraphNasError(f"image_size={image_size} is too small")
+    raise GraphNasError(f"image_size={image_size} is too small (at least 8)")
   return int(image_size)
 
 
+def _shared_copy():
+  """A prepared ../shared/data/tfds beside the repository, or None."""
+  if os.environ.get(NO_SHARED_ENV, "") not in ("", "0"):
+    return None
+  repo = pathlib.Path(__file__).resolve().parents[1]
+  for base in (repo, pathlib.Path.cwd()):
+    candidate = (base / SHARED_RELATIVE).resolve()
+    if candidate.is_dir():
+      return str(candidate)
+  return None
+
+
 def resolve_data_dir(data_dir=None):
-  """The tfds data dir used: `data_dir`, else $TFDS_DATA_DIR, else tfds'."""
+  """The tfds data dir, and where it came from.
+
+  Returns (path, origin), origin one of "flag", "env", "shared",
+  "tfds-default": `data_dir` when given; else $TFDS_DATA_DIR; else a
+  prepared copy beside the repository (../shared/data/tfds) when one exists;
+  else tfds' default data dir (~/tensorflow_datasets).
+  """
   if data_dir:
-    return os.path.abspath(os.path.expanduser(os.fspath(data_dir)))
+    return os.path.abspath(os.path.expanduser(os.fspath(data_dir))), "flag"
   env = os.environ.get("TFDS_DATA_DIR")
   if env:
-    return os.path.abspath(os.path.expanduser(env))
-  return os.path.expanduser(tfds.core.constants.DATA_DIR)
+    return os.path.abspath(os.path.expanduser(env)), "env"
+  shared = _shared_copy()
+  if shared is not None:
+    return shared, "shared"
+  return os.path.expanduser(tfds.core.constants.DATA_DIR), "tfds-default"
 
 
 def _missing_message(name, data_dir, builder, cause):
@@ -151,13 +197,13 @@ def _missing_message(name, data_dir, builder, cause):
            "ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar from "
            f"https://image-net.org into {data_dir}/downloads/manual, then "
            f"prepare it with `tfds build imagenet2012 --data_dir={data_dir}` "
-           "(or call load_dataset(..., download=True) once).")
+           "(or pass --download once).")
   else:
-    how = (f"With internet access tfds downloads it: run `tfds build {name} "
-           f"--data_dir={data_dir}` (or call load_dataset(..., "
-           "download=True), or pass the launcher's download flag). "
-           "Offline, point data_dir or TFDS_DATA_DIR at a folder that holds "
-           f"a prepared {name}/ (e.g. ../shared/data/tfds beside the repo).")
+    how = (f"Three ways to provide it: (1) with internet access, pass "
+           f"--download (or run `tfds build {name} --data_dir={data_dir}`); "
+           f"(2) point --data_dir or TFDS_DATA_DIR at a folder holding a "
+           f"prepared {name}/; (3) put a prepared copy at "
+           f"{SHARED_RELATIVE} beside the repository.")
   return f"dataset '{name}' is not prepared in {where}: {cause}. {how}"
 
 
@@ -169,6 +215,7 @@ def _builder(name, data_dir, download):
     raise GraphNasError(f"cannot open tfds dataset '{name}' in data dir "
                         f"'{data_dir}': {e}") from e
   if download and not builder.is_prepared():
+    logging.info("%s is not in %s: downloading it with tfds", name, data_dir)
     try:
       builder.download_and_prepare()
     except Exception as e:  # pylint: disable=broad-except
@@ -209,37 +256,139 @@ def _split(name, role, train_examples, builder):
   return split
 
 
-def _cifar_arrays(builder, name, data_dir, split):
-  """The decoded images and labels of a CIFAR split, once per process.
+def open_builder(name, data_dir=None, download=None):
+  """(tfds builder, data dir) of `name`, with the data present.
 
-  Kept as host tensors that every pipeline built on them shares (a numpy
-  array would be copied into each new dataset: 138 MB for the train part).
+  download: True downloads a missing dataset; None (default) downloads
+  only into tfds' default data dir (no --data_dir, no TFDS_DATA_DIR, no
+  prepared copy beside the repository); False never.
+
+  Raises GraphNasError saying how to provide the data when it is missing.
   """
-  key = (name, data_dir, split)
-  with _CACHE_LOCK:
-    if key not in _ARRAYS:
-      ds = _as_dataset(builder, name, data_dir, split, batch_size=-1)
-      images, labels = tfds.as_numpy(ds)
-      with tf.device("/CPU:0"):
-        _ARRAYS[key] = (tf.constant(np.asarray(images, dtype=np.uint8)),
-                        tf.constant(labels.astype(np.int32)))
-    return _ARRAYS[key]
+  _spec(name)
+  path, origin = resolve_data_dir(data_dir)
+  if download is None:
+    download = origin == "tfds-default" and name != "imagenet2012"
+  return _builder(name, path, download), path
 
 
-def _normalise(images, mean, std):
-  images = tf.cast(images, tf.float32)
-  return (images - tf.constant(mean, tf.float32)) / tf.constant(std,
-                                                                tf.float32)
+# The map functions below use no Python control flow: they skip autograph
+# (faster to trace, and independent of the source files on disk).
+_plain = tf.autograph.experimental.do_not_convert
 
 
-def _cifar_augment(images, seed, pad=4):
-  """Pad-`pad` random crop and horizontal flip of a batch (vectorised)."""
+def load_arrays(name, role, *, data_dir=None, download=None,
+                train_examples=None, eval_examples=None, image_size=None):
+  """A whole split of an in-memory dataset (CIFAR-10) as an `ArraySplit`.
+
+  Args:
+    name: "cifar10".
+    role: "train", "validation" or "test".
+    data_dir, download: see `open_builder`.
+    train_examples: only the first N examples of the training part.
+    eval_examples: only the first N examples of a validation/test split.
+    image_size: resize the images to this side once (default: as stored).
+  """
+  if not is_in_memory(name):
+    raise GraphNasError(f"{name} is too large to hold in memory: use "
+                        "load_stream")
+  _check_role(role)
+  builder, path = open_builder(name, data_dir, download)
+  split = _split(name, role, train_examples if role == "train" else None,
+                 builder)
+  ds = _as_dataset(builder, name, path, split).batch(8192)
+  parts = list(tfds.as_numpy(ds))
+  if not parts:
+    raise GraphNasError(f"dataset '{name}' in '{path}': split '{split}' is "
+                        "empty")
+  images = np.concatenate([p[0] for p in parts]).astype(np.uint8)
+  labels = np.concatenate([p[1] for p in parts]).astype(np.int32)
+  if eval_examples is not None and role != "train":
+    if int(eval_examples) < 1:
+      raise GraphNasError(f"eval_examples={eval_examples} must be positive")
+    images, labels = images[:eval_examples], labels[:eval_examples]
+  size = _image_size(name, image_size)
+  with tf.device("/CPU:0"):
+    x = tf.constant(images)
+    if x.shape[1] != size or x.shape[2] != size:
+      x = tf.cast(tf.clip_by_value(tf.round(tf.image.resize(
+          x, [size, size], method="bilinear", antialias=True)), 0, 255),
+                  tf.uint8)
+    return ArraySplit(x, tf.constant(labels))
+
+
+def _check_role(role):
+  if role not in ROLES:
+    raise GraphNasError(f"unknown split role '{role}'; one of "
+                        f"{', '.join(ROLES)}")
+
+
+def load_stream(name, role, batch_size, *, data_dir=None, download=None,
+                train_examples=None, eval_examples=None, image_size=None,
+                seed=0):
+  """A `StreamSplit` of a file-backed dataset (ImageNet; any dataset works).
+
+  Training streams shuffle (files and a buffer of 16 batches, seeded once
+  per search), random-resized crop, repeat forever; evaluation streams
+  centre crop and make one pass. Images are float32 on the 0..255 scale.
+  """
+  _check_role(role)
+  if int(batch_size) < 1:
+    raise GraphNasError(f"batch_size={batch_size} must be positive")
+  size = _image_size(name, image_size)
+  builder, path = open_builder(name, data_dir, download)
+  training = role == "train"
+  split = _split(name, role, train_examples if training else None, builder)
+
+  @_plain
+  def train_crop(example, example_seed):
+    return (_random_resized_crop(example[0], size, example_seed),
+            tf.cast(example[1], tf.int32))
+
+  @_plain
+  def eval_crop(x, y):
+    return _center_crop(x, size), tf.cast(y, tf.int32)
+
+  read_config = tfds.ReadConfig(shuffle_seed=seed, try_autocache=False)
+  ds = _as_dataset(builder, name, path, split, shuffle_files=training,
+                   read_config=read_config,
+                   decoders={"image": tfds.decode.SkipDecoding()})
+  if training:
+    ds = ds.repeat().shuffle(16 * batch_size, seed=seed)
+    seeds = tf.data.Dataset.random(seed=seed).batch(2, drop_remainder=True)
+    ds = tf.data.Dataset.zip((ds, seeds)).map(
+        train_crop, num_parallel_calls=tf.data.AUTOTUNE)
+  else:
+    if eval_examples is not None:
+      ds = ds.take(int(eval_examples))
+    ds = ds.map(eval_crop, num_parallel_calls=tf.data.AUTOTUNE)
+  ds = ds.batch(int(batch_size), drop_remainder=training)
+  return StreamSplit(ds.prefetch(tf.data.AUTOTUNE), int(batch_size))
+
+
+def load_split(name, role, batch_size, **kwargs):
+  """`load_arrays` for in-memory datasets, else `load_stream`."""
+  if is_in_memory(name):
+    kwargs.pop("seed", None)
+    return load_arrays(name, role, **kwargs)
+  return load_stream(name, role, batch_size, **kwargs)
+
+
+def augment_batch(images, seed, *, crop=True, pad=4):
+  """Stateless augmentation of a batch [B, H, W, C] (any dtype).
+
+  Horizontal flip, and with `crop` a pad-`pad` random crop (CIFAR); `seed`
+  is an int32/int64 tensor of shape [2]. The same seed gives the same
+  batch, whatever else ran before.
+  """
   shape = tf.shape(images)
   batch, height, width = shape[0], shape[1], shape[2]
   seeds = tf.random.experimental.stateless_split(seed, 3)
   flip = tf.random.stateless_uniform([batch], seeds[0]) < 0.5
   images = tf.where(flip[:, None, None, None], tf.reverse(images, axis=[2]),
                     images)
+  if not crop:
+    return images
   padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
   dy = tf.random.stateless_uniform([batch], seeds[1], 0, 2 * pad + 1,
                                    dtype=tf.int32)
@@ -249,33 +398,6 @@ def _cifar_augment(images, seed, pad=4):
   cols = dx[:, None] + tf.range(width)[None, :]
   out = tf.gather(padded, rows, axis=1, batch_dims=1)
   return tf.gather(out, cols, axis=2, batch_dims=1)
-
-
-# The map functions below use no Python control flow: they skip autograph
-# (faster to trace, and independent of the source files on disk).
-_plain = tf.autograph.experimental.do_not_convert
-
-
-def _cifar_pipeline(images, labels, role, batch_size, seed, drop_remainder,
-                    augment, mean, std):
-  @_plain
-  def augment_batch(batch, batch_seed):
-    return _cifar_augment(batch[0], batch_seed), batch[1]
-
-  @_plain
-  def normalise(x, y):
-    return _normalise(x, mean, std), y
-
-  ds = tf.data.Dataset.from_tensor_slices((images, labels))
-  if role == "train":
-    ds = ds.shuffle(int(images.shape[0]), seed=seed,
-                    reshuffle_each_iteration=True)
-  ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-  if augment:
-    seeds = tf.data.Dataset.random(seed=seed).batch(2, drop_remainder=True)
-    ds = tf.data.Dataset.zip((ds, seeds)).map(
-        augment_batch, num_parallel_calls=tf.data.AUTOTUNE)
-  return ds.map(normalise, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def _random_resized_crop(encoded, size, seed):
@@ -309,132 +431,3 @@ def _center_crop(encoded, size, crop_padding=32):
   return tf.image.resize(image, [size, size], method="bilinear")
 
 
-def _imagenet_pipeline(builder, name, data_dir, split, role, batch_size, seed,
-                       drop_remainder, augment, image_size, eval_examples,
-                       mean, std):
-  @_plain
-  def train_crop(example, example_seed):
-    return (_random_resized_crop(example[0], image_size, example_seed),
-            tf.cast(example[1], tf.int32))
-
-  @_plain
-  def eval_crop(x, y):
-    return _center_crop(x, image_size), tf.cast(y, tf.int32)
-
-  @_plain
-  def normalise(x, y):
-    return _normalise(x, mean, std), y
-
-  training = role == "train"
-  read_config = tfds.ReadConfig(shuffle_seed=seed, try_autocache=False)
-  ds = _as_dataset(builder, name, data_dir, split, shuffle_files=training,
-                   read_config=read_config,
-                   decoders={"image": tfds.decode.SkipDecoding()})
-  if eval_examples is not None and not training:
-    ds = ds.take(eval_examples)
-  if training:
-    ds = ds.shuffle(16 * batch_size, seed=seed, reshuffle_each_iteration=True)
-  if augment:
-    seeds = tf.data.Dataset.random(seed=seed).batch(2, drop_remainder=True)
-    ds = tf.data.Dataset.zip((ds, seeds)).map(
-        train_crop, num_parallel_calls=tf.data.AUTOTUNE)
-  else:
-    ds = ds.map(eval_crop, num_parallel_calls=tf.data.AUTOTUNE)
-  ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-  return ds.map(normalise, num_parallel_calls=tf.data.AUTOTUNE)
-
-
-def load_dataset(name, split_role, batch_size, *, data_dir=None,
-                 train_examples=None, eval_examples=None, image_size=None,
-                 seed=0, download=False, augment=None, drop_remainder=None):
-  """A batched, normalised, prefetched `tf.data.Dataset` of one split role.
-
-  Args:
-    name: "cifar10" or "imagenet2012".
-    split_role: "train", "validation" (held-out part of the official training
-      split: the reward's source) or "test" (the official held-out split).
-    batch_size: global batch size.
-    data_dir: tfds data dir; default $TFDS_DATA_DIR, else tfds' default.
-    train_examples: use only the first N examples of the training part (for
-      short budgets); "train" role only.
-    eval_examples: use only the first N examples of a validation/test split.
-    image_size: ImageNet image side (default 224); CIFAR-10 is always 32.
-    seed: seed of shuffling and augmentation.
-    download: let tfds download and prepare a missing dataset (needs
-      internet; ImageNet needs the manual download first). Off by default:
-      a missing dataset raises GraphNasError at once.
-    augment: augment the batches; default True for "train" only.
-    drop_remainder: drop the last short batch; default True for "train" (a
-      fixed batch shape, so a child's train step traces once), False else.
-
-  Returns:
-    A finite dataset of (images float32 [B, H, W, 3], labels int32 [B]): one
-    epoch; the same object for the same arguments within a process (the
-    MAX_CACHED_DATASETS most recently used are kept).
-
-  Raises:
-    GraphNasError: unknown name/role, bad sizes, or the dataset is not
-      prepared in the data dir.
-  """
-  spec = _spec(name)
-  if split_role not in ROLES:
-    raise GraphNasError(f"unknown split role '{split_role}'; one of "
-                        f"{', '.join(ROLES)}")
-  if int(batch_size) < 1:
-    raise GraphNasError(f"batch_size={batch_size} must be positive")
-  if train_examples is not None and split_role != "train":
-    train_examples = None
-  if eval_examples is not None:
-    if split_role == "train":
-      eval_examples = None
-    elif int(eval_examples) < 1:
-      raise GraphNasError(f"eval_examples={eval_examples} must be positive")
-  size = _image_size(name, image_size)
-  data_dir = resolve_data_dir(data_dir)
-  training = split_role == "train"
-  augment = training if augment is None else bool(augment)
-  drop_remainder = training if drop_remainder is None else bool(
-      drop_remainder)
-  # Unshuffled, unaugmented evaluation batches do not depend on the seed.
-  key = (name, split_role, int(batch_size), data_dir, train_examples,
-         eval_examples, size, int(seed) if training or augment else None,
-         augment, drop_remainder)
-  with _CACHE_LOCK:
-    if key in _DATASETS:
-      _DATASETS.move_to_end(key)
-      return _DATASETS[key]
-    builder = _builder(name, data_dir, download)
-    split = _split(name, split_role, train_examples, builder)
-    if name == "cifar10":
-      images, labels = _cifar_arrays(builder, name, data_dir, split)
-      if eval_examples is not None:
-        images, labels = images[:eval_examples], labels[:eval_examples]
-      if drop_remainder and int(images.shape[0]) < batch_size:
-        raise GraphNasError(f"{name} {split_role}: {len(images)} examples "
-                            f"make no full batch of {batch_size}")
-      ds = _cifar_pipeline(images, labels, split_role, int(batch_size),
-                           int(seed), drop_remainder, augment, spec["mean"],
-                           spec["std"])
-    else:
-      ds = _imagenet_pipeline(builder, name, data_dir, split, split_role,
-                              int(batch_size), int(seed), drop_remainder,
-                              augment, size, eval_examples, spec["mean"],
-                              spec["std"])
-    ds = ds.prefetch(tf.data.AUTOTUNE)
-    _DATASETS[key] = ds
-    while len(_DATASETS) > MAX_CACHED_DATASETS:
-      _DATASETS.popitem(last=False)
-    return ds
-
-
-def num_batches(dataset):
-  """Batches in one pass of a dataset from `load_dataset` (None: unknown)."""
-  n = int(dataset.cardinality())
-  return n if n >= 0 else None
-
-
-def clear_cache():
-  """Forgets every cached dataset and decoded array of this process."""
-  with _CACHE_LOCK:
-    _DATASETS.clear()
-    _ARRAYS.clear()

@@ -2,63 +2,93 @@
 
 A toy space (task "stack_layers" / "select_optimizer") is scored by its toy
 reward; an image space (task "image_classification") by training a child
-built with graph_nas.child on its dataset with graph_nas.train.
+built with graph_nas.child on its dataset with one long-lived
+graph_nas.child_trainer.ChildTrainer.
 """
 
+import os
 from typing import Dict
 
 from graph_nas import tasks
 from graph_nas.errors import GraphNasError
-from graph_nas.search import EvalResult, ToyEvaluator
+from graph_nas.results import EvalResult
+from graph_nas.search import ToyEvaluator
 from graph_nas.space import SearchSpace
 
 IMAGE_TASK = "image_classification"
 
 
 class ChildEvaluator:
-  """Builds a MnasNet-like child from the config, trains it, scores it."""
+  """Builds a MnasNet-like child from the config, trains it, scores it.
+
+  The trainer (strategy, data, ...) is made on first use and lives as long
+  as the evaluator; it does not travel when the evaluator is pickled to a
+  worker process (each worker makes its own).
+  """
 
   def __init__(self, settings, final_settings=None):
-    """settings, final_settings: graph_nas.train.TrainSettings for search
-    trials and for retraining the best child (default: settings scored on
-    the test split)."""
-    import dataclasses
-    self.settings = settings
-    self.final_settings = final_settings or dataclasses.replace(
-        settings, eval_role="test")
+    """settings, final_settings: graph_nas.train_settings.TrainSettings for
+    search trials and for retraining the best child (default: `settings`
+    scored on the test split)."""
+    self.settings = settings.check()
+    self.final_settings = (final_settings or settings.replace(
+        eval_role="test")).check()
+    self._trainer = None
+
+  def __getstate__(self):
+    state = dict(self.__dict__)
+    state["_trainer"] = None
+    return state
+
+  def _make_trainer(self, settings):
+    from graph_nas import child, child_trainer
+    return child_trainer.ChildTrainer(settings, child.build_child,
+                                      flops_fn=child.count_flops,
+                                      params_fn=child.count_params)
+
+  @property
+  def trainer(self):
+    if self._trainer is None:
+      self._trainer = self._make_trainer(self.settings)
+    return self._trainer
+
+  def prepare(self):
+    """Reads the data now (GraphNasError when it is missing)."""
+    self.trainer.prepare()
 
   def evaluate(self, config: dict, trial_id: int, seed: int) -> EvalResult:
-    from graph_nas import child, train
-    del trial_id
-    result = train.train_child(child.build_child, config, self.settings,
-                               flops_fn=child.count_flops,
-                               params_fn=child.count_params, seed=seed)
-    metrics = dict(result.metrics)
+    result = self.trainer.train(config, seed, label=f"trial {trial_id}")
     if result.details:
-      metrics["traceback"] = result.details[-2000:]
-    return EvalResult(result.status, result.reward, metrics, result.reason)
+      result.metrics["traceback"] = result.details[-2000:]
+    return result
 
   def finalize(self, config: dict, out_dir: str, seed: int) -> Dict:
     """Retrains the best config, scores it on the test split, saves it."""
-    from graph_nas import child, train
-    built = {}
-
-    def model_fn(cfg, **kwargs):
-      built["model"] = child.build_child(cfg, **kwargs)
-      return built["model"]
-
-    result = train.train_child(model_fn, config, self.final_settings,
-                               flops_fn=child.count_flops,
-                               params_fn=child.count_params, seed=seed)
+    from graph_nas import child
+    s = self.final_settings
+    trainer = self._make_trainer(s)
+    result, model = trainer.train(config, seed, keep_model=True,
+                                  label="best child (retraining)")
     out = {"status": result.status, "reason": result.reason,
            "test_accuracy": result.metrics.get("val_accuracy"),
            "metrics": result.metrics}
-    if result.ok and "model" in built:
-      out["files"] = child.save_child(built["model"], config, out_dir)
+    if result.ok and model is not None:
+      budget = s.budget_identity()
+      out["files"] = child.save_child(model, config, out_dir, extra={
+          "dataset": s.dataset,
+          "image_size": int(trainer.info.input_shape[0]),
+          "input": "raw RGB images, 0..255 (the model normalises them)",
+          "training": budget,
+          "seed": int(seed),
+          f"{s.eval_role}_accuracy": result.metrics.get("val_accuracy"),
+          f"{s.eval_role}_examples": result.metrics.get("val_examples"),
+      })
+      out["files"]["directory"] = os.path.abspath(out_dir)
     return out
 
 
-def evaluator_for(space: SearchSpace, train_settings=None):
+def evaluator_for(space: SearchSpace, train_settings=None,
+                  final_settings=None):
   """The evaluator a space's `task` asks for."""
   task = space.proto.task
   if task in tasks.TOY_TASKS:
@@ -67,12 +97,30 @@ def evaluator_for(space: SearchSpace, train_settings=None):
     if train_settings is None:
       raise GraphNasError("an image_classification space needs training "
                           "settings", source=space.source)
-    return ChildEvaluator(train_settings)
+    return ChildEvaluator(train_settings, final_settings)
   raise GraphNasError(f"unknown task '{task}' (known: "
                       f"{', '.join(sorted(tasks.TOY_TASKS) + [IMAGE_TASK])})",
                       source=space.source)
 
 
+def image_task_params(space: SearchSpace) -> Dict:
+  """dataset, image_size, num_classes from an image space's task_params.
+
+  Raises GraphNasError naming the space file for a value that is not an
+  integer.
+  """
+  params = dict(space.proto.task_params)
+  out = {"dataset": params.get("dataset", "cifar10")}
+  for key in ("image_size", "num_classes"):
+    if key in params:
+      try:
+        out[key] = int(params[key])
+      except ValueError:
+        raise GraphNasError(f"task_params {key}={params[key]!r} is not an "
+                            "integer", source=space.source) from None
+  return out
+
+
 def dataset_of(space: SearchSpace) -> str:
   """The dataset an image space names in task_params (default cifar10)."""
-  return dict(space.proto.task_params).get("dataset", "cifar10")
+  return image_task_params(space)["dataset"]

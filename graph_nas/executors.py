@@ -9,8 +9,10 @@ All three share one small interface used by the search loop:
 
 - ``InProcessExecutor`` (default): one child at a time in the driver; no
   extra dependency.
-- ``ProcessPoolExecutor``: each child in a fresh process (one task per
-  process), so TensorFlow memory is returned to the OS between children.
+- ``ProcessPoolExecutor``: each child in a fresh process of its own (one
+  trial per process), so TensorFlow memory is returned to the OS between
+  children, and a process that dies fails exactly its own trial (recorded
+  as failed, not retried; the other trials running beside it go on).
 - ``RayExecutor``: each child a Ray task with its CPUs/GPUs given by flags,
   on a local or remote Ray cluster (``pip install .[ray]``). A worker killed
   mid-trial is retried once (``retries=1``) or the trial is recorded as
@@ -20,13 +22,17 @@ Evaluators travel to workers by pickling, so they must be plain objects
 (ToyEvaluator, ChildEvaluator are). The driver alone writes the SQLite store.
 """
 
+import atexit
 import collections
-import concurrent.futures
 import dataclasses
 import multiprocessing
+import multiprocessing.connection
+import pickle
+import signal
 import time
 import traceback
-from typing import Any, Deque, Dict, Optional, Tuple
+import weakref
+from typing import Any, Deque, Dict, List, Optional, Tuple
 
 from graph_nas.errors import GraphNasError
 
@@ -103,53 +109,181 @@ def _pool_worker(evaluator, job):
   return evaluate_safely(evaluator, job)
 
 
+def _process_worker(evaluator, job, conn):
+  """Body of one trial's process: evaluate, send the result, exit."""
+  result = evaluate_safely(evaluator, job)
+  try:
+    conn.send(result)
+  except Exception as e:  # pylint: disable=broad-except
+    # Metrics that do not pickle: still a result, not a dead worker.
+    now = time.time()
+    conn.send(Finished(job, "failed", None, {},
+                       f"the trial's result cannot be sent to the driver: "
+                       f"{type(e).__name__}: {e}", result.started, now,
+                       result.fatal))
+  conn.close()
+
+
+def _death_reason(exitcode) -> str:
+  if exitcode is None:
+    return ("worker process died: it closed its result pipe without a "
+            "result (stopped)")
+  if exitcode < 0:
+    try:
+      name = signal.Signals(-exitcode).name
+    except ValueError:
+      name = f"signal {-exitcode}"
+    return f"worker process died: killed by {name}"
+  return (f"worker process died with exit code {exitcode} before returning "
+          "a result")
+
+
+@dataclasses.dataclass
+class _Running:
+  job: TrialJob
+  process: Any
+  conn: Any
+  started: float
+
+
 class ProcessPoolExecutor:
-  """One child per fresh process (memory freed between children)."""
+  """One child per fresh process (memory freed between children).
+
+  Every trial job gets a process of its own, started when a slot is free
+  (at most ``workers`` at once) and joined by a pipe that carries its one
+  result. A process that ends without sending a result (killed, out of
+  memory, a crash in native code) fails exactly its own trial: the other
+  trials running beside it go on untouched and nothing is retried.
+  """
 
   def __init__(self, evaluator, workers: int = 1):
     if workers < 1:
       raise GraphNasError(f"--workers must be >= 1, got {workers}")
     self.evaluator = evaluator
     self.capacity = workers
-    ctx = multiprocessing.get_context("spawn")
-    self._pool = concurrent.futures.ProcessPoolExecutor(
-        max_workers=workers, mp_context=ctx, max_tasks_per_child=1)
-    self._futures: Dict[concurrent.futures.Future, TrialJob] = {}
+    self._ctx = multiprocessing.get_context("spawn")
+    self._queue: Deque[TrialJob] = collections.deque()
+    self._running: List[_Running] = []
+    self._exiting: List[Any] = []  # processes that sent their result
+    _LIVE_POOLS.add(self)
 
   def submit(self, job):
-    self._futures[self._pool.submit(_pool_worker, self.evaluator, job)] = job
+    self._queue.append(job)
+    self._start_queued()
+
+  def _start_queued(self):
+    self._reap()
+    while self._queue and len(self._running) < self.capacity:
+      job = self._queue.popleft()
+      recv, send = self._ctx.Pipe(duplex=False)
+      proc = self._ctx.Process(target=_process_worker,
+                               args=(self.evaluator, job, send),
+                               name=f"graph_nas-trial-{job.key}")
+      try:
+        proc.start()
+      except (pickle.PicklingError, TypeError, AttributeError) as e:
+        recv.close()
+        raise GraphNasError(f"the evaluator or trial {job.key} cannot be "
+                            f"sent to a worker process (it must pickle): "
+                            f"{type(e).__name__}: {e}") from None
+      finally:
+        send.close()  # the child holds the only writer: EOF when it dies
+      self._running.append(_Running(job, proc, recv, time.time()))
+
+  def _reap(self):
+    """Joins the processes that sent their result and have exited since."""
+    still = []
+    for p in self._exiting:
+      if p.exitcode is None:  # a non-blocking poll
+        still.append(p)
+      else:
+        p.join()
+    self._exiting = still
 
   def wait_any(self):
-    if not self._futures:
+    if not self._running and not self._queue:
       raise GraphNasError("wait_any() with nothing submitted")
-    done, _ = concurrent.futures.wait(
-        self._futures, return_when=concurrent.futures.FIRST_COMPLETED)
-    fut = next(iter(done))
-    job = self._futures.pop(fut)
-    try:
-      return fut.result()
-    except concurrent.futures.process.BrokenProcessPool as e:
-      # The worker died (killed, out of memory): the pool is unusable.
-      self._restart()
-      now = time.time()
-      return Finished(job, "failed", None, {}, f"worker process died: {e}",
-                      now, now)
+    self._start_queued()
+    while True:
+      waitables = {}
+      for r in self._running:
+        waitables[r.conn] = r
+        waitables[r.process.sentinel] = r
+      ready = multiprocessing.connection.wait(list(waitables))
+      # Several may be ready at once: the earliest submitted first.
+      ready_runs = {id(waitables[w]) for w in ready}
+      for r in list(self._running):
+        if id(r) in ready_runs:
+          finished = self._collect(r)
+          if finished is not None:
+            self._running.remove(r)
+            self._start_queued()
+            return finished
 
-  def _restart(self):
-    pending = list(self._futures.values())
-    self._pool.shutdown(wait=False, cancel_futures=True)
-    ctx = multiprocessing.get_context("spawn")
-    self._pool = concurrent.futures.ProcessPoolExecutor(
-        max_workers=self.capacity, mp_context=ctx, max_tasks_per_child=1)
-    self._futures = {}
-    for job in pending:
-      self.submit(job)
+  def _collect(self, r: _Running) -> Optional[Finished]:
+    """The result of r if its process sent one or died; None otherwise."""
+    if r.conn.poll():
+      try:
+        result = r.conn.recv()
+      except (EOFError, OSError):
+        pass  # died before or while writing its result
+      except Exception as e:  # pylint: disable=broad-except
+        # Sent, but does not unpickle here: the trial failed, the process
+        # ends normally.
+        r.conn.close()
+        self._exiting.append(r.process)
+        return Finished(r.job, "failed", None, {},
+                        f"the trial's result cannot be read: "
+                        f"{type(e).__name__}: {e}", r.started, time.time())
+      else:
+        r.conn.close()
+        self._exiting.append(r.process)
+        return result
+    elif r.process.is_alive():
+      return None  # a spurious wake-up
+    r.conn.close()
+    r.process.join(timeout=5)
+    if r.process.is_alive():  # closed its pipe but lives on: stop it
+      reason = _death_reason(None)
+      r.process.kill()
+      r.process.join()
+    else:
+      reason = _death_reason(r.process.exitcode)
+    return Finished(r.job, "failed", None, {}, reason, r.started,
+                    time.time())
 
   def in_flight(self):
-    return len(self._futures)
+    return len(self._queue) + len(self._running)
 
   def shutdown(self):
-    self._pool.shutdown(wait=False, cancel_futures=True)
+    """Stops every trial still running (their results are dropped)."""
+    self._queue.clear()
+    procs = [r.process for r in self._running] + self._exiting
+    for r in self._running:
+      r.conn.close()
+    self._running = []
+    self._exiting = []
+    for p in procs:
+      if p.is_alive():
+        p.terminate()
+    deadline = time.time() + 5
+    for p in procs:
+      p.join(timeout=max(0.0, deadline - time.time()))
+      if p.is_alive():
+        p.kill()
+        p.join()
+    _LIVE_POOLS.discard(self)
+
+
+# Trials still running when the driver exits are stopped, not waited for
+# (multiprocessing would otherwise join them at exit).
+_LIVE_POOLS: "weakref.WeakSet[ProcessPoolExecutor]" = weakref.WeakSet()
+
+
+@atexit.register
+def _shutdown_live_pools():
+  for pool in list(_LIVE_POOLS):
+    pool.shutdown()
 
 
 RAY_INSTALL_HINT = ("Ray is not installed: `pip install .[ray]` (or "

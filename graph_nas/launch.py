@@ -59,12 +59,30 @@ flags.DEFINE_integer("eval_examples", None, "Score children on this many "
 flags.DEFINE_float("child_learning_rate", None, "Peak child learning rate "
                    "(default: 0.1 * batch_size / 128, SGD).",
                    lower_bound=1e-12)
+flags.DEFINE_float("final_epochs", None, "Epochs of the best child's "
+                   "retraining before it is scored on the test split "
+                   "(default --epochs).", lower_bound=1e-6)
+flags.DEFINE_integer("final_train_examples", None, "Training examples of "
+                     "the best child's retraining (default "
+                     "--train_examples; 0: the whole training part).",
+                     lower_bound=0)
 flags.DEFINE_string("dataset", None, "tfds dataset (default: the space's "
                     "task_params dataset).")
+flags.DEFINE_integer("image_size", None, "Side of the images children see "
+                     "(default: the space's task_params image_size, else "
+                     "the dataset's).", lower_bound=8)
 flags.DEFINE_string("data_dir", None, "tfds data dir (default "
-                    "$TFDS_DATA_DIR, else ~/tensorflow_datasets).")
+                    "$TFDS_DATA_DIR, else ../shared/data/tfds beside the "
+                    "repository when it exists, else tfds' default, where "
+                    "CIFAR-10 is downloaded when missing).")
 flags.DEFINE_boolean("download", False, "Let tfds download a missing "
-                     "dataset (needs internet).")
+                     "dataset into --data_dir (needs internet).")
+flags.DEFINE_boolean("deterministic", False, "TensorFlow op determinism: a "
+                     "resumed search stores the same rewards as an "
+                     "uninterrupted one (slower on some devices).")
+flags.DEFINE_boolean("reuse_results", True, "An architecture evaluated "
+                     "before in this search reuses its result instead of "
+                     "training again.")
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "tpu"],
                   "tf.distribute strategy for child training.")
 flags.DEFINE_string("tpu", None, "TPU address (with --strategy=tpu).")
@@ -122,6 +140,46 @@ def _check_flags():
     sys.exit("error: --strategy=tpu needs --tpu=<address> (or --tpu=local)")
 
 
+def _train_settings(space, evaluators):
+  """(search, final) TrainSettings from the space and the flags."""
+  from graph_nas import train_settings as ts
+  params = evaluators.image_task_params(space)
+  search = ts.TrainSettings(
+      dataset=FLAGS.dataset or params["dataset"],
+      data_dir=FLAGS.data_dir, download=FLAGS.download,
+      image_size=FLAGS.image_size or params.get("image_size"),
+      num_classes=(None if FLAGS.dataset else params.get("num_classes")),
+      train_examples=FLAGS.train_examples,
+      eval_examples=FLAGS.eval_examples, batch_size=FLAGS.batch_size,
+      epochs=FLAGS.epochs, steps=FLAGS.steps,
+      learning_rate=FLAGS.child_learning_rate, strategy=FLAGS.strategy,
+      tpu=FLAGS.tpu, mixed_precision=(None if FLAGS.mixed_precision ==
+                                      "none" else FLAGS.mixed_precision),
+      deterministic=FLAGS.deterministic,
+      target_flops=FLAGS.target_flops, reward_alpha=FLAGS.flops_exponent,
+      reward_beta=FLAGS.flops_exponent)
+  final_examples = FLAGS.final_train_examples
+  if final_examples is None:
+    final_examples = search.train_examples
+  final = search.replace(
+      eval_role="test", eval_examples=None,
+      epochs=FLAGS.final_epochs or search.epochs,
+      steps=None if FLAGS.final_epochs else search.steps,
+      train_examples=final_examples or None)
+  return search.check(), final.check()
+
+
+def _warn_unused_image_flags():
+  """Flags of child training given for a space that trains no child."""
+  for name in ("epochs", "steps", "batch_size", "train_examples",
+               "eval_examples", "child_learning_rate", "dataset",
+               "image_size", "data_dir", "target_flops", "final_epochs",
+               "final_train_examples", "deterministic"):
+    if FLAGS[name].present:
+      logging.warning("--%s has no effect: %s is not an image space", name,
+                      FLAGS.space)
+
+
 def main(argv):
   if len(argv) > 1:
     sys.exit(f"error: unexpected arguments: {' '.join(argv[1:])}")
@@ -135,32 +193,24 @@ def main(argv):
   from graph_nas import algorithms, evaluators, search
   try:
     out_dir = FLAGS.out_dir or os.path.join("runs", space.name)
-    train_settings = None
+    train_settings = final_settings = None
+    budget = None
     if space.proto.task == evaluators.IMAGE_TASK:
-      from graph_nas import data, train
-      dataset = FLAGS.dataset or evaluators.dataset_of(space)
-      train_settings = train.TrainSettings(
-          dataset=dataset, data_dir=FLAGS.data_dir, download=FLAGS.download,
-          train_examples=FLAGS.train_examples,
-          eval_examples=FLAGS.eval_examples, batch_size=FLAGS.batch_size,
-          epochs=FLAGS.epochs, steps=FLAGS.steps,
-          learning_rate=FLAGS.child_learning_rate, strategy=FLAGS.strategy,
-          tpu=FLAGS.tpu, mixed_precision=(None if FLAGS.mixed_precision ==
-                                          "none" else FLAGS.mixed_precision),
-          target_flops=FLAGS.target_flops, reward_alpha=FLAGS.flops_exponent,
-          reward_beta=FLAGS.flops_exponent, seed=FLAGS.seed)
-      # Fail within seconds when the dataset is missing (quietly: an error
-      # must be one line).
-      verbosity = logging.get_verbosity()
-      logging.set_verbosity(logging.WARNING)
-      try:
-        data.load_dataset(dataset, "validation", FLAGS.batch_size,
-                          data_dir=FLAGS.data_dir,
-                          eval_examples=FLAGS.eval_examples,
-                          download=FLAGS.download)
-      finally:
-        logging.set_verbosity(verbosity)
-    evaluator = evaluators.evaluator_for(space, train_settings)
+      train_settings, final_settings = _train_settings(space, evaluators)
+      budget = train_settings.budget_identity()
+    else:
+      _warn_unused_image_flags()
+    evaluator = evaluators.evaluator_for(space, train_settings,
+                                         final_settings)
+    if train_settings is not None:
+      from graph_nas import strategies
+      logging.info("children train on %s", strategies.describe_devices())
+      # Fail within seconds when the dataset is missing; the data is read
+      # once for the whole search.
+      evaluator.prepare()
+    if FLAGS.executor == "inprocess" and FLAGS.workers > 1:
+      logging.warning("--workers=%d has no effect with --executor=inprocess "
+                      "(one child at a time)", FLAGS.workers)
     kwargs = {}
     if FLAGS.algorithm != "random":
       kwargs = {"learning_rate": FLAGS.learning_rate,
@@ -175,7 +225,8 @@ def main(argv):
         failure_reward=FLAGS.failure_reward,
         max_consecutive_failures=FLAGS.max_consecutive_failures,
         log_every=FLAGS.log_every, update_policy=FLAGS.update_policy,
-        max_staleness=FLAGS.max_staleness)
+        max_staleness=FLAGS.max_staleness,
+        reuse_results=FLAGS.reuse_results)
     from graph_nas import executors
     executor = executors.make_executor(
         FLAGS.executor, evaluator, workers=FLAGS.workers,
@@ -188,9 +239,11 @@ def main(argv):
                 ("space", "algorithm", "max_trials", "walks_per_update",
                  "learning_rate", "entropy_weight", "epochs", "steps",
                  "batch_size", "train_examples", "eval_examples", "seed",
-                 "executor", "workers", "update_policy")}
+                 "executor", "workers", "update_policy", "target_flops",
+                 "image_size", "deterministic", "final_epochs",
+                 "final_train_examples")}
     job = search.Search(space, algorithm, evaluator, out_dir, settings,
-                        run_info, executor=executor)
+                        run_info, executor=executor, budget=budget)
     try:
       timing = job.run()
       result = job.finalize(retrain=FLAGS.retrain_best)

@@ -11,8 +11,19 @@ queue, random state, number of updates) is written atomically to one file.
 Rerunning on the same output folder loads that checkpoint; the batch that
 was interrupted is proposed again from the same state -- hence the same
 walks for a seeded run -- and trials of it already in the store are reused,
-not run again. Each trial's own training seed is `seed + trial_id`, so a
-resumed search evaluates exactly what an uninterrupted one would have.
+not run again. Each trial's own training seed is `seed + trial_id`; it
+fixes everything random about the child (graph_nas.child_trainer), so a
+resumed search evaluates what an uninterrupted one would have (bit for bit
+with the trainer's `deterministic` setting).
+
+No work done twice: a walk whose decoded config was already evaluated
+successfully in this search is not evaluated again (`reuse_results`); the
+stored result is recorded for the new trial, marked `cached_from`.
+
+The run's identity (space, algorithm, seed, walks per update, and the
+evaluator's budget: data, training budget, recipe) is stored with the
+first trial; resuming with a different identity is refused, naming the
+flag that differs.
 """
 
 import dataclasses
@@ -27,20 +38,12 @@ from absl import logging
 
 from graph_nas.algorithms import Algorithm
 from graph_nas.errors import GraphNasError
+from graph_nas.results import EvalResult
 from graph_nas.space import SearchSpace
 from graph_nas.store import TrialStore
 
 DB_NAME = "trials.sqlite"
 CHECKPOINT_NAME = "checkpoint.npz"
-
-
-@dataclasses.dataclass
-class EvalResult:
-  """What an evaluator says of one architecture."""
-  status: str  # "ok" or "failed"
-  reward: Optional[float] = None
-  metrics: Dict = dataclasses.field(default_factory=dict)
-  reason: str = ""
 
 
 class Evaluator(Protocol):
@@ -83,6 +86,9 @@ class SearchSettings:
   # than max_staleness updates ago are stored but not learned from.
   update_policy: str = "sync"
   max_staleness: int = 2
+  # Reuse the stored result of an architecture (decoded config) evaluated
+  # before in this search instead of evaluating it again.
+  reuse_results: bool = True
 
 
 class SearchStopped(GraphNasError):
@@ -92,6 +98,25 @@ class SearchStopped(GraphNasError):
 def _space_fingerprint(space: SearchSpace) -> str:
   return hashlib.sha256(space.proto.SerializeToString(
       deterministic=True)).hexdigest()[:16]
+
+
+IDENTITY_FLAGS = {"space": "--space", "space_name": "--space",
+                  "algorithm": "--algorithm", "seed": "--seed",
+                  "walks_per_update": "--walks_per_update"}
+# Budget entries (TrainSettings.budget_identity) -> the launcher's flags.
+BUDGET_FLAGS = {"dataset": "--dataset", "image_size": "--image_size",
+                "train_examples": "--train_examples",
+                "eval_examples": "--eval_examples",
+                "batch_size": "--batch_size", "epochs": "--epochs",
+                "steps": "--steps", "learning_rate": "--child_learning_rate",
+                "target_flops": "--target_flops",
+                "reward_alpha": "--flops_exponent",
+                "reward_beta": "--flops_exponent",
+                "mixed_precision": "--mixed_precision"}
+
+
+def _show(value) -> str:
+  return "(unset)" if value is None else str(value)
 
 
 def _fmt_duration(seconds: float) -> str:
@@ -107,7 +132,9 @@ class Search:
   def __init__(self, space: SearchSpace, algorithm: Algorithm,
                evaluator: Evaluator, out_dir: str,
                settings: SearchSettings, run_info: Optional[Dict] = None,
-               executor=None):
+               executor=None, budget: Optional[Dict] = None):
+    """budget: what gives the evaluator's rewards their meaning (e.g.
+    TrainSettings.budget_identity()); part of the run's identity."""
     from graph_nas import executors
     if settings.update_policy not in ("sync", "async"):
       raise GraphNasError(f"--update_policy must be sync or async, got "
@@ -119,7 +146,11 @@ class Search:
     self.out_dir = out_dir
     self.settings = settings
     self.run_info = dict(run_info or {})
-    os.makedirs(out_dir, exist_ok=True)
+    self.budget = dict(budget or {})
+    from graph_nas.run_lock import RunLock
+    # One search per output folder: a second one ends here, naming the
+    # running process; a lock left by a dead process is taken over.
+    self._lock = RunLock(out_dir).acquire()
     self.store = TrialStore(os.path.join(out_dir, DB_NAME))
     self.checkpoint_path = os.path.join(out_dir, CHECKPOINT_NAME)
     self._writer = None
@@ -127,24 +158,33 @@ class Search:
   # ------------------------------------------------------------- identity
   def _check_identity(self):
     """A resumed folder must hold the same search (space, algorithm, seed,
-    walks per update)."""
+    walks per update, evaluation budget)."""
     identity = {"space": _space_fingerprint(self.space),
                 "space_name": self.space.name,
                 "algorithm": self.algorithm.name,
                 "seed": self.settings.seed,
-                "walks_per_update": self.settings.walks_per_update}
+                "walks_per_update": self.settings.walks_per_update,
+                "budget": self.budget}
     old = self.store.get_meta("identity")
     if old is None:
       self.store.set_meta("identity", identity)
       self.store.set_meta("run_info", self.run_info)
       return
-    flag_of = {"space": "--space", "space_name": "--space",
-               "algorithm": "--algorithm", "seed": "--seed",
-               "walks_per_update": "--walks_per_update"}
+    old.setdefault("budget", self.budget)  # a store from before budgets
     for key, value in identity.items():
-      if old.get(key) != value:
+      if key == "budget":
+        for name in sorted(set(value) | set(old["budget"])):
+          before, now = old["budget"].get(name), value.get(name)
+          if before != now:
+            flag = BUDGET_FLAGS.get(name, name)
+            raise GraphNasError(
+                f"{self.out_dir} holds a search trained with {flag}="
+                f"{_show(before)}, not {_show(now)}: rerun with {flag}="
+                f"{_show(before)} to resume it, or use another --out_dir")
+      elif old.get(key) != value:
+        flag = IDENTITY_FLAGS[key]
         raise GraphNasError(
-            f"{self.out_dir} holds a search with {flag_of[key]} "
+            f"{self.out_dir} holds a search with {flag} "
             f"{key}={old.get(key)!r}, not {value!r}: use another --out_dir "
             "or the same settings to resume")
 
@@ -192,7 +232,23 @@ class Search:
     return executors.TrialJob(trial_id, tuple(walk), config, seed,
                               trial_id, self.algorithm.num_updates), None
 
-  def _record(self, fin, batch: Optional[int] = None) -> Dict:
+  def _cached(self, job, batch: int) -> Optional[Dict]:
+    """Records `job` as a reuse of an earlier trial of its config, if any."""
+    if not self.settings.reuse_results:
+      return None
+    earlier = self.store.find_config(job.config)
+    if earlier is None:
+      return None
+    from graph_nas import executors
+    now = time.time()
+    metrics = dict(earlier["metrics"])
+    metrics["cached_from"] = earlier["trial_id"]
+    return self._record(executors.Finished(
+        job, "ok", earlier["reward"], metrics, "", now, now), batch,
+                        cached_from=earlier["trial_id"])
+
+  def _record(self, fin, batch: Optional[int] = None,
+              cached_from: Optional[int] = None) -> Dict:
     """Stores a finished trial (own transaction), logs it, checks limits."""
     job = fin.job
     if fin.fatal:
@@ -202,7 +258,8 @@ class Search:
         batch=batch if batch is not None else self.algorithm.num_updates,
         walk=job.walk, config=job.config, status=fin.status,
         reward=fin.reward, seed=job.seed, started=fin.started,
-        reason=fin.reason, metrics=fin.metrics, finished=fin.finished)
+        reason=fin.reason, metrics=fin.metrics, finished=fin.finished,
+        cached_from=cached_from)
     self._eval_seconds += fin.finished - fin.started
     self._evaluated += 1
     row = self.store.trial(job.trial_id)
@@ -249,6 +306,8 @@ class Search:
         job, failed_row = self._job(walk, trial_id, s.seed + trial_id)
         if job is None:
           rows[trial_id] = failed_row
+        elif (cached := self._cached(job, batch)) is not None:
+          rows[trial_id] = cached
         else:
           self.executor.submit(job)
       while self.executor.in_flight():
@@ -261,6 +320,7 @@ class Search:
       self.algorithm.save(self.checkpoint_path)
 
   def _run_async(self, consumed: int):
+    from graph_nas import executors
     s = self.settings
     # Trials stored after the last update (a crash before it): learn from
     # them first. Trials that were in flight are simply proposed again.
@@ -272,9 +332,28 @@ class Search:
              self.store.count() + self.executor.in_flight() < s.max_trials):
         walk = self.algorithm.propose(1)[0]
         provisional = -1 - submitted  # the real id is given on completion
-        job, _ = self._job_async(walk, provisional)
-        self.executor.submit(job)
         submitted += 1
+        job = self._job_async(walk, provisional)
+        if job.config is None or (self.settings.reuse_results and
+                                  self.store.find_config(job.config)):
+          # Settled without an evaluation: a walk that does not decode is
+          # a failed trial, an architecture seen before reuses its result.
+          trial_id = self.store.count()
+          job.trial_id = job.key = trial_id
+          job.seed = s.seed + trial_id
+          if job.config is None:
+            now = time.time()
+            job.config = {}
+            row = self._record(executors.Finished(
+                job, "failed", None, {}, job.reason, now, now))
+          else:
+            row = self._cached(job, self.algorithm.num_updates)
+          buffer.append((row, 0))
+          if len(buffer) >= s.walks_per_update:
+            self._async_update(buffer, row["trial_id"] + 1)
+            buffer = []
+          continue
+        self.executor.submit(job)
       if not self.executor.in_flight():
         break
       fin = self.executor.wait_any()
@@ -291,15 +370,18 @@ class Search:
       self._async_update(buffer, self.store.count())
 
   def _job_async(self, walk, provisional):
+    """A TrialJob; config None (and .reason) when the walk does not decode."""
     from graph_nas import executors
     seed = self.settings.seed + self.store.count() + \
         self.executor.in_flight()
     try:
-      config = self.space.decode(walk)
-    except GraphNasError:
-      config = {}
-    return executors.TrialJob(provisional, tuple(walk), config, seed,
-                              provisional, self.algorithm.num_updates), None
+      config, reason = self.space.decode(walk), ""
+    except GraphNasError as e:
+      config, reason = None, f"decode: {e}"
+    job = executors.TrialJob(provisional, tuple(walk), config, seed,
+                             provisional, self.algorithm.num_updates)
+    job.reason = reason
+    return job
 
   def _async_update(self, buffer, consumed):
     usable = [r for r, staleness in buffer
@@ -357,12 +439,7 @@ class Search:
     rows = self.store.best(top)
     if not rows:
       raise SearchStopped(f"no successful trial in {self.store.path}")
-    table = report.top_table(rows)
-    with open(os.path.join(self.out_dir, "top_trials.md"), "w",
-              encoding="utf-8") as f:
-      f.write(table + "\n")
-    report.plot_runs([self.out_dir], os.path.join(self.out_dir,
-                                                  "rewards.png"))
+    table = report.write_run_reports(self.out_dir, top)["table"]
     best = rows[0]
     best_info = {"trial_id": best["trial_id"], "reward": best["reward"],
                  "walk": list(best["walk"]), "config": best["config"],
@@ -383,3 +460,4 @@ class Search:
     if self._writer is not None:
       self._writer.close()
     self.store.close()
+    self._lock.release()

@@ -31,7 +31,9 @@ from graph_nas.protos import search_space_pb2 as pb
 MAX_ACTIONS_PER_VERTEX = 100_000
 MAX_TOTAL_ACTIONS = 1_000_000
 MAX_TABLE_ENTRIES = 20_000_000  # vertices x max actions, the padded tables
-MAX_LINEAR_SLOTS = 100_000
+# A linear controller takes one LSTM step per slot; a longer chain is of no
+# use and takes tens of seconds to build.
+MAX_LINEAR_SLOTS = 10_000
 
 _KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\[-?\d+\])*"
                      r"(\.[A-Za-z_][A-Za-z0-9_]*(\[-?\d+\])*)*$")
@@ -72,6 +74,45 @@ def parse_key(key: str) -> List[Any]:
   for name, idx in _TOKEN_RE.findall(key):
     out.append(name if name else int(idx))
   return out
+
+
+def format_path(path: Sequence[Any]) -> str:
+  """['layers', -1, 'kernel'] -> 'layers[-1].kernel' (parse_key's inverse)."""
+  out = ""
+  for tok in path:
+    if isinstance(tok, int):
+      out += f"[{tok}]"
+    else:
+      out += ("." if out else "") + tok
+  return out
+
+
+def _schema(path: Sequence[Any]) -> Tuple[Any, ...]:
+  """A key path with its list indexes wildcarded: ('layers', None, 'k')."""
+  return tuple(None if isinstance(t, int) else t for t in path)
+
+
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _bad_text(text: str) -> Optional[str]:
+  """Why a name or string value is unusable (control characters), or None."""
+  m = _CONTROL_RE.search(text)
+  if m:
+    return (f"has a control character ({m.group()!r}); names and string "
+            "values must be printable")
+  return None
+
+
+def _value_fault(x) -> Optional[str]:
+  """Why a value given in the space is unusable, or None."""
+  if isinstance(x, float) and not math.isfinite(x):
+    return f"{x} is not a finite number"
+  if isinstance(x, str):
+    bad = _bad_text(x)
+    if bad:
+      return f"string {x!r} {bad}"
+  return None
 
 
 def get_path(config, path: Sequence[Any]):
@@ -135,7 +176,21 @@ def apply_edge(config: dict, edge: Edge, where: dict) -> None:
     if isinstance(current, bool) or not isinstance(current, (int, float)):
       raise GraphNasError(f"config key '{edge.key}': ADD to a non-number",
                           **where)
-    parent[last] = current + edge.value
+    result = current + edge.value
+    if isinstance(result, float) and not math.isfinite(result):
+      raise GraphNasError(f"config key '{edge.key}': ADD gives {result} "
+                          f"({current!r} + {edge.value!r})", **where)
+    parent[last] = result
+
+
+def _quote(name: str) -> str:
+  """A user-given name for a message: 'name', escaped when not printable."""
+  return f"'{name}'" if not _bad_text(name) else repr(name)
+
+
+def _dot_quote(text: str) -> str:
+  """A DOT double-quoted string (quotes and backslashes escaped)."""
+  return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _fmt(v):
@@ -169,10 +224,38 @@ class SearchSpace:
     self._build()
 
   # ---------------------------------------------------------------- loading
-  def _line_of(self, vertex=None, action=None):
+  _validate_keys = True  # the key path checks (off for a linear twin)
+
+  def _field_lines(self, field):
+    """Line numbers of each top-level-or-nested `field {` in the text, in
+    order, with comments dropped (strings kept); [] without text."""
+    if not self._text:
+      return []
+    text = getattr(self, "_clean_text", None)
+    if text is None:
+      text = re.sub(r'("(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\')|#[^\n]*',
+                    lambda m: m.group(1) or "", self._text)
+      self._clean_text = text
+    starts = [m.start() for m in
+              re.finditer(r"\b%s\s*:?\s*[{<]" % field, text)]
+    return [(pos, text.count("\n", 0, pos) + 1) for pos in starts]
+
+  def _line_of(self, vertex=None, action=None, vi=None, spec=None):
     """Best-effort line number of a vertex / action in the source text."""
     if not self._text or vertex is None:
       return None
+    verts = self._field_lines("vertices")
+    if vi is not None and len(verts) == len(self.proto.vertices):
+      # One `vertices {` per vertex: count them (names may repeat).
+      pos, line = verts[vi]
+      if spec is None:
+        return line
+      end = verts[vi + 1][0] if vi + 1 < len(verts) else None
+      acts = [(p, l) for p, l in self._field_lines("actions")
+              if p > pos and (end is None or p < end)]
+      if len(acts) == len(self.proto.vertices[vi].actions):
+        return acts[spec][1]
+      return line
     lines = self._text.splitlines()
     pat_v = re.compile(r'name\s*:\s*"%s"' % re.escape(vertex))
     start = None
@@ -190,20 +273,34 @@ class SearchSpace:
         return i + 1
     return start + 1
 
-  def _error(self, message, vertex=None, action=None):
+  def _error(self, message, vertex=None, action=None, vi=None, spec=None):
     return GraphNasError(message, source=self.source,
-                         line=self._line_of(vertex, action), vertex=vertex,
-                         action=action)
+                         line=self._line_of(vertex, action, vi, spec),
+                         vertex=vertex, action=action)
 
-  def _expand(self, v: pb.Vertex, a: pb.Action, spec: int,
+  def _default_line(self, i):
+    lines = self._field_lines("defaults")
+    return lines[i][1] if len(lines) == len(self.proto.defaults) else None
+
+  def _default_error(self, message, i):
+    return GraphNasError(f"defaults: {message}", source=self.source,
+                         line=self._default_line(i))
+
+  def _expand(self, vi: int, v: pb.Vertex, a: pb.Action, spec: int,
               index: dict) -> List[Edge]:
-    err = lambda m: self._error(m, v.name, a.name or f"#{spec}")
+    label = a.name if a.name and not _bad_text(a.name) else f"#{spec}"
+    err = lambda m: self._error(m, v.name, label, vi, spec)
     if not a.name:
       raise err("action has no name")
+    if _bad_text(a.name):
+      raise err(f"action name {a.name!r} {_bad_text(a.name)}")
+    if a.op not in pb.Action.Op.values():
+      raise err(f"op {a.op} is not one of "
+                f"{', '.join(pb.Action.Op.keys())}")
     if not a.target:
       raise err("action has no target vertex")
     if a.target not in index:
-      raise err(f"target '{a.target}' is not a vertex of this space")
+      raise err(f"target {_quote(a.target)} is not a vertex of this space")
     sources = [a.HasField("value"), len(a.int_values) > 0,
                len(a.float_values) > 0, len(a.string_values) > 0,
                a.HasField("int_range")]
@@ -247,6 +344,11 @@ class SearchSpace:
     if multi is not None and len(values) > MAX_ACTIONS_PER_VERTEX:
       raise err(f"{len(values)} values, more than the limit of "
                 f"{MAX_ACTIONS_PER_VERTEX} actions per vertex")
+    if not isinstance(values, range):
+      for x in values:
+        fault = _value_fault(x)
+        if fault:
+          raise err(f"value {fault}")
     if a.op == pb.Action.ADD:
       for x in values:
         if isinstance(x, bool) or not isinstance(x, (int, float)):
@@ -260,22 +362,28 @@ class SearchSpace:
 
   def _build(self):
     p = self.proto
+    if _bad_text(p.name):
+      raise GraphNasError(f"space name {p.name!r} {_bad_text(p.name)}",
+                          source=self.source)
     if not p.vertices:
       raise GraphNasError("the space has no vertices", source=self.source)
     index = {}
     for i, v in enumerate(p.vertices):
       if not v.name:
         raise GraphNasError(f"vertex #{i} has no name", source=self.source)
+      if _bad_text(v.name):
+        raise GraphNasError(f"vertex #{i}: name {v.name!r} "
+                            f"{_bad_text(v.name)}", source=self.source)
       if v.name in index:
         raise self._error(f"duplicate vertex name (also vertex "
-                          f"#{index[v.name]})", v.name)
+                          f"#{index[v.name]})", v.name, vi=i)
       index[v.name] = i
     if not p.start:
       raise GraphNasError("no start vertex: set `start: \"<vertex name>\"`",
                           source=self.source)
     if p.start not in index:
-      raise GraphNasError(f"start vertex '{p.start}' is not a vertex of "
-                          "this space", source=self.source)
+      raise GraphNasError(f"start vertex {_quote(p.start)} is not a vertex "
+                          "of this space", source=self.source)
     if p.max_steps < 0:
       raise GraphNasError(f"max_steps {p.max_steps} must not be negative",
                           source=self.source)
@@ -287,47 +395,52 @@ class SearchSpace:
     self.start = index[p.start]
     self.edges: List[List[Edge]] = []
     total = 0
-    for v in p.vertices:
+    for vi, v in enumerate(p.vertices):
       edges = []
+      names = {}  # action name -> spec
       for spec, a in enumerate(v.actions):
-        edges.extend(self._expand(v, a, spec, index))
+        if a.name and a.name in names:
+          raise self._error(f"duplicate action name within the vertex "
+                            f"(also action #{names[a.name]})", v.name,
+                            a.name, vi, spec)
+        names[a.name] = spec
+        edges.extend(self._expand(vi, v, a, spec, index))
         if len(edges) > MAX_ACTIONS_PER_VERTEX:
           raise self._error(f"{len(edges)} actions, more than the limit of "
-                            f"{MAX_ACTIONS_PER_VERTEX} per vertex", v.name)
-      seen = {}
+                            f"{MAX_ACTIONS_PER_VERTEX} per vertex", v.name,
+                            vi=vi)
+      seen = {}  # expanded edge name -> spec
       for e in edges:
         if e.name in seen:
-          raise self._error("duplicate action name within the vertex",
-                            v.name, e.name.split("=")[0])
-        seen[e.name] = True
+          a = v.actions[e.spec]
+          if seen[e.name] == e.spec:
+            raise self._error(f"value {_fmt(e.value)} is given twice",
+                              v.name, a.name, vi, e.spec)
+          raise self._error(f"its edge '{e.name}' has the same name as an "
+                            f"edge of action '{v.actions[seen[e.name]].name}'"
+                            " (expanded names are \"name=value\")",
+                            v.name, a.name, vi, e.spec)
+        seen[e.name] = e.spec
       for c in v.active_if:
         if not c.key:
-          raise self._error("active_if condition has no key", v.name)
+          raise self._error("active_if condition has no key", v.name, vi=vi)
         try:
           parse_key(c.key)
         except ValueError as e:
-          raise self._error(f"active_if: {e}", v.name) from None
+          raise self._error(f"active_if: {e}", v.name, vi=vi) from None
         if _value(c.equals) is None:
           raise self._error(f"active_if on '{c.key}' has no value to equal",
-                            v.name)
+                            v.name, vi=vi)
+        fault = _value_fault(_value(c.equals))
+        if fault:
+          raise self._error(f"active_if on '{c.key}': value {fault}",
+                            v.name, vi=vi)
       total += len(edges)
       if total > MAX_TOTAL_ACTIONS:
         raise GraphNasError(f"more than {MAX_TOTAL_ACTIONS} actions in all",
                             source=self.source)
       self.edges.append(edges)
-    self.defaults = {}
-    for d in p.defaults:
-      try:
-        path = parse_key(d.key)
-      except ValueError as e:
-        raise GraphNasError(f"defaults: {e}", source=self.source) from None
-      if _value(d.value) is None:
-        raise GraphNasError(f"defaults: '{d.key}' has no value",
-                            source=self.source)
-      apply_edge(self.defaults, Edge("default", 0, d.key, pb.Action.SET,
-                                     _value(d.value), False, 0),
-                 {"source": self.source})
-      del path
+    self._build_defaults()
     self.conditions = [[(parse_key(c.key), _value(c.equals))
                         for c in v.active_if] for v in p.vertices]
 
@@ -346,6 +459,197 @@ class SearchSpace:
         [[0], np.cumsum(self.num_actions)[:-1]]).astype(np.int32)
     self.num_global_actions = int(self.num_actions.sum())
     self._check_graph()
+    if self._validate_keys:
+      self._check_keys()
+
+  def _build_defaults(self):
+    """Parses `defaults` into self.defaults; each key once, values only."""
+    self.defaults = {}
+    given = {}  # path -> index of the default
+    for i, d in enumerate(self.proto.defaults):
+      try:
+        path = tuple(parse_key(d.key))
+      except ValueError as e:
+        raise self._default_error(str(e), i) from None
+      if any(isinstance(t, int) for t in path):
+        raise self._default_error(
+            f"'{d.key}': a default cannot index a list (lists are made by "
+            "APPEND actions; defaults set values and fields)", i)
+      value = _value(d.value)
+      if value is None:
+        raise self._default_error(f"'{d.key}' has no value", i)
+      fault = _value_fault(value)
+      if fault:
+        raise self._default_error(f"'{d.key}': value {fault}", i)
+      for other, j in given.items():
+        if other == path:
+          line = self._default_line(j)
+          also = f"line {line}" if line else f"default #{j}"
+          raise self._default_error(
+              f"'{d.key}' is given twice (also on {also})", i)
+        short, long_ = sorted((other, path), key=len)
+        if long_[:len(short)] == short:
+          raise self._default_error(
+              f"'{format_path(long_)}' is a field of '{format_path(short)}',"
+              f" which defaults also set to a value", i)
+      given[path] = i
+      apply_edge(self.defaults, Edge("default", 0, d.key, pb.Action.SET,
+                                     value, False, 0),
+                 {"source": self.source})
+
+  # ------------------------------------------------------ key path checks
+  def _check_keys(self):
+    """Faults of config keys that need no walk to be known.
+
+    Lists are made only by APPEND (defaults set values and fields; a list
+    element is a dict or a value, never a list), and nothing turns a value
+    or a dict into a list. So these always fail and are errors: an index
+    after an index ("a[0][1]"), APPEND to a list element ("a[-1]"), a key
+    through a default value ("a.b" when defaults set "a"), a list where
+    defaults make a dict or a value, ADD to a non-numeric default that no
+    action sets to a number, and a key through a list that no walk appends
+    to before the action. A list that only some walks append to first is a
+    SpaceWarning (those walks fail to decode).
+    """
+    p = self.proto
+    uses = []  # (vi, spec, action, path)
+    for vi, v in enumerate(p.vertices):
+      for spec, a in enumerate(v.actions):
+        if a.key:
+          uses.append((vi, spec, a, parse_key(a.key)))
+    set_numbers = {_schema(path) for vi, spec, a, path in uses
+                   if a.op == pb.Action.SET and any(
+                       not isinstance(e.value, (bool, str)) and
+                       e.value is not None
+                       for e in self.edges[vi] if e.spec == spec)}
+    for vi, spec, a, path in uses:
+      err = lambda m, vi=vi, spec=spec, a=a: self._error(
+          m, p.vertices[vi].name, a.name, vi, spec)
+      for i in range(1, len(path)):
+        if isinstance(path[i], int) and isinstance(path[i - 1], int):
+          raise err(f"config key '{a.key}': an element of a list is a dict "
+                    "or a value, never a list (no [i][j])")
+      if a.op == pb.Action.APPEND and isinstance(path[-1], int):
+        raise err(f"APPEND to '{a.key}', an element of a list (a dict or a "
+                  f"value, never a list); APPEND to "
+                  f"'{format_path(path[:-1])}' adds an element")
+      fault = self._default_fault(a, path, set_numbers)
+      if fault:
+        raise err(fault)
+    for vi, v in enumerate(p.vertices):
+      for c in v.active_if:
+        path = parse_key(c.key)
+        for i in range(1, len(path)):
+          if isinstance(path[i], int) and isinstance(path[i - 1], int):
+            raise self._error(f"active_if on '{c.key}' never holds: an "
+                              "element of a list is never a list (no [i][j])",
+                              v.name, vi=vi)
+    self._check_list_flow(uses)
+
+  def _default_fault(self, a, path, set_numbers) -> Optional[str]:
+    """Why `a` always fails on what defaults set, or None."""
+    node = self.defaults
+    for i, tok in enumerate(path):
+      prefix = format_path(path[:i])
+      if not isinstance(node, dict):
+        return (f"config key '{a.key}' goes through '{prefix}', which "
+                f"defaults set to {node!r} (a value has no fields or "
+                "elements)")
+      if isinstance(tok, int):
+        if i > 0:
+          return (f"config key '{a.key}': '{prefix}' is a list here, but "
+                  f"defaults make it a dict of fields (a dict never becomes "
+                  "a list)")
+        return None
+      if tok not in node:
+        return None
+      node = node[tok]
+    # `node` is what defaults set at exactly this key.
+    if a.op == pb.Action.APPEND:
+      what = "a dict of fields" if isinstance(node, dict) else repr(node)
+      return (f"APPEND to '{a.key}', which defaults set to {what} (not a "
+              "list, and nothing turns it into one)")
+    if a.op == pb.Action.ADD and (isinstance(node, (dict, str, bool))) and \
+        _schema(path) not in set_numbers:
+      what = "a dict of fields" if isinstance(node, dict) else repr(node)
+      return (f"ADD to '{a.key}', which defaults set to {what} and no "
+              "action sets to a number")
+    return None
+
+  def _check_list_flow(self, uses):
+    """Errors for keys through a list that no walk can have appended to."""
+    p = self.proto
+    succ = [sorted({e.target for e in edges}) for edges in self.edges]
+    # Lists each APPEND makes, and the vertices its edges lead to.
+    made = {}  # list schema -> set of target vertices
+    for vi, spec, a, path in uses:
+      if a.op == pb.Action.APPEND and self.reachable[vi]:
+        made.setdefault(_schema(path), set()).add(
+            self.vertex_index[a.target])
+
+    def closure(seeds):
+      seen = set(seeds)
+      stack = list(seeds)
+      while stack:
+        u = stack.pop()
+        for w in succ[u]:
+          if w not in seen:
+            seen.add(w)
+            stack.append(w)
+      return seen
+
+    moves = []
+
+    def missing_at(schema):
+      """Vertices some walk reaches with no APPEND to `schema` applied."""
+      if not moves:
+        # Per vertex, its distinct moves: (target, ends_config, the list it
+        # surely appends to -- None if none or its vertex has active_if).
+        for u, v in enumerate(p.vertices):
+          specs = [_schema(parse_key(a.key))
+                   if a.op == pb.Action.APPEND and not v.active_if else None
+                   for a in v.actions]
+          moves.append({(e.target, e.ends_config, specs[e.spec])
+                        for e in self.edges[u]})
+      seen = {self.start}
+      stack = [self.start]
+      while stack:
+        u = stack.pop()
+        for target, ends_config, makes in moves[u]:
+          if makes == schema or ends_config or target in seen:
+            continue  # after an ends_config edge nothing applies
+          seen.add(target)
+          stack.append(target)
+      return seen
+
+    after, missing = {}, {}
+    warned = set()
+    for vi, spec, a, path in uses:
+      if not self.reachable[vi]:
+        continue
+      for i, tok in enumerate(path):
+        if not isinstance(tok, int):
+          continue
+        schema = _schema(path[:i])
+        prefix = format_path(path[:i])
+        if schema not in after:
+          after[schema] = closure(made.get(schema, ()))
+        if vi not in after[schema]:
+          raise self._error(
+              f"config key '{a.key}' uses the list '{prefix}', but no walk "
+              f"appends to '{prefix}' before this vertex (add an APPEND "
+              f"action with key '{prefix}' on the way here)",
+              p.vertices[vi].name, a.name, vi, spec)
+        if schema not in missing:
+          missing[schema] = missing_at(schema)
+        if (vi in missing[schema] and not p.vertices[vi].active_if and
+            (vi, schema) not in warned):
+          warned.add((vi, schema))
+          warnings.warn(
+              f"{self.source}: vertex '{p.vertices[vi].name}', action "
+              f"'{a.name}': some walks reach it before any APPEND to "
+              f"'{prefix}' (they fail to decode: config key '{a.key}')",
+              SpaceWarning, stacklevel=5)
 
   def _check_graph(self):
     n = len(self.vertex_names)
@@ -496,7 +800,8 @@ class SearchSpace:
 
   def to_dot(self) -> str:
     """Graphviz DOT; one edge per Action message (values shown in a label)."""
-    lines = [f'digraph "{self.name}" {{', "  rankdir=LR;",
+    q = _dot_quote
+    lines = [f"digraph {q(self.name)} {{", "  rankdir=LR;",
              '  node [shape=box, style=rounded, fontname="Helvetica"];',
              '  edge [fontname="Helvetica", fontsize=10];']
     for i, name in enumerate(self.vertex_names):
@@ -505,14 +810,14 @@ class SearchSpace:
         attrs.append("shape=doublecircle")
       if i == self.start:
         attrs.append("penwidth=2")
-      lines.append(f'  "{name}" [{", ".join(attrs)}];' if attrs
-                   else f'  "{name}";')
+      lines.append(f'  {q(name)} [{", ".join(attrs)}];' if attrs
+                   else f"  {q(name)};")
     for i, v in enumerate(self.proto.vertices):
       for spec, a in enumerate(v.actions):
         expanded = [e for e in self.edges[i] if e.spec == spec]
         label = a.name
         if a.key:
-          label += f"\\n{a.key}"
+          label += "\n" + a.key
         if len(expanded) > 1:
           label += (f" in {{{_fmt(expanded[0].value)}.."
                     f"{_fmt(expanded[-1].value)}}} ({len(expanded)})")
@@ -520,7 +825,10 @@ class SearchSpace:
           sym = {pb.Action.SET: "=", pb.Action.ADD: "+=",
                  pb.Action.APPEND: "append"}[a.op]
           label += f" {sym} {_fmt(_value(a.value))}"
-        lines.append(f'  "{v.name}" -> "{a.target}" [label="{label}"];')
+        # Names and values hold no control characters (validated): the
+        # only newline is the one put there, written as DOT's "\n".
+        text = _dot_quote(label)[1:-1].replace("\n", "\\n")
+        lines.append(f'  {q(v.name)} -> {q(a.target)} [label="{text}"];')
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -544,6 +852,8 @@ class LinearTwin(SearchSpace):
   The config therefore has the graph's schema.
   """
 
+  _validate_keys = False  # its config is the graph's (decode replays it)
+
   def __init__(self, graph: SearchSpace, unroll: Optional[int] = None):
     self.graph = graph
     slots: List[Tuple[int, Optional[int]]] = []
@@ -558,21 +868,33 @@ class LinearTwin(SearchSpace):
         slots.extend((v, t) for v in live)
         if len(slots) > MAX_LINEAR_SLOTS:
           raise GraphNasError(f"the linear twin unrolled to {steps} steps "
-                              f"has more than {MAX_LINEAR_SLOTS} slots",
+                              f"has more than {MAX_LINEAR_SLOTS} slots (set "
+                              "a smaller linear_unroll)",
                               source=graph.source)
         frontier = {e.target for v in live for e in graph.edges[v]}
         if not frontier:
           break
     self.slots = slots
+    # Sizes known before the proto is built: no giant twin only to refuse it.
+    total = sum(int(graph.num_actions[v]) for v, _ in slots)
+    if total > MAX_TOTAL_ACTIONS:
+      raise GraphNasError(f"the linear twin would have {total} actions, more "
+                          f"than {MAX_TOTAL_ACTIONS}", source=graph.source)
+    if (len(slots) + 1) * graph.max_actions > MAX_TABLE_ENTRIES:
+      raise GraphNasError(f"the linear twin's {len(slots) + 1} slots x "
+                          f"{graph.max_actions} actions is too large a table",
+                          source=graph.source)
     proto = pb.SearchSpace(name=f"{graph.name}_linear_twin",
                            description=f"linear twin of {graph.name}",
                            task=graph.proto.task)
     proto.task_params.update(graph.proto.task_params)
-    names = [graph.vertex_names[v] + ("" if t is None else f"@{t}")
-             for v, t in slots]
-    names.append("end")
-    while names[-1] in names[:-1]:
-      names[-1] = "_" + names[-1]
+    names, used = [], set()
+    for name in [graph.vertex_names[v] + ("" if t is None else f"@{t}")
+                 for v, t in slots] + ["end"]:
+      while name in used:  # "a@1" may also be a graph vertex's own name
+        name = "_" + name
+      used.add(name)
+      names.append(name)
     proto.start = names[0]
     for i, (v, _) in enumerate(slots):
       vert = proto.vertices.add(name=names[i])

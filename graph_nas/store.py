@@ -25,7 +25,8 @@ CREATE TABLE IF NOT EXISTS trials (
   seed INTEGER NOT NULL,
   started REAL NOT NULL,
   finished REAL NOT NULL,
-  seconds REAL NOT NULL
+  seconds REAL NOT NULL,
+  cached_from INTEGER
 );
 CREATE TABLE IF NOT EXISTS meta (
   key TEXT PRIMARY KEY,
@@ -44,6 +45,11 @@ class TrialStore:
       self._conn.execute("PRAGMA journal_mode=WAL")
       self._conn.execute("PRAGMA synchronous=FULL")
       self._conn.executescript(_SCHEMA)
+      columns = [r[1] for r in self._conn.execute(
+          "PRAGMA table_info(trials)")]
+      if "cached_from" not in columns:  # a store written before it existed
+        self._conn.execute("ALTER TABLE trials ADD COLUMN cached_from "
+                           "INTEGER")
       self._conn.commit()
     except sqlite3.DatabaseError as e:
       raise GraphNasError(f"cannot open the trial store: {e}",
@@ -74,23 +80,30 @@ class TrialStore:
                 status: str, reward: Optional[float], seed: int,
                 started: float, reason: str = "",
                 metrics: Optional[dict] = None,
-                finished: Optional[float] = None) -> None:
-    """Records one finished trial in its own transaction."""
+                finished: Optional[float] = None,
+                cached_from: Optional[int] = None) -> None:
+    """Records one finished trial in its own transaction.
+
+    cached_from: the trial whose result this one reuses (the same
+    architecture evaluated before in this search), or None.
+    """
     finished = time.time() if finished is None else finished
     try:
       with self._conn:
         self._conn.execute(
-            "INSERT INTO trials VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            (trial_id, batch, json.dumps(list(walk)), json.dumps(config),
+            "INSERT INTO trials (trial_id, batch, walk, config, status, "
+            "reason, reward, metrics, seed, started, finished, seconds, "
+            "cached_from) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (trial_id, batch, json.dumps(list(walk)), config_key(config),
              status, reason, reward, json.dumps(metrics or {},
                                                 default=_jsonable),
-             seed, started, finished, finished - started))
+             seed, started, finished, finished - started, cached_from))
     except sqlite3.IntegrityError:
       raise GraphNasError(f"trial {trial_id} is already in the store",
                           source=self.path) from None
 
   def trials(self, status: Optional[str] = None) -> List[Dict]:
-    sql = "SELECT * FROM trials"
+    sql = f"SELECT {_COLUMNS} FROM trials"
     args = ()
     if status:
       sql += " WHERE status = ?"
@@ -99,7 +112,8 @@ class TrialStore:
                                                      "trial_id", args)]
 
   def trial(self, trial_id: int) -> Optional[Dict]:
-    r = self._conn.execute("SELECT * FROM trials WHERE trial_id = ?",
+    r = self._conn.execute(f"SELECT {_COLUMNS} FROM trials WHERE "
+                           "trial_id = ?",
                            (trial_id,)).fetchone()
     return None if r is None else self._row(r)
 
@@ -107,23 +121,42 @@ class TrialStore:
     return self._conn.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
 
   def best(self, n: int = 1) -> List[Dict]:
+    """The n best successful trials, one per architecture (cached repeats
+    of an architecture are left out)."""
     rows = self._conn.execute(
-        "SELECT * FROM trials WHERE status = 'ok' ORDER BY reward DESC, "
-        "trial_id LIMIT ?", (n,))
+        f"SELECT {_COLUMNS} FROM trials WHERE status = 'ok' AND "
+        "cached_from IS NULL "
+        "ORDER BY reward DESC, trial_id LIMIT ?", (n,))
     return [self._row(r) for r in rows]
+
+  def find_config(self, config: dict) -> Optional[Dict]:
+    """The first successful, freshly evaluated trial of `config`, or None."""
+    r = self._conn.execute(
+        f"SELECT {_COLUMNS} FROM trials WHERE config = ? AND status = 'ok' "
+        "AND cached_from IS NULL ORDER BY trial_id LIMIT 1",
+        (config_key(config),)).fetchone()
+    return None if r is None else self._row(r)
 
   def __iter__(self) -> Iterator[Dict]:
     return iter(self.trials())
 
   @staticmethod
   def _row(r) -> Dict:
-    keys = ("trial_id", "batch", "walk", "config", "status", "reason",
-            "reward", "metrics", "seed", "started", "finished", "seconds")
-    d = dict(zip(keys, r))
+    d = dict(zip(_KEYS, r))
     d["walk"] = tuple(json.loads(d["walk"]))
     d["config"] = json.loads(d["config"])
     d["metrics"] = json.loads(d["metrics"])
     return d
+
+
+_KEYS = ("trial_id", "batch", "walk", "config", "status", "reason", "reward",
+         "metrics", "seed", "started", "finished", "seconds", "cached_from")
+_COLUMNS = ", ".join(_KEYS)
+
+
+def config_key(config: dict) -> str:
+  """The canonical JSON text of a config (equal configs, equal texts)."""
+  return json.dumps(config, sort_keys=True, default=_jsonable)
 
 
 def _jsonable(x):

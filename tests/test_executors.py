@@ -5,11 +5,13 @@ import os
 import pathlib
 import subprocess
 import sys
+import time
 
 import pytest
 
 from graph_nas import executors, search
 from graph_nas.errors import GraphNasError
+from tests import executor_evaluators as ev
 from tests.conftest import ROOT
 
 # Nothing of Ray's is written under the home directory in tests.
@@ -17,17 +19,11 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 
-class PidEvaluator:
-  """Scores 0.5 and reports the process it ran in (picklable)."""
-
-  def evaluate(self, config, trial_id, seed):
-    return search.EvalResult("ok", 0.5, {"pid": os.getpid(),
-                                         "seed": seed})
-
-
 class KillOnceEvaluator:
   """Kills its own worker process on `trial` the first time (a marker file
-  remembers the first attempt)."""
+  remembers the first attempt). Used by the Ray checks (tests/ray_checks.py);
+  the process-pool tests use tests/executor_evaluators.py, whose workers do
+  not import TensorFlow."""
 
   def __init__(self, trial, marker):
     self.trial, self.marker = trial, str(marker)
@@ -68,7 +64,7 @@ def test_in_process_executor_turns_exceptions_into_failures():
 
 
 def test_process_pool_runs_each_child_in_a_fresh_process():
-  ex = executors.ProcessPoolExecutor(PidEvaluator(), workers=2)
+  ex = executors.ProcessPoolExecutor(ev.PidEvaluator(), workers=2)
   try:
     res = _drain(ex, _jobs(4))
   finally:
@@ -81,16 +77,77 @@ def test_process_pool_runs_each_child_in_a_fresh_process():
 
 
 def test_process_pool_worker_killed_is_a_failed_trial(tmp_path):
+  """The killed worker's own trial fails, once; no other trial is touched.
+
+  The old pool (concurrent.futures) broke as a whole on a worker's death:
+  the queued trial 2's future got the same BrokenProcessPool as trial 1's,
+  and whichever came first out of a set was blamed while the other was
+  resubmitted -- trial 2 (never started) failed, trial 1 ran again and was
+  recorded 'ok' in about half the runs.
+  """
   ex = executors.ProcessPoolExecutor(
-      KillOnceEvaluator(1, tmp_path / "marker"), workers=1)
+      ev.KillOnceEvaluator(1, tmp_path), workers=1)
   try:
     res = _drain(ex, _jobs(3))
   finally:
     ex.shutdown()
   by_id = {r.job.trial_id: r for r in res}
-  assert by_id[1].status == "failed"
-  assert "worker process died" in by_id[1].reason
+  assert sorted(by_id) == [0, 1, 2] and len(res) == 3
+  assert by_id[1].status == "failed" and by_id[1].reward is None
+  assert by_id[1].reason == "worker process died: killed by SIGKILL"
   assert by_id[0].status == "ok" and by_id[2].status == "ok"
+  # Each trial ran exactly once: the dead one is not silently retried.
+  assert [ev.attempts(tmp_path, i) for i in range(3)] == [1, 1, 1]
+
+
+def test_process_pool_death_beside_a_running_trial(tmp_path):
+  """Two workers: trial 1 dies while trial 0 runs; trial 0 is unharmed."""
+  ex = executors.ProcessPoolExecutor(
+      ev.KillOnceEvaluator(1, tmp_path, overlap_with=0), workers=2)
+  try:
+    res = _drain(ex, _jobs(4))
+  finally:
+    ex.shutdown()
+  by_id = {r.job.trial_id: r for r in res}
+  assert [by_id[i].status for i in range(4)] == ["ok", "failed", "ok", "ok"]
+  assert "killed by SIGKILL" in by_id[1].reason
+  assert [ev.attempts(tmp_path, i) for i in range(4)] == [1, 1, 1, 1]
+  # The trial that ran beside the death finished in the process it began in.
+  assert by_id[0].metrics["pid"] != int((tmp_path / "killed").read_text())
+
+
+def test_process_pool_exit_and_unpicklable_result_fail_their_trial():
+  ex = executors.ProcessPoolExecutor(ev.ExitEvaluator(0), workers=2)
+  try:
+    res = _drain(ex, _jobs(2))
+  finally:
+    ex.shutdown()
+  assert res[0].status == "failed"
+  assert res[0].reason == ("worker process died with exit code 3 before "
+                           "returning a result")
+  assert res[1].status == "ok" and res[1].reward == 1.0
+  ex = executors.ProcessPoolExecutor(ev.UnpicklableMetricsEvaluator())
+  try:
+    res = _drain(ex, _jobs(1))
+  finally:
+    ex.shutdown()
+  assert res[0].status == "failed" and not res[0].fatal
+  assert "cannot be sent to the driver" in res[0].reason
+
+
+def test_process_pool_shutdown_stops_running_trials(tmp_path):
+  ex = executors.ProcessPoolExecutor(
+      ev.KillOnceEvaluator(9, tmp_path, overlap_with=0, timeout=600),
+      workers=1)
+  ex.submit(_jobs(1)[0])
+  ex.submit(_jobs(2)[1])
+  deadline = time.time() + 120
+  while not (tmp_path / "running-0").exists():
+    assert time.time() < deadline
+    time.sleep(0.05)
+  proc = ex._running[0].process  # pylint: disable=protected-access
+  ex.shutdown()
+  assert not proc.is_alive() and ex.in_flight() == 0
 
 
 def _ray_check(name, tmp_path):
@@ -135,4 +192,4 @@ def test_ray_missing_gives_install_hint(monkeypatch):
     return real_import(name, *args, **kwargs)
   monkeypatch.setattr(builtins, "__import__", no_ray)
   with pytest.raises(GraphNasError, match=r"pip install \.\[ray\]"):
-    executors.RayExecutor(PidEvaluator())
+    executors.RayExecutor(ev.PidEvaluator())

@@ -225,3 +225,100 @@ def test_curves_moving_average_and_best():
   np.testing.assert_allclose(best, [0.1, 0.1, 0.5, 0.5])
   np.testing.assert_allclose(moving, [0.1, 0.1, 0.5, 0.4])
   assert list(x) == [1, 2, 3, 4]
+
+
+class _CountingEvaluator:
+  """A toy reward that counts its evaluations."""
+
+  def __init__(self):
+    self.calls = 0
+
+  def evaluate(self, config, trial_id, seed):
+    del trial_id, seed
+    self.calls += 1
+    return search.EvalResult("ok", 0.1 * config["x"], {"val_accuracy": 0.5})
+
+
+TWO_CHOICES = ('start: "a" vertices { name: "a" actions { name: "x" '
+               'target: "end" key: "x" int_values: [1, 2, 3] } } '
+               'vertices { name: "end" }')
+
+
+@pytest.mark.parametrize("policy", ["sync", "async"])
+def test_an_architecture_is_evaluated_once(tmp_path, policy):
+  space = space_lib.loads(TWO_CHOICES, "three.textproto")
+  evaluator = _CountingEvaluator()
+  job = search.Search(space, algorithms.RandomSearch(space, seed=0),
+                      evaluator, str(tmp_path), search.SearchSettings(
+                          max_trials=12, walks_per_update=2, seed=0,
+                          update_policy=policy))
+  job.run()
+  rows = job.store.trials()
+  job.finalize(retrain=False)
+  job.close()
+  assert len(rows) == 12
+  fresh = [r for r in rows if r["cached_from"] is None]
+  cached = [r for r in rows if r["cached_from"] is not None]
+  assert evaluator.calls == len(fresh) == len({r["walk"] for r in rows})
+  assert cached, "12 draws from 3 architectures repeat"
+  first = {r["walk"]: r for r in fresh}
+  for r in cached:
+    origin = first[r["walk"]]
+    assert r["cached_from"] == origin["trial_id"] < r["trial_id"]
+    assert r["reward"] == origin["reward"] and r["status"] == "ok"
+    assert r["metrics"]["cached_from"] == origin["trial_id"]
+  # Reports rank architectures, not repeats.
+  table = (tmp_path / "top_trials.md").read_text()
+  assert table.count("\n| ") == len(fresh)
+  assert report.summary(rows)["cached"] == len(cached)
+
+
+def test_reuse_results_can_be_switched_off(tmp_path):
+  space = space_lib.loads(TWO_CHOICES, "three.textproto")
+  evaluator = _CountingEvaluator()
+  job = search.Search(space, algorithms.RandomSearch(space, seed=0),
+                      evaluator, str(tmp_path), search.SearchSettings(
+                          max_trials=6, seed=0, reuse_results=False))
+  job.run()
+  job.close()
+  assert evaluator.calls == 6
+
+
+def test_resuming_with_another_training_budget_is_refused(tmp_path):
+  space = space_lib.load(str(PROTOS / "select_optimizer_b2.textproto"))
+
+  def make(budget):
+    return search.Search(space, algorithms.RandomSearch(space, seed=1),
+                         search.ToyEvaluator(tasks.reward_fn_for(space)),
+                         str(tmp_path), search.SearchSettings(
+                             max_trials=3, seed=1), budget=budget)
+
+  job = make({"epochs": 1.0, "train_examples": 4096})
+  job.run()
+  job.close()
+  job = make({"epochs": 2.0, "train_examples": 4096})
+  with pytest.raises(GraphNasError) as err:
+    job.run()
+  job.close()
+  assert "--epochs=1.0, not 2.0" in str(err.value)
+  job = make({"epochs": 1.0, "train_examples": None})
+  with pytest.raises(GraphNasError, match="--train_examples=4096, not "
+                     r"\(unset\)"):
+    job.run()
+  job.close()
+  job = make({"epochs": 1.0, "train_examples": 4096})  # the same: resumes
+  job.run()
+  job.close()
+
+
+def test_one_search_per_output_folder(tmp_path):
+  first = _toy_search(tmp_path, max_trials=3)
+  with pytest.raises(GraphNasError, match="another search is running on "
+                     f"this output folder: pid {os.getpid()}"):
+    _toy_search(tmp_path, max_trials=3)
+  first.run()
+  first.close()
+  second = _toy_search(tmp_path, max_trials=6)  # released: resumes
+  second.run()
+  assert second.store.count() == 6
+  second.close()

@@ -230,6 +230,108 @@ BAD_INPUTS = [
      "vertex 'a', action 'p': sets 'p' but gives no value"),
     ("negative max_steps",
      'start: "a" max_steps: -3 vertices { name: "a" }', "must not be negative"),
+    # -- every field validated at load time (issue 15)
+    ("op outside its enum",
+     'start: "a" vertices { name: "a" actions { name: "p" target: "end" '
+     'key: "p" op: 7 value { int_value: 1 } } } ' + GOOD_TAIL,
+     "vertex 'a', action 'p': op 7 is not one of SET, APPEND, ADD"),
+    ("nan value",
+     'start: "a" vertices { name: "a" actions { name: "p" target: "end" '
+     'key: "p" value { float_value: nan } } } ' + GOOD_TAIL,
+     "vertex 'a', action 'p': value nan is not a finite number"),
+    ("inf in float_values",
+     'start: "a" vertices { name: "a" actions { name: "p" target: "end" '
+     'key: "p" float_values: [0.5, inf] } } ' + GOOD_TAIL,
+     "vertex 'a', action 'p': value inf is not a finite number"),
+    ("-inf default",
+     'start: "a" defaults { key: "x" value { float_value: -inf } } '
+     'vertices { name: "a" }',
+     "defaults: 'x': value -inf is not a finite number"),
+    ("nan in active_if",
+     'start: "a" vertices { name: "a" active_if { key: "x" equals { '
+     'float_value: nan } } actions { name: "go" target: "end" } } '
+     + GOOD_TAIL, "vertex 'a': active_if on 'x': value nan is not a finite"),
+    ("default given twice",
+     'start: "a"\ndefaults { key: "x" value { int_value: 1 } }\n'
+     'defaults { key: "x" value { int_value: 2 } }\nvertices { name: "a" }',
+     ":3: defaults: 'x' is given twice (also on line 2)"),
+    ("default inside another default",
+     'start: "a" defaults { key: "x" value { int_value: 1 } } '
+     'defaults { key: "x.y" value { int_value: 2 } } vertices { name: "a" }',
+     "defaults: 'x.y' is a field of 'x', which defaults also set to a value"),
+    ("default indexing a list",
+     'start: "a" defaults { key: "x[0]" value { int_value: 1 } } '
+     'vertices { name: "a" }', "defaults: 'x[0]': a default cannot index"),
+    ("expanded edge names collide",
+     'start: "a" vertices { name: "a" actions { name: "p" target: "end" '
+     'key: "p" int_values: [1, 2] } actions { name: "p=1" target: "end" } } '
+     + GOOD_TAIL,
+     "vertex 'a', action 'p=1': its edge 'p=1' has the same name as an "
+     "edge of action 'p'"),
+    ("action name reused with other values",
+     'start: "a" vertices { name: "a" actions { name: "p" target: "end" '
+     'key: "p" int_values: [1] } actions { name: "p" target: "end" '
+     'key: "p" int_values: [2] } } ' + GOOD_TAIL,
+     "vertex 'a', action 'p': duplicate action name within the vertex "
+     "(also action #0)"),
+    ("value given twice",
+     'start: "a" vertices { name: "a" actions { name: "p" target: "end" '
+     'key: "p" string_values: ["x", "y", "x"] } } ' + GOOD_TAIL,
+     "vertex 'a', action 'p': value x is given twice"),
+    ("control character in a name",
+     'start: "a" vertices { name: "a" actions { name: "p\\nq" '
+     'target: "end" } } ' + GOOD_TAIL,
+     "vertex 'a', action '#0': action name 'p\\nq' has a control character"),
+    ("control character in a string value",
+     'start: "a" vertices { name: "a" actions { name: "p" target: "end" '
+     'key: "p" string_values: ["ok", "t\\tab"] } } ' + GOOD_TAIL,
+     "value string 't\\tab' has a control character"),
+    ("list that no walk appends to",
+     'start: "a" vertices { name: "a" actions { name: "k" target: "end" '
+     'key: "layers[-1].k" value { int_value: 3 } } } ' + GOOD_TAIL,
+     "vertex 'a', action 'k': config key 'layers[-1].k' uses the list "
+     "'layers', but no walk appends to 'layers' before this vertex"),
+    ("list appended only after its use",
+     'start: "a" vertices { name: "a" actions { name: "k" target: "b" '
+     'key: "layers[-1].k" value { int_value: 3 } } } vertices { name: "b" '
+     'actions { name: "add" target: "end" key: "layers" op: APPEND } } '
+     + GOOD_TAIL, "action 'k': config key 'layers[-1].k' uses the list"),
+    ("index after index",
+     'start: "a" vertices { name: "a" actions { name: "l" target: "b" '
+     'key: "l" op: APPEND } } vertices { name: "b" actions { name: "k" '
+     'target: "end" key: "l[0][1]" value { int_value: 1 } } } ' + GOOD_TAIL,
+     "vertex 'b', action 'k': config key 'l[0][1]': an element of a list "
+     "is a dict or a value, never a list"),
+    ("APPEND to a list element",
+     'start: "a" vertices { name: "a" actions { name: "l" target: "b" '
+     'key: "l" op: APPEND } } vertices { name: "b" actions { name: "k" '
+     'target: "end" key: "l[-1]" op: APPEND } } ' + GOOD_TAIL,
+     "vertex 'b', action 'k': APPEND to 'l[-1]', an element of a list"),
+    ("key through a default value",
+     'start: "a" defaults { key: "opt" value { string_value: "sgd" } } '
+     'vertices { name: "a" actions { name: "lr" target: "end" '
+     'key: "opt.lr" float_values: [0.1] } } ' + GOOD_TAIL,
+     "config key 'opt.lr' goes through 'opt', which defaults set to 'sgd'"),
+    ("APPEND to a default value",
+     'start: "a" defaults { key: "layers" value { int_value: 0 } } '
+     'vertices { name: "a" actions { name: "l" target: "end" '
+     'key: "layers" op: APPEND } } ' + GOOD_TAIL,
+     "APPEND to 'layers', which defaults set to 0 (not a list"),
+    ("list where defaults make a dict",
+     'start: "a" defaults { key: "net.width" value { int_value: 8 } } '
+     'vertices { name: "a" actions { name: "l" target: "end" '
+     'key: "net" op: APPEND } } ' + GOOD_TAIL,
+     "APPEND to 'net', which defaults set to a dict of fields"),
+    ("ADD to a string default",
+     'start: "a" defaults { key: "n" value { string_value: "none" } } '
+     'vertices { name: "a" actions { name: "inc" target: "end" key: "n" '
+     'op: ADD value { int_value: 1 } } } ' + GOOD_TAIL,
+     "ADD to 'n', which defaults set to 'none' and no action sets to a "
+     "number"),
+    ("target with a control character",
+     'start: "a" vertices { name: "a" actions { name: "go" '
+     'target: "x\\ny" } } ' + GOOD_TAIL,
+     "target 'x\\ny' is not a vertex of this space"),
 ]
 
 
@@ -255,6 +357,86 @@ def test_error_names_the_line():
   with pytest.raises(GraphNasError) as info:
     space_lib.loads('start: "a"\n\nvertices { nme: "a" }', source="g")
   assert str(info.value).startswith("g:3:")
+
+
+def test_error_lines_count_vertices_and_actions_not_names():
+  # The first `name: "b"` is an action's; the error is in vertex b's second
+  # action, on line 7.
+  text = ('start: "a"\n'
+          'vertices { name: "a"\n'
+          '  actions { name: "b" target: "b" } }\n'
+          'vertices {\n'
+          '  name: "b"\n'
+          '  actions { name: "x" target: "end" }\n'
+          '  actions { name: "y" target: "end" op: 9 } }\n'
+          'vertices { name: "end" }\n')
+  with pytest.raises(GraphNasError) as info:
+    space_lib.loads(text, source="f")
+  assert str(info.value).startswith("f:7: vertex 'b', action 'y': op 9")
+
+
+def test_some_walks_before_any_append_is_a_warning():
+  text = """
+  start: "a" max_steps: 4
+  vertices { name: "a"
+    actions { name: "skip" target: "b" }
+    actions { name: "add" target: "b" key: "layers" op: APPEND } }
+  vertices { name: "b"
+    actions { name: "k" target: "end" key: "layers[-1].k" int_values: [3] } }
+  vertices { name: "end" }
+  """
+  with pytest.warns(SpaceWarning, match="vertex 'b', action 'k': some walks "
+                    "reach it before any APPEND to 'layers'"):
+    s = space_lib.loads(text, source="w")
+  assert s.decode([1, 0]) == {"layers": [{"k": 3}]}
+  with pytest.raises(GraphNasError, match="^w: vertex 'b', action 'k=3': "
+                     "config key: list 'layers' does not exist yet"):
+    s.decode([0, 0])
+
+
+def test_add_overflowing_to_inf_fails_its_walk():
+  text = """
+  start: "a" max_steps: 3
+  vertices { name: "a"
+    actions { name: "big" target: "a" key: "x" op: ADD value { float_value: 1e308 } }
+    actions { name: "stop" target: "end" } }
+  vertices { name: "end" }
+  """
+  s = space_lib.loads(text, source="o")
+  assert s.decode([0, 1]) == {"x": 1e308}
+  with pytest.raises(GraphNasError, match="ADD gives inf"):
+    s.decode([0, 0, 1])
+
+
+def test_linear_twin_end_slot_does_not_collide_with_vertex_names():
+  text = """
+  start: "end"
+  vertices { name: "end" actions { name: "x" target: "_end" key: "x" int_values: [1, 2] } }
+  vertices { name: "_end" actions { name: "y" target: "fin" key: "y" int_values: [3] } }
+  vertices { name: "fin" }
+  """
+  twin = space_lib.loads(text).linear_twin()
+  assert twin.vertex_names == ["end", "_end", "__end"]
+  assert twin.decode([1, 0]) == {"x": 2, "y": 3}
+
+
+def test_linear_twin_too_long_is_refused_quickly():
+  text = (PROTOS / "stack_layers.textproto").read_text().replace(
+      "linear_unroll: 20", "linear_unroll: 2000000000")
+  s = space_lib.loads(text, source="long")
+  with pytest.raises(GraphNasError, match="^long: the linear twin unrolled "
+                     "to 2000000000 steps has more than 10000 slots"):
+    s.linear_twin()
+
+
+def test_dot_text_escapes_quotes_and_backslashes():
+  s = space_lib.loads(
+      'name: "say \\"hi\\"" start: "a\\\\b" vertices { name: "a\\\\b" '
+      'actions { name: "g\\"o" target: "e" key: "k" '
+      'string_values: ["x\\"", "y"] } } vertices { name: "e" }')
+  text = s.to_dot()
+  assert text.startswith('digraph "say \\"hi\\"" {')
+  assert '"a\\\\b" -> "e" [label="g\\"o\\nk in {x\\"..y} (2)"];' in text
 
 
 def test_missing_file():

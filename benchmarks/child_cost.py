@@ -1,0 +1,150 @@
+"""Per-child fixed cost and steady throughput of the child trainer.
+
+A search trains many short-lived children, so what a child costs besides
+its steady training steps (build, trace, first step) adds up. This script
+trains children of a CPU-sized CIFAR-10 child (protos/cifar_cpu.textproto's
+kind: stem stride 2, ~3-4 M multiply-adds) with graph_nas.child_trainer,
+one seed per child as in a real search, and the same model with a plain
+Keras ``compile`` + ``fit`` on in-memory tensors (normalised float32, no
+augmentation: the cheapest input Keras can get), side by side in one
+process, alternating, so that load from other processes hits both alike.
+
+Printed per variant (medians over the children):
+  fixed_s      build + first step (with its trace), i.e. what a child costs
+               before steady training (fit: model build + compile + the
+               first call of fit with its trace)
+  images/s     steady training throughput after the first step
+  eval_s       evaluation of --eval_examples images (with its trace)
+and the process's user / sys CPU time over the whole run.
+
+  python benchmarks/child_cost.py                 # ~3 min on 2 cores
+  python benchmarks/child_cost.py --children=5 --steps=120
+"""
+
+import argparse
+import os
+import pathlib
+import resource
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+# A CPU-sized child: stem stride 2, four layers, head 320 (3.4 M MAdds).
+CPU_CHILD = {
+    "stem_filters": 16, "stem_stride": 2, "head_filters": 320,
+    "layers": [
+        {"kernel_size": 3, "filters": 16, "repeats": 1, "expand_ratio": 1,
+         "se_ratio": 0.25, "activation": "relu", "stride": 1},
+        {"kernel_size": 3, "filters": 32, "repeats": 2, "expand_ratio": 3,
+         "se_ratio": 0.25, "activation": "swish", "stride": 2},
+        {"kernel_size": 5, "filters": 48, "repeats": 2, "expand_ratio": 3,
+         "se_ratio": 0.0, "activation": "swish", "stride": 1},
+        {"kernel_size": 3, "filters": 64, "repeats": 1, "expand_ratio": 6,
+         "se_ratio": 0.25, "activation": "relu", "stride": 2},
+    ]}
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--children", type=int, default=4)
+  parser.add_argument("--steps", type=int, default=100)
+  parser.add_argument("--batch_size", type=int, default=64)
+  parser.add_argument("--eval_examples", type=int, default=1000)
+  parser.add_argument("--data_dir", default=None)
+  args = parser.parse_args()
+
+  import keras
+  import numpy as np
+  import tensorflow as tf
+  from graph_nas import child, child_trainer, data, train_settings
+
+  settings = train_settings.TrainSettings(
+      data_dir=args.data_dir, train_examples=args.steps * args.batch_size,
+      eval_examples=args.eval_examples, batch_size=args.batch_size,
+      steps=args.steps, progress_every_s=0)
+  trainer = child_trainer.ChildTrainer(settings, child.build_child,
+                                       flops_fn=child.count_flops)
+  trainer.prepare()
+  info = trainer.info
+  # The fit reference: the same images, normalised, in memory.
+  images = (tf.cast(trainer._train_data.images, tf.float32) -  # pylint: disable=protected-access
+            np.array(info.mean, np.float32)) / np.array(info.std,
+                                                        np.float32)
+  labels = trainer._train_data.labels  # pylint: disable=protected-access
+  model = child.build_child(CPU_CHILD)
+  print(f"child: {child.count_flops(model) / 1e6:.2f} M multiply-adds, "
+        f"{model.count_params()} params; {args.steps} steps of "
+        f"{args.batch_size}; data read in {trainer.data_seconds:.1f}s")
+
+  class Timer(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+      self.begin = time.perf_counter()
+      self.first = None
+
+    def on_train_batch_end(self, batch, logs=None):
+      if self.first is None:
+        self.first = time.perf_counter()
+
+    def on_train_end(self, logs=None):
+      self.end = time.perf_counter()
+
+  def fit_child(seed):
+    t0 = time.perf_counter()
+    keras.utils.set_random_seed(seed)
+    m = child.build_child(CPU_CHILD)
+    m.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9,
+                                             nesterov=True),
+              loss=keras.losses.SparseCategoricalCrossentropy(
+                  from_logits=True), metrics=["accuracy"])
+    timer = Timer()
+    m.fit(images, labels, batch_size=args.batch_size, epochs=1, verbose=0,
+          shuffle=True, callbacks=[timer])
+    fixed = timer.first - t0
+    rate = (args.steps - 1) * args.batch_size / (timer.end - timer.first)
+    return fixed, rate
+
+  rows = {"child_trainer": [], "keras_fit": []}
+  cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+  usage = {"child_trainer": [0.0, 0.0], "keras_fit": [0.0, 0.0]}
+  for i in range(args.children + 1):  # the first of each: warm-up
+    seed = 1000 + i
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    result = trainer.train(CPU_CHILD, seed)
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    fixed, rate = fit_child(seed)
+    r2 = resource.getrusage(resource.RUSAGE_SELF)
+    if result.status != "ok":
+      sys.exit(f"child failed: {result.reason}")
+    m = result.metrics
+    if i == 0:
+      continue
+    rows["child_trainer"].append((m["build_s"] + m["first_step_s"],
+                                  m["images_per_s"], m["eval_s"],
+                                  m["build_s"], m["first_step_s"]))
+    rows["keras_fit"].append((fixed, rate, float("nan"), float("nan"),
+                              float("nan")))
+    for name, a, b in (("child_trainer", r0, r1), ("keras_fit", r1, r2)):
+      usage[name][0] += b.ru_utime - a.ru_utime
+      usage[name][1] += b.ru_stime - a.ru_stime
+  del cpu0
+  print(f"\n{args.children} children per variant (after one warm-up), "
+        "medians:")
+  print("| variant | fixed cost (s) | build (s) | first step (s) | steady "
+        "images/s | eval (s) | user CPU (s) | sys CPU (s) |")
+  print("|---|---|---|---|---|---|---|---|")
+  for name, values in rows.items():
+    med = [statistics.median(v[k] for v in values) for k in range(5)]
+    print(f"| {name} | {med[0]:.2f} | {med[3]:.2f} | {med[4]:.2f} | "
+          f"{med[1]:.0f} | {med[2]:.2f} | {usage[name][0]:.1f} | "
+          f"{usage[name][1]:.1f} |")
+  ratio = (statistics.median(v[1] for v in rows["child_trainer"]) /
+           statistics.median(v[1] for v in rows["keras_fit"]))
+  print(f"\nthroughput ratio child_trainer / keras_fit: {ratio:.2f}x")
+
+
+if __name__ == "__main__":
+  main()

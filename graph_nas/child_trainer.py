@@ -1,0 +1,579 @@
+"""The child trainer: one object trains and scores every child of a search.
+
+    trainer = ChildTrainer(settings, child.build_child,
+                           flops_fn=child.count_flops)
+    result = trainer.train(config, seed=7)        # an EvalResult
+    result, model = trainer.train(config, seed=7, keep_model=True)
+
+What lives as long as the trainer (built once, on first use): the
+`tf.distribute` strategy, the dataset description and the training and
+evaluation data (CIFAR-10 decoded into memory; ImageNet as one endless
+`tf.data` stream). What each child gets: its model (built by `model_fn`),
+its optimiser and its traced train / evaluation functions.
+
+One training path. A child's train function runs `steps_per_execution`
+steps per call into TensorFlow: it gathers each batch from the in-memory
+images by index (or takes it from the stream), augments it with stateless
+random ops, and applies a fused optimiser (`graph_nas.optimizers`). The
+per-child `seed` fixes everything random about a child: weight
+initialisation and dropout (Keras' global seed, set before the build), the
+order of the training examples (a permutation drawn from the seed) and the
+augmentation (a stateless seed per step). With `settings.deterministic`
+TensorFlow's op determinism is on, so the same seed gives the same reward
+to the last bit; on ImageNet the stream's order is shared by the children
+(it is not rebuilt per child), so there only initialisation, dropout and
+flips follow the seed.
+
+Children take raw images (0..255): `model_fn` receives
+``preprocessing=(mean, std)`` and must normalise inside the model, so that a
+saved child stands alone.
+
+Failures of a child are results, not exceptions: a `model_fn` that raises,
+a non-finite loss or running out of memory gives ``status="failed"`` with
+the reason. Mistakes of the caller (bad settings, a missing dataset) raise
+`GraphNasError`.
+
+Reward: validation accuracy, or with ``target_flops`` MnasNet's
+``accuracy * (flops / target_flops) ** w``.
+"""
+
+import contextlib
+import gc
+import math
+import time
+import traceback
+
+import numpy as np
+import tensorflow as tf
+import keras
+from absl import logging
+
+from graph_nas import data as data_lib
+from graph_nas import optimizers
+from graph_nas import strategies
+from graph_nas.errors import GraphNasError
+from graph_nas.results import EvalResult
+from graph_nas.train_settings import TrainSettings, mnas_reward
+
+_SUM = tf.distribute.ReduceOp.SUM
+
+
+class _ChildFailure(Exception):
+  """A child-specific failure detected while training (e.g. a NaN loss)."""
+
+
+def _describe(e):
+  text = str(e).strip().splitlines()
+  first = text[0] if text else ""
+  return f"{type(e).__name__}: {first}"[:500]
+
+
+def _per_example_loss(labels, outputs, num_classes, from_logits,
+                      label_smoothing):
+  """Cross-entropy per example; labels int [B], outputs float32 [B, C]."""
+  labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
+  if label_smoothing:
+    onehot = tf.one_hot(labels, num_classes, dtype=outputs.dtype)
+    return keras.losses.categorical_crossentropy(
+        onehot, outputs, from_logits=from_logits,
+        label_smoothing=label_smoothing)
+  return keras.losses.sparse_categorical_crossentropy(
+      labels, outputs, from_logits=from_logits)
+
+
+def outputs_probabilities(model):
+  """Whether the model ends in a softmax (else its outputs are logits)."""
+  layer = model.layers[-1] if model.layers else None
+  if isinstance(layer, keras.layers.Softmax):
+    return True
+  activation = getattr(layer, "activation", None)
+  return getattr(activation, "__name__", "") == "softmax"
+
+
+@contextlib.contextmanager
+def _graph_optimizer(light):
+  """Grappler's meta optimizer off while `light` (children on a CPU).
+
+  A child's graphs run a few hundred steps at most; on a CPU the meta
+  optimizer costs ~1 s per child at the first call and its rewrites did
+  not make the steps faster (benchmarks/child_cost.py). On GPUs and TPUs
+  (layout rewrites, fusions) it stays on.
+  """
+  if not light:
+    yield
+    return
+  before = tf.config.optimizer.get_experimental_options().get(
+      "disable_meta_optimizer", False)
+  tf.config.optimizer.set_experimental_options(
+      {"disable_meta_optimizer": True})
+  try:
+    yield
+  finally:
+    tf.config.optimizer.set_experimental_options(
+        {"disable_meta_optimizer": before})
+
+
+class ChildTrainer:
+  """Trains and scores children of one search under fixed settings."""
+
+  def __init__(self, settings: TrainSettings, model_fn, *, flops_fn=None,
+               params_fn=None, strategy=None):
+    """Args:
+      settings: the TrainSettings of every child.
+      model_fn: ``model_fn(config, *, input_shape, num_classes,
+        preprocessing, **settings.model_kwargs) -> keras.Model`` (e.g.
+        graph_nas.child.build_child); outputs logits (or a softmax).
+      flops_fn: ``flops_fn(model) -> float`` (multiply-adds), recorded as
+        metrics["flops"]; needed for ``target_flops``.
+      params_fn: ``params_fn(model) -> int``; default count_params.
+      strategy: a tf.distribute.Strategy instead of settings.strategy.
+    """
+    self.settings = settings.check()
+    if settings.target_flops is not None and flops_fn is None:
+      raise GraphNasError("target_flops (the MnasNet reward) needs a "
+                          "flops_fn")
+    self.model_fn = model_fn
+    self.flops_fn = flops_fn
+    self.params_fn = params_fn
+    self._strategy = strategy
+    self.info = data_lib.dataset_info(settings.dataset,
+                                      image_size=settings.image_size)
+    if (settings.num_classes is not None and
+        int(settings.num_classes) != self.info.num_classes):
+      raise GraphNasError(
+          f"num_classes={settings.num_classes} but {settings.dataset} has "
+          f"{self.info.num_classes} classes")
+    self.in_memory = data_lib.is_in_memory(settings.dataset)
+    self._train_data = self._eval_data = None
+    self.data_seconds = 0.0
+
+  # ----------------------------------------------------------- long-lived
+  @property
+  def strategy(self):
+    if self._strategy is None:
+      self._strategy = strategies.make_strategy(self.settings.strategy,
+                                                tpu=self.settings.tpu)
+    elif isinstance(self._strategy, str):
+      self._strategy = strategies.make_strategy(self._strategy,
+                                                tpu=self.settings.tpu)
+    return self._strategy
+
+  def prepare(self):
+    """Reads the data (once); raises GraphNasError when it is missing."""
+    if self._train_data is not None:
+      return
+    s = self.settings
+    if s.deterministic:
+      tf.config.experimental.enable_op_determinism()
+    replicas = self.strategy.num_replicas_in_sync
+    if s.batch_size % replicas:
+      raise GraphNasError(f"batch_size={s.batch_size} is not a multiple of "
+                          f"the {replicas} replicas")
+    t0 = time.perf_counter()
+    common = dict(data_dir=s.data_dir, download=s.download or None,
+                  image_size=s.image_size)
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity(logging.WARNING)  # tfds' reading lines
+    try:
+      self._eval_data = data_lib.load_split(
+          s.dataset, s.eval_role, s.batch_size,
+          eval_examples=s.eval_examples, **common)
+      self._train_data = data_lib.load_split(
+          s.dataset, "train", s.batch_size, train_examples=s.train_examples,
+          seed=0, **common)
+    finally:
+      logging.set_verbosity(verbosity)
+    if self.in_memory:
+      if len(self._train_data) < s.batch_size:
+        raise GraphNasError(f"{s.dataset}: {len(self._train_data)} training "
+                            f"examples make no full batch of "
+                            f"{s.batch_size}")
+      if len(self._eval_data) == 0:
+        raise GraphNasError(f"{s.dataset}: the {s.eval_role} split is empty")
+    self.data_seconds = time.perf_counter() - t0
+    path, _ = data_lib.resolve_data_dir(s.data_dir)
+    sizes = (f"{len(self._train_data)} training and {len(self._eval_data)} "
+             f"{s.eval_role} images in memory" if self.in_memory else
+             "streamed")
+    logging.info("%s from %s: %s (%.1fs)", s.dataset, path, sizes,
+                 self.data_seconds)
+
+  def steps_per_epoch(self):
+    s = self.settings
+    if self.in_memory:
+      return len(self._train_data) // s.batch_size
+    n = s.train_examples
+    if n is None:
+      spec = data_lib._spec(s.dataset)  # pylint: disable=protected-access
+      n = spec["train_size"] - spec["holdout"]
+    return max(1, int(n) // s.batch_size)
+
+  def total_steps(self):
+    s = self.settings
+    if s.steps is not None:
+      return int(s.steps)
+    return max(1, int(round(s.epochs * self.steps_per_epoch())))
+
+  # ------------------------------------------------------------- a child
+  def train(self, config, seed: int, *, keep_model: bool = False,
+            label: str = "child"):
+    """Builds, trains and scores the child of `config` with `seed`.
+
+    Returns an EvalResult, or (EvalResult, model or None) with keep_model.
+    """
+    self.prepare()
+    t_start = time.perf_counter()
+    total = self.total_steps()
+    metrics = {"steps": total, "examples": total * self.settings.batch_size,
+               "replicas": self.strategy.num_replicas_in_sync,
+               "seed": int(seed)}
+    light = (not tf.config.list_logical_devices("GPU") and
+             not isinstance(self.strategy, tf.distribute.TPUStrategy))
+    with _graph_optimizer(light):
+      result, model = self._train(config, seed, total, label, metrics,
+                                  t_start)
+    metrics["total_s"] = time.perf_counter() - t_start
+    if not result.ok:
+      model = None
+      gc.collect()  # free a failed child's memory before the next one
+    if keep_model:
+      return result, model
+    return result
+
+  def _train(self, config, seed, total, label, metrics, t_start):
+    """(EvalResult, model): a child's failures become failed results."""
+    s = self.settings
+    model = None
+    try:
+      model = self._build(config, seed)
+      metrics["build_s"] = time.perf_counter() - t_start
+      metrics["params"] = int(self.params_fn(model) if self.params_fn
+                              else model.count_params())
+      metrics.update(self._fit(model, seed, total, label))
+      if not math.isfinite(metrics["val_loss"]):
+        raise _ChildFailure(f"non-finite validation loss "
+                            f"({metrics['val_loss']})")
+      reward = float(metrics["val_accuracy"])
+      if self.flops_fn is not None:
+        metrics["flops"] = float(self.flops_fn(model))
+      if s.target_flops is not None:
+        reward = mnas_reward(reward, metrics["flops"], s.target_flops,
+                             alpha=s.reward_alpha, beta=s.reward_beta)
+      return EvalResult("ok", reward, metrics), model
+    except GraphNasError:
+      raise
+    except _ChildFailure as e:
+      return self._failed(str(e), metrics), None
+    except tf.errors.ResourceExhaustedError as e:
+      return self._failed(f"out of memory: {_describe(e)}", metrics,
+                          e), None
+    except _BuildError as e:
+      return self._failed(f"model_fn raised {_describe(e.__cause__)}",
+                          metrics, e.__cause__), None
+    except Exception as e:  # pylint: disable=broad-except
+      return self._failed(f"training raised {_describe(e)}", metrics,
+                          e), None
+
+  def _failed(self, reason, metrics, exc=None):
+    details = ""
+    if exc is not None:
+      details = "".join(traceback.format_exception(type(exc), exc,
+                                                   exc.__traceback__))
+    logging.info("child failed: %s", reason)
+    return EvalResult("failed", None, metrics, reason, details[-4000:])
+
+  def _build(self, config, seed):
+    s = self.settings
+    keras.utils.set_random_seed(int(seed) % (2 ** 32))
+    policy = keras.config.dtype_policy()
+    try:
+      if s.mixed_precision:
+        keras.config.set_dtype_policy(s.mixed_precision)
+      with self.strategy.scope():
+        model = self.model_fn(
+            config, input_shape=self.info.input_shape,
+            num_classes=self.info.num_classes,
+            preprocessing=(self.info.mean, self.info.std),
+            **dict(s.model_kwargs))
+        if not isinstance(model, keras.Model):
+          raise TypeError(f"model_fn returned {type(model).__name__}, not "
+                          "a keras.Model")
+        if not model.built:
+          model.build((None,) + tuple(self.info.input_shape))
+      return model
+    except tf.errors.ResourceExhaustedError:
+      raise
+    except Exception as e:  # pylint: disable=broad-except
+      raise _BuildError() from e
+    finally:
+      keras.config.set_dtype_policy(policy)
+
+  # ------------------------------------------------------------ training
+  def _fit(self, model, seed, total, label):
+    """Trains `model` for `total` steps and evaluates it; its metrics."""
+    s = self.settings
+    strategy = self.strategy
+    replicas = strategy.num_replicas_in_sync
+    per_replica = s.batch_size // replicas
+    global_batch = float(s.batch_size)
+    num_classes = self.info.num_classes
+    from_logits = not outputs_probabilities(model)
+    smoothing = float(s.label_smoothing)
+    crop = self.in_memory
+    augment = bool(s.augment)
+    trainable = model.trainable_variables
+    with strategy.scope():
+      optimizer = optimizers.make(s, total, trainable, strategy)
+
+    def replica_step(images, labels, step_seed):
+      ctx = tf.distribute.get_replica_context()
+      step_seed = tf.random.experimental.stateless_fold_in(
+          step_seed, ctx.replica_id_in_sync_group)
+      x = tf.cast(images, tf.float32)
+      if augment:
+        x = data_lib.augment_batch(x, step_seed, crop=crop)
+      with tf.GradientTape() as tape:
+        outputs = tf.cast(model(x, training=True), tf.float32)
+        per_example = _per_example_loss(labels, outputs, num_classes,
+                                        from_logits, smoothing)
+        loss = tf.reduce_sum(per_example) / global_batch
+        if model.losses:
+          loss += tf.add_n(model.losses) / replicas
+        scaled = optimizer.scale_loss(loss)
+      grads = tape.gradient(scaled, trainable)
+      optimizer.apply(grads, trainable)
+      correct = tf.equal(tf.argmax(outputs, -1, output_type=tf.int32),
+                         tf.cast(labels, tf.int32))
+      return (tf.reduce_sum(per_example),
+              tf.reduce_sum(tf.cast(correct, tf.float32)))
+
+    if s.jit_compile:
+      replica_step = tf.function(replica_step, jit_compile=True)
+
+    def replica_gather(images, labels, rows, step_seed):
+      rid = tf.distribute.get_replica_context().replica_id_in_sync_group
+      rows = rows[rid * per_replica:(rid + 1) * per_replica]
+      return replica_step(tf.gather(images, rows), tf.gather(labels, rows),
+                          step_seed)
+
+    def loop(n, step):
+      if single:  # one step per call: no loop (faster on CPU, see below)
+        per = step(0)
+        return (strategy.reduce(_SUM, per[0], axis=None),
+                strategy.reduce(_SUM, per[1], axis=None))
+
+      def body(i, loss_sum, correct):
+        per = step(i)
+        return (i + 1, loss_sum + strategy.reduce(_SUM, per[0], axis=None),
+                correct + strategy.reduce(_SUM, per[1], axis=None))
+      _, loss_sum, correct = tf.while_loop(
+          lambda i, *_: i < n, body,
+          (tf.constant(0), tf.constant(0.0), tf.constant(0.0)))
+      return loss_sum, correct
+
+    # On CPU a tf.while_loop over steps runs each step ~2x slower than a
+    # call per step (measured: benchmarks/child_cost.py), so
+    # steps_per_execution=1 runs one step per call without a loop.
+    single = int(s.steps_per_execution) == 1
+    rows, seeds = self.training_plan(seed, total)
+    if self.in_memory:
+      data = self._train_data
+
+      @tf.function(autograph=False)
+      def train_steps(images, labels, chunk_rows, chunk_seeds):
+        return loop(tf.shape(chunk_rows)[0], lambda i: strategy.run(
+            replica_gather, args=(images, labels, chunk_rows[i],
+                                  chunk_seeds[i])))
+
+      def run_chunk(start, n):
+        return train_steps(data.images, data.labels,
+                           tf.constant(rows[start:start + n]),
+                           tf.constant(seeds[start:start + n]))
+
+      t0 = time.perf_counter()
+      train_steps.get_concrete_function(
+          data.images, data.labels, tf.TensorSpec([None, s.batch_size],
+                                                  tf.int32),
+          tf.TensorSpec([None, 2], tf.int64))
+      trace_s = time.perf_counter() - t0
+    else:
+      iterator = self._train_iterator()
+
+      @tf.function(autograph=False)
+      def train_steps(it, chunk_seeds):
+        def step(i):
+          images, labels = next(it)
+          return strategy.run(replica_step, args=(images, labels,
+                                                  chunk_seeds[i]))
+        return loop(tf.shape(chunk_seeds)[0], step)
+
+      def run_chunk(start, n):
+        return train_steps(iterator, tf.constant(seeds[start:start + n]))
+
+      trace_s = None
+
+    train_steps._omit_frequent_tracing_warning = True  # one per child
+    metrics = self._train_loop(run_chunk, total, label)
+    if trace_s is not None:
+      metrics["trace_s"] = trace_s
+      metrics["first_step_s"] += trace_s
+    t0 = time.perf_counter()
+    metrics.update(self._evaluate(model, from_logits))
+    metrics["eval_s"] = time.perf_counter() - t0
+    return metrics
+
+  def training_plan(self, seed, total):
+    """(rows, step_seeds) of a child: the example indices of each step
+    [total, batch] (None for a stream) and each step's augmentation seed
+    [total, 2], all drawn from the child's seed."""
+    rng = np.random.default_rng([int(seed) % (2 ** 32), 0x6e6173])
+    seeds = rng.integers(0, 2 ** 31 - 1, size=(total, 2), dtype=np.int64)
+    rows = self._rows(rng, total) if self.in_memory else None
+    return rows, seeds
+
+  def _rows(self, rng, total):
+    """Example indices [total, batch]: an epoch is one permutation."""
+    n, b = len(self._train_data), self.settings.batch_size
+    per_epoch = n // b
+    epochs = -(-total // per_epoch)
+    rows = np.concatenate([rng.permutation(n)[:per_epoch * b]
+                           for _ in range(epochs)])
+    return rows[:total * b].reshape(total, b).astype(np.int32)
+
+  def _train_iterator(self):
+    if getattr(self, "_iterator", None) is None:
+      dist = self.strategy.experimental_distribute_dataset(
+          self._train_data.dataset)
+      self._iterator = iter(dist)
+    return self._iterator
+
+  def _train_loop(self, run_chunk, total, label):
+    """Calls run_chunk over the budget; progress lines; loss checks."""
+    s = self.settings
+    epoch_len = min(self.steps_per_epoch(), total)
+    chunk = int(s.steps_per_execution)
+    done, tail_loss, tail_correct, tail_steps = 0, 0.0, 0.0, 0
+    t0 = t_last = time.perf_counter()
+    t_first = None
+    while done < total:
+      n = 1 if done == 0 else min(chunk, total - done)
+      loss_sum, correct = run_chunk(done, n)
+      loss_sum = float(loss_sum)
+      if not math.isfinite(loss_sum):
+        raise _ChildFailure(f"non-finite training loss ({loss_sum}) within "
+                            f"steps {done + 1}..{done + n}")
+      done += n
+      if done > total - epoch_len:  # the last epoch's worth of steps
+        tail_loss += loss_sum
+        tail_correct += float(correct)
+        tail_steps += n
+      now = time.perf_counter()
+      if t_first is None:
+        t_first = now
+      if (s.progress_every_s and now - t_last >= s.progress_every_s and
+          done < total):
+        rate = ((done - 1) * s.batch_size / (now - t_first)
+                if now > t_first else 0.0)
+        logging.info("%s: step %d/%d, %.0f images/s, %.0fs elapsed", label,
+                     done, total, rate, now - t0)
+        t_last = now
+    end = time.perf_counter()
+    examples = tail_steps * s.batch_size
+    metrics = {"first_step_s": t_first - t0, "train_s": end - t_first,
+               "train_loss": tail_loss / examples,
+               "train_accuracy": tail_correct / examples}
+    if total > 1 and end > t_first:
+      metrics["images_per_s"] = (total - 1) * s.batch_size / (end - t_first)
+    return metrics
+
+  # ---------------------------------------------------------- evaluation
+  def _evaluate(self, model, from_logits):
+    s = self.settings
+    strategy = self.strategy
+    replicas = strategy.num_replicas_in_sync
+    per_replica = s.batch_size // replicas
+    num_classes = self.info.num_classes
+
+    def replica_eval(images, labels):
+      outputs = tf.cast(model(tf.cast(images, tf.float32), training=False),
+                        tf.float32)
+      labels = tf.cast(labels, tf.int32)
+      valid = labels >= 0
+      per_example = _per_example_loss(tf.maximum(labels, 0), outputs,
+                                      num_classes, from_logits, 0.0)
+      correct = tf.equal(tf.argmax(outputs, -1, output_type=tf.int32),
+                         labels)
+      mask = tf.cast(valid, tf.float32)
+      return (tf.reduce_sum(tf.where(valid, per_example, 0.0)),
+              tf.reduce_sum(tf.cast(correct, tf.float32) * mask),
+              tf.reduce_sum(mask))
+
+    def reduce(per):
+      return [strategy.reduce(_SUM, v, axis=None) for v in per]
+
+    totals = np.zeros(3)
+    if self.in_memory:
+      data = self._eval_data
+      n = len(data)
+      batches = -(-n // s.batch_size)
+      rows = np.full(batches * s.batch_size, -1, np.int32)
+      rows[:n] = np.arange(n)
+      rows = tf.constant(rows.reshape(batches, s.batch_size))
+
+      def replica_gather(images, labels, batch_rows):
+        rid = tf.distribute.get_replica_context().replica_id_in_sync_group
+        batch_rows = batch_rows[rid * per_replica:(rid + 1) * per_replica]
+        valid = batch_rows >= 0
+        safe = tf.maximum(batch_rows, 0)
+        return replica_eval(tf.gather(images, safe),
+                            tf.where(valid, tf.gather(labels, safe), -1))
+
+      @tf.function(autograph=False)
+      def evaluate(images, labels, all_rows):
+        def body(i, acc):
+          per = reduce(strategy.run(replica_gather,
+                                    args=(images, labels, all_rows[i])))
+          return i + 1, acc + tf.stack(per)
+        return tf.while_loop(lambda i, acc: i < tf.shape(all_rows)[0], body,
+                             (tf.constant(0), tf.zeros([3])))[1]
+
+      evaluate._omit_frequent_tracing_warning = True  # one per child
+      totals += evaluate(data.images, data.labels, rows).numpy()
+    else:
+      padded = self._padded_eval()
+
+      @tf.function(input_signature=[padded.element_spec], autograph=False)
+      def eval_step(batch):
+        return reduce(strategy.run(replica_eval, args=batch))
+
+      eval_step._omit_frequent_tracing_warning = True  # one per child
+
+      for batch in padded:
+        totals += [float(v) for v in eval_step(batch)]
+    if totals[2] == 0:
+      raise GraphNasError("the evaluation split is empty")
+    return {"val_loss": float(totals[0] / totals[2]),
+            "val_accuracy": float(totals[1] / totals[2]),
+            "val_examples": int(totals[2])}
+
+  def _padded_eval(self):
+    """The evaluation stream, distributed, every batch padded (label -1)."""
+    if getattr(self, "_padded", None) is None:
+      b = self.settings.batch_size
+
+      @tf.autograph.experimental.do_not_convert
+      def pad(images, labels):
+        n = tf.shape(labels)[0]
+        images = tf.pad(images, [[0, b - n], [0, 0], [0, 0], [0, 0]])
+        labels = tf.pad(labels, [[0, b - n]], constant_values=-1)
+        images.set_shape([b] + images.shape[1:].as_list())
+        labels.set_shape([b])
+        return images, labels
+
+      self._padded = self.strategy.experimental_distribute_dataset(
+          self._eval_data.dataset.map(pad))
+    return self._padded
+
+
+class _BuildError(Exception):
+  """model_fn failed (the cause is the exception it raised)."""

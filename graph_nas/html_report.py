@@ -1,0 +1,244 @@
+"""One self-contained HTML page per search output folder.
+
+  python -m graph_nas.report --runs=runs/cifar --html  # runs/cifar/report.html
+
+The page holds the run's summary, the top trials (image children as block
+strings), the reward plot, the Pareto plot (runs with a cost), the policy
+the controller has learned drawn on the space's graph (graph_nas.dot; needs
+the space file and Graphviz) and every setting the search stored. Images
+are embedded as base64 PNGs, so the file can be mailed or archived alone.
+Whatever cannot be drawn is replaced by a line that says why.
+"""
+
+import base64
+import datetime
+import html
+import json
+import os
+import tempfile
+from typing import Dict, List, Optional, Tuple
+
+from absl import logging
+
+from graph_nas import report
+from graph_nas.errors import GraphNasError
+
+HTML_NAME = "report.html"
+_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+_CSS = """
+body { font-family: Helvetica, Arial, sans-serif; margin: 24px auto;
+       max-width: 1280px; padding: 0 16px; color: #222; }
+h1 { font-size: 24px; margin-bottom: 4px; }
+h2 { font-size: 19px; border-bottom: 1px solid #ddd; padding-bottom: 4px;
+     margin-top: 32px; }
+.sub { color: #666; font-size: 13px; }
+table { border-collapse: collapse; font-size: 13px; }
+th, td { border: 1px solid #ddd; padding: 4px 8px; text-align: left;
+         vertical-align: top; }
+th { background: #f3f5f8; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+code { font-family: Menlo, Consolas, monospace; font-size: 12px; }
+td.arch code { display: block; white-space: nowrap; }
+img { max-width: 100%; height: auto; }
+.scroll { overflow-x: auto; border: 1px solid #eee; padding: 4px; }
+.scroll img { max-width: none; }
+.note { color: #8a5a00; background: #fff8e6; padding: 6px 10px;
+        border-left: 3px solid #e0a800; }
+.kv td:first-child { font-weight: bold; white-space: nowrap; }
+"""
+
+
+def _img(png: bytes, alt: str, scroll: bool = False) -> str:
+  data = base64.b64encode(png).decode("ascii")
+  tag = f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+  return f'<div class="scroll">{tag}</div>' if scroll else tag
+
+
+def _note(text: str) -> str:
+  return f'<p class="note">{html.escape(text)}</p>'
+
+
+def _table(header: List[str], rows: List[Tuple], num_cols=(),
+           arch_col=None) -> str:
+  out = ["<table><tr>" + "".join(f"<th>{html.escape(h)}</th>"
+                                 for h in header) + "</tr>"]
+  for row in rows:
+    cells = []
+    for j, cell in enumerate(row):
+      if j == arch_col:
+        parts = str(cell).split(" ") if _looks_like_blocks(cell) else \
+            [str(cell)]
+        cells.append('<td class="arch">' + "".join(
+            f"<code>{html.escape(p)}</code>" for p in parts) + "</td>")
+      else:
+        cls = ' class="num"' if j in num_cols else ""
+        cells.append(f"<td{cls}>{html.escape(str(cell))}</td>")
+    out.append("<tr>" + "".join(cells) + "</tr>")
+  out.append("</table>")
+  return "\n".join(out)
+
+
+def _looks_like_blocks(text) -> bool:
+  parts = str(text).split(" ")
+  return all(p.startswith("r") and "_k" in p and "_o" in p for p in parts)
+
+
+def _kv_table(items: Dict) -> str:
+  rows = []
+  for k, v in items.items():
+    if isinstance(v, float):
+      v = f"{v:.6g}"
+    elif isinstance(v, (dict, list)):
+      v = json.dumps(v, default=str)
+    rows.append(f"<tr><td>{html.escape(str(k))}</td>"
+                f"<td><code>{html.escape(str(v))}</code></td></tr>")
+  return '<table class="kv">' + "".join(rows) + "</table>"
+
+
+def resolve_space(out_dir: str, space_path: Optional[str] = None):
+  """(SearchSpace or None, why not): the space a run searched.
+
+  Tries `space_path`, else the --space the run was launched with (as
+  given, then relative to this package's checkout), and checks it against
+  the fingerprint in the run's identity."""
+  from graph_nas import dot, space as space_lib
+  meta = report.run_meta(out_dir)
+  identity = meta.get("identity") or {}
+  candidates = [space_path] if space_path else []
+  launched = (meta.get("run_info") or {}).get("space")
+  if not space_path and launched:
+    candidates += [launched, os.path.join(_PACKAGE_ROOT, launched)]
+  path = next((p for p in candidates if p and os.path.exists(p)), None)
+  if path is None:
+    if space_path:
+      return None, f"no such space file: {space_path}"
+    return None, ("the run does not say which space file it searched "
+                  "(or the file is gone): pass --space")
+  try:
+    space = space_lib.load(path)
+  except GraphNasError as e:
+    return None, str(e)
+  want = identity.get("space")
+  if want and want != dot.space_fingerprint(space):
+    return None, (f"{path} is not the space this run searched (it has "
+                  "changed since, or is another one): pass --space")
+  return space, ""
+
+
+def policy_png(out_dir: str, space, walks: int = 512) -> Tuple[
+    Optional[bytes], str, str]:
+  """(PNG bytes or None, DOT text, why not) of the run's policy graph."""
+  from graph_nas import dot
+  text = dot.run_policy_dot(space, out_dir, num_walks=walks)
+  with tempfile.TemporaryDirectory() as tmp:
+    path = os.path.join(tmp, "policy.png")
+    try:
+      dot.render_png(text, path)
+    except GraphNasError as e:
+      return None, text, str(e)
+    with open(path, "rb") as f:
+      return f.read(), text, ""
+
+
+def build_html(out_dir: str, space_path: Optional[str] = None, top: int = 10,
+               walks: int = 512, window: int = 20) -> str:
+  """The report page of one search output folder, as a string."""
+  trials = report.load_runs([out_dir])[out_dir]
+  meta = report.run_meta(out_dir)
+  name = os.path.basename(os.path.normpath(out_dir))
+  s = report.summary(trials)
+  now = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+  parts = [
+      "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+      f"<title>graph-nas report: {html.escape(name)}</title>",
+      f"<style>{_CSS}</style></head><body>",
+      f"<h1>Search report: {html.escape(name)}</h1>",
+      f'<p class="sub">{html.escape(os.path.abspath(out_dir))} &middot; '
+      f"written {now} by graph_nas.report</p>"]
+
+  parts.append("<h2>Summary</h2>")
+  best = s["best_reward"]
+  parts.append(_kv_table({
+      "trials": s["trials"], "succeeded": s["ok"], "failed": s["failed"],
+      "best reward": "-" if best is None else f"{best:.4f}",
+      "mean reward": "-" if s["mean_reward"] is None else
+      f"{s['mean_reward']:.4f}",
+      "time in trials (s)": f"{s['trial_seconds']:.1f}"}))
+
+  parts.append(f"<h2>Top {top} trials</h2>")
+  ranked = report.best_first(trials)[:top]
+  if ranked:
+    parts.append(_table(list(report.COLUMNS), report.table_rows(ranked),
+                        num_cols=(0, 1, 2, 3, 4, 5, 6),
+                        arch_col=len(report.COLUMNS) - 1))
+  else:
+    parts.append(_note("no trial has succeeded yet"))
+
+  parts.append("<h2>Reward</h2>")
+  if trials:
+    parts.append(_img(report.png_bytes(report.reward_figure(
+        {out_dir: trials}, window)), "reward against trials"))
+  else:
+    parts.append(_note("no trials yet"))
+
+  parts.append("<h2>Accuracy against cost (Pareto front)</h2>")
+  fig = report.pareto_figure(trials, report.target_flops_of(meta),
+                             f"{name}: validation accuracy against "
+                             "multiply-adds")
+  if fig is None:
+    parts.append(_note("no trial has multiply-adds and a validation "
+                       "accuracy (a toy run?): no Pareto plot"))
+  else:
+    parts.append(_img(report.png_bytes(fig), "Pareto plot"))
+
+  parts.append("<h2>Learned policy on the search space</h2>")
+  parts.append(_policy_section(out_dir, space_path, walks))
+
+  parts.append("<h2>Settings</h2>")
+  settings = dict(meta.get("run_info") or {})
+  identity = meta.get("identity") or {}
+  settings.update({f"identity: {k}": v for k, v in identity.items()})
+  for k, v in (meta.get("last_run_timing") or {}).items():
+    settings[f"last run: {k}"] = v
+  if meta.get("best_child"):
+    bc = dict(meta["best_child"])
+    bc.pop("metrics", None)
+    settings["best child (retrained)"] = bc
+  parts.append(_kv_table(settings) if settings else
+               _note("the run stored no settings"))
+  parts.append("</body></html>")
+  return "\n".join(parts) + "\n"
+
+
+def _policy_section(out_dir, space_path, walks) -> str:
+  space, why = resolve_space(out_dir, space_path)
+  if space is None:
+    return _note(f"no policy graph: {why}")
+  try:
+    png, text, why = policy_png(out_dir, space, walks)
+  except GraphNasError as e:
+    return _note(f"no policy graph: {e}")
+  intro = ("<p>Each edge: the probability of that action at its vertex "
+           f"under the current controller, averaged over the visits of "
+           f"{walks} sampled walks (width and label). Vertices: the share "
+           "of sampled walks that visit them. Red: the best trial's path. "
+           "An action with many values is one edge, with a strip shaded by "
+           "each value's probability.</p>")
+  if png is None:
+    return (_note(f"no policy graph image: {why}") +
+            f"<details><summary>DOT text</summary><pre>{html.escape(text)}"
+            "</pre></details>")
+  # Fit a graph to the page unless that would shrink its text too much.
+  width = int.from_bytes(png[16:20], "big") if png[:4] == b"\x89PNG" else 0
+  return intro + _img(png, "policy graph", scroll=width > 1600)
+
+
+def write_html(out_dir: str, path: Optional[str] = None, **kwargs) -> str:
+  """Writes out_dir/report.html (or `path`); returns its path."""
+  text = build_html(out_dir, **kwargs)
+  path = path or os.path.join(out_dir, HTML_NAME)
+  with open(path, "w", encoding="utf-8") as f:
+    f.write(text)
+  logging.info("wrote %s", path)
+  return path

@@ -1,0 +1,93 @@
+"""Picklable evaluators for tests/test_executors.py.
+
+They live in a module of their own that imports neither TensorFlow nor
+graph_nas.search, so a spawned worker process starts in a fraction of a
+second even on a busy machine. Each records every attempt at a trial in a
+folder (one file per attempt), so tests can tell "ran once and failed" from
+"ran, died, and was silently run again".
+"""
+
+import collections
+import os
+import pathlib
+import signal
+import time
+
+Result = collections.namedtuple("Result", "status reward metrics reason")
+
+
+def _attempt(folder, trial_id):
+  folder = pathlib.Path(folder)
+  folder.mkdir(parents=True, exist_ok=True)
+  (folder / f"attempt-{trial_id}-{os.getpid()}").write_text("")
+
+
+def attempts(folder, trial_id):
+  """How many times trial_id was started."""
+  return len(list(pathlib.Path(folder).glob(f"attempt-{trial_id}-*")))
+
+
+class PidEvaluator:
+  """Scores 0.5 and reports the process it ran in."""
+
+  def evaluate(self, config, trial_id, seed):
+    del config, trial_id
+    return Result("ok", 0.5, {"pid": os.getpid(), "seed": seed}, "")
+
+
+class KillOnceEvaluator:
+  """SIGKILLs its own worker process on `trial`, the first time only.
+
+  With `wait_for_kill` set, that trial instead first waits until the trial
+  `wait_for_kill` holds a worker too (both run at once), and the others
+  wait until the kill has happened before they finish, so the death happens
+  while they are running.
+  """
+
+  def __init__(self, trial, folder, overlap_with=None, timeout=300.0):
+    self.trial, self.folder = trial, str(folder)
+    self.overlap_with, self.timeout = overlap_with, timeout
+
+  def _wait_for(self, name):
+    path = pathlib.Path(self.folder) / name
+    deadline = time.time() + self.timeout
+    while not path.exists():
+      if time.time() > deadline:
+        raise TimeoutError(f"{name} never appeared")
+      time.sleep(0.02)
+
+  def evaluate(self, config, trial_id, seed):
+    del config, seed
+    _attempt(self.folder, trial_id)
+    killed = pathlib.Path(self.folder) / "killed"
+    if trial_id == self.trial and not killed.exists():
+      if self.overlap_with is not None:
+        self._wait_for(f"running-{self.overlap_with}")
+      killed.write_text(str(os.getpid()))
+      os.kill(os.getpid(), signal.SIGKILL)
+    if self.overlap_with is not None and trial_id == self.overlap_with:
+      (pathlib.Path(self.folder) / f"running-{trial_id}").write_text("")
+      self._wait_for("killed")
+      time.sleep(0.2)  # the dead worker is noticed while this one runs
+    return Result("ok", 0.25, {"pid": os.getpid()}, "")
+
+
+class ExitEvaluator:
+  """Ends its worker with os._exit(3) on `trial` (no result sent)."""
+
+  def __init__(self, trial):
+    self.trial = trial
+
+  def evaluate(self, config, trial_id, seed):
+    del config, seed
+    if trial_id == self.trial:
+      os._exit(3)
+    return Result("ok", 1.0, {}, "")
+
+
+class UnpicklableMetricsEvaluator:
+  """Returns a metric that cannot travel back to the driver."""
+
+  def evaluate(self, config, trial_id, seed):
+    del config, trial_id, seed
+    return Result("ok", 1.0, {"lock": __import__("threading").Lock()}, "")

@@ -1,0 +1,24 @@
+"""Runs graph_nas.launch under tfds.testing.mock_data (tests only).
+
+  python tests/mock_launch.py NUM_EXAMPLES --space=... [launcher flags]
+
+A fresh machine has no prepared CIFAR-10: the end-to-end tests then run the
+real launcher on tfds' mock data (random images and labels with the real
+splits and shapes).
+"""
+
+import os
+import sys
+import tempfile
+
+import tensorflow_datasets as tfds
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
+from graph_nas import launch  # noqa: E402  pylint: disable=wrong-import-position
+
+if __name__ == "__main__":
+  examples = int(sys.argv.pop(1))
+  with tfds.testing.mock_data(num_examples=examples,
+                              data_dir=tempfile.mkdtemp()):
+    launch.run()
