@@ -15,17 +15,31 @@ setup(
                 "(TensorFlow 2 / Keras 3).",
     long_description=LONG_DESCRIPTION,
     long_description_content_type="text/markdown",
-    python_requires=">=3.10",
-    packages=find_packages(include=["graph_nas", "graph_nas.*"]),
+    license="Apache-2.0",
+    license_files=["LICENSE"],
+    # Python 3.10 does not resolve: every tensorflow-metadata release (which
+    # tensorflow-datasets needs) caps protobuf at <= 6.32 there, and the
+    # committed *_pb2.py needs protobuf >= 7.35.1 (below).
+    python_requires=">=3.11",
+    packages=find_packages(include=["graph_nas", "graph_nas.*"]) +
+    ["graph_nas.protos_data"],
+    # The shipped spaces: protos/ at the repository root stays the source
+    # of truth; installed, it is the package data graph_nas/protos_data
+    # (graph_nas.space.find looks there, else in ../protos of a checkout).
+    package_dir={"graph_nas.protos_data": "protos"},
+    package_data={"graph_nas.protos_data": ["*.textproto", "*.proto"]},
     # The generated graph_nas/protos/search_space_pb2.py is committed; a test
     # fails when it drifts from protos/search_space.proto.
     install_requires=[
-        "tensorflow>=2.16",
-        # tf.summary needs TensorBoard's implementation (tensorflow-cpu
-        # does not pull it in).
-        "tensorboard",
-        "keras>=3.0",
-        "tensorflow-datasets>=4.9",
+        # The first releases that allow protobuf 7 (tensorflow 2.19 and
+        # before cap it below 6; 2.20 is untested with it). keras: what
+        # tensorflow 2.21 itself requires.
+        "tensorflow>=2.21",
+        # tf.summary and the HParams summaries need TensorBoard (tensorflow-
+        # cpu does not pull it in).
+        "tensorboard>=2.21",
+        "keras>=3.12",
+        "tensorflow-datasets>=4.9.10",
         # tfds 4.9.x imports importlib_resources when it loads a prepared
         # dataset but does not declare it.
         "importlib_resources",
@@ -35,11 +49,21 @@ setup(
         # 1.85); its runtime check needs protobuf >= 7.35.1.
         "protobuf>=7.35.1",
         "matplotlib",
-        "tqdm",
     ],
     extras_require={
-        "test": ["pytest", "hypothesis", "grpcio-tools>=1.85",
-                 "ray>=2.40"],
+        # grpcio-tools: protoc for the test that compares the committed
+        # descriptor with protos/search_space.proto (any version does).
+        "test": ["pytest", "hypothesis", "grpcio-tools", "ray>=2.40"],
         "ray": ["ray>=2.40"],
+        # TensorFlow with its CUDA libraries (Linux): children train on
+        # the GPU.
+        "gpu": ["tensorflow[and-cuda]>=2.21"],
+    },
+    entry_points={
+        "console_scripts": [
+            "graph-nas-search = graph_nas.launch:run",
+            "graph-nas-report = graph_nas.report:run",
+            "graph-nas-dot = graph_nas.dot:run",
+        ],
     },
 )

@@ -19,6 +19,14 @@ and the process's user / sys CPU time over the whole run.
 
   python benchmarks/child_cost.py                 # ~3 min on 2 cores
   python benchmarks/child_cost.py --children=5 --steps=120
+
+Before/after: `--old_tree=DIR` also measures the trainer of an older
+checkout (graph_nas.train.train_child, before the child trainer existed),
+imported as graph_nas_old and run in the same loop (one child of each
+variant in turn), on the same child, budget and per-child seeds:
+
+  git worktree add /tmp/before 78ccaca
+  python benchmarks/child_cost.py --old_tree=/tmp/before
 """
 
 import argparse
@@ -55,6 +63,9 @@ def main():
   parser.add_argument("--batch_size", type=int, default=64)
   parser.add_argument("--eval_examples", type=int, default=1000)
   parser.add_argument("--data_dir", default=None)
+  parser.add_argument("--old_tree", default=None,
+                      help="an older checkout whose graph_nas.train to "
+                      "measure too")
   args = parser.parse_args()
 
   import keras
@@ -108,8 +119,17 @@ def main():
     return fixed, rate
 
   rows = {"child_trainer": [], "keras_fit": []}
-  cpu0 = resource.getrusage(resource.RUSAGE_SELF)
   usage = {"child_trainer": [0.0, 0.0], "keras_fit": [0.0, 0.0]}
+  old = None
+  if args.old_tree:
+    old_train, old_child = _import_old(args.old_tree)
+    old_settings = old_train.TrainSettings(
+        data_dir=data.resolve_data_dir(args.data_dir)[0],
+        train_examples=args.steps * args.batch_size,
+        eval_examples=args.eval_examples, batch_size=args.batch_size,
+        steps=args.steps)
+    old = "old train_child"
+    rows[old], usage[old] = [], [0.0, 0.0]
   for i in range(args.children + 1):  # the first of each: warm-up
     seed = 1000 + i
     r0 = resource.getrusage(resource.RUSAGE_SELF)
@@ -117,11 +137,21 @@ def main():
     r1 = resource.getrusage(resource.RUSAGE_SELF)
     fixed, rate = fit_child(seed)
     r2 = resource.getrusage(resource.RUSAGE_SELF)
+    if old:
+      old_result = old_train.train_child(old_child.build_child, CPU_CHILD,
+                                         old_settings, seed=seed)
+      r3 = resource.getrusage(resource.RUSAGE_SELF)
     if result.status != "ok":
       sys.exit(f"child failed: {result.reason}")
     m = result.metrics
     if i == 0:
       continue
+    if old:
+      o = old_result.metrics
+      rows[old].append((o["build_s"] + o["first_step_s"], o["images_per_s"],
+                        o["eval_s"], o["build_s"], o["first_step_s"]))
+      usage[old][0] += r3.ru_utime - r2.ru_utime
+      usage[old][1] += r3.ru_stime - r2.ru_stime
     rows["child_trainer"].append((m["build_s"] + m["first_step_s"],
                                   m["images_per_s"], m["eval_s"],
                                   m["build_s"], m["first_step_s"]))
@@ -130,7 +160,6 @@ def main():
     for name, a, b in (("child_trainer", r0, r1), ("keras_fit", r1, r2)):
       usage[name][0] += b.ru_utime - a.ru_utime
       usage[name][1] += b.ru_stime - a.ru_stime
-  del cpu0
   print(f"\n{args.children} children per variant (after one warm-up), "
         "medians:")
   print("| variant | fixed cost (s) | build (s) | first step (s) | steady "
@@ -144,6 +173,22 @@ def main():
   ratio = (statistics.median(v[1] for v in rows["child_trainer"]) /
            statistics.median(v[1] for v in rows["keras_fit"]))
   print(f"\nthroughput ratio child_trainer / keras_fit: {ratio:.2f}x")
+
+
+def _import_old(tree):
+  """The older checkout's package, imported as graph_nas_old."""
+  import importlib  # pylint: disable=import-outside-toplevel
+  import re  # pylint: disable=import-outside-toplevel
+  import shutil  # pylint: disable=import-outside-toplevel
+  import tempfile  # pylint: disable=import-outside-toplevel
+  root = pathlib.Path(tempfile.mkdtemp())
+  shutil.copytree(pathlib.Path(tree) / "graph_nas", root / "graph_nas_old")
+  for path in (root / "graph_nas_old").rglob("*.py"):
+    text = path.read_text()
+    path.write_text(re.sub(r"\bgraph_nas\b(?!_old)", "graph_nas_old", text))
+  sys.path.insert(0, str(root))
+  return (importlib.import_module("graph_nas_old.train"),
+          importlib.import_module("graph_nas_old.child"))
 
 
 if __name__ == "__main__":

@@ -226,7 +226,8 @@ class ChildTrainer:
     total = self.total_steps()
     metrics = {"steps": total, "examples": total * self.settings.batch_size,
                "replicas": self.strategy.num_replicas_in_sync,
-               "seed": int(seed)}
+               "seed": int(seed),
+               "image_size": int(self.info.input_shape[0])}
     light = (not tf.config.list_logical_devices("GPU") and
              not isinstance(self.strategy, tf.distribute.TPUStrategy))
     with _graph_optimizer(light):
@@ -371,9 +372,10 @@ class ChildTrainer:
           (tf.constant(0), tf.constant(0.0), tf.constant(0.0)))
       return loss_sum, correct
 
-    # On CPU a tf.while_loop over steps runs each step ~2x slower than a
-    # call per step (measured: benchmarks/child_cost.py), so
-    # steps_per_execution=1 runs one step per call without a loop.
+    # A tf.while_loop over steps that gathers from the in-memory images ran
+    # each step ~2x slower on a CPU than one call per step
+    # (benchmarks/README_train.md), so steps_per_execution=1 (the default)
+    # runs one step per call, without a loop; TPUs want more per call.
     single = int(s.steps_per_execution) == 1
     rows, seeds = self.training_plan(seed, total)
     if self.in_memory:

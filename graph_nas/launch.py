@@ -2,6 +2,7 @@
 
   python -m graph_nas.launch --space=protos/cifar.textproto \
       --data_dir=../shared/data/tfds --out_dir=runs/cifar
+  graph-nas-search --space=cifar_cpu ...   (installed; a shipped space)
 
 Defaults are the paper's CIFAR-10 settings (section 4.3): PQT, controller
 learning rate 0.001, entropy weight 0.8, 1500 architectures, 20 epochs per
@@ -9,11 +10,19 @@ child. The dataset follows from the space (its task_params "dataset"); toy
 spaces (stack layers, select optimizer) run through the same launcher,
 scored by their toy reward without training.
 
+--space is a textproto file or the name of a shipped space (protos/ of
+the repository, package data when installed). A flag that would change
+nothing in the chosen configuration (--workers with the in-process
+executor, child-training flags for a toy space, ...) is an error naming it.
+
 Rerunning the same command on the same --out_dir resumes the search.
 Results: <out_dir>/trials.sqlite (every trial), top_trials.md,
-rewards.png, best_architecture.json, best_child/model.keras, tensorboard/.
+rewards.png, best_architecture.json, best_child/model.keras, tensorboard/
+(curves against the trial number; one HParams session per trial under
+tensorboard/trials/).
 """
 
+import json
 import os
 import sys
 
@@ -24,8 +33,9 @@ from absl import app, flags, logging  # noqa: E402
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_string("space", None, "Search space textproto, e.g. "
-                    "protos/cifar.textproto.")
+flags.DEFINE_string("space", None, "Search space: a textproto file, e.g. "
+                    "protos/cifar.textproto, or a shipped space's name, "
+                    "e.g. cifar_cpu.")
 flags.DEFINE_enum("algorithm", "pqt", ["pqt", "reinforce", "random"],
                   "Search algorithm.")
 flags.DEFINE_integer("max_trials", 1500, "Architectures to sample in all.",
@@ -77,6 +87,14 @@ flags.DEFINE_string("data_dir", None, "tfds data dir (default "
                     "CIFAR-10 is downloaded when missing).")
 flags.DEFINE_boolean("download", False, "Let tfds download a missing "
                      "dataset into --data_dir (needs internet).")
+flags.DEFINE_integer("steps_per_execution", 1, "Child training steps per "
+                     "call into TensorFlow (1 is fastest on CPUs; TPUs want "
+                     "tens).", lower_bound=1)
+flags.DEFINE_boolean("augment", True, "Augment children's training "
+                     "batches (CIFAR: pad-4 crop + flip); short budgets "
+                     "learn faster without.")
+flags.DEFINE_boolean("final_augment", True, "Augment the best child's "
+                     "retraining batches.")
 flags.DEFINE_boolean("deterministic", False, "TensorFlow op determinism: a "
                      "resumed search stores the same rewards as an "
                      "uninterrupted one (slower on some devices).")
@@ -134,8 +152,8 @@ def _parse_flags(argv):
 
 def _check_flags():
   if not FLAGS.space:
-    sys.exit("error: --space is required, e.g. "
-             "--space=protos/cifar.textproto")
+    sys.exit("error: --space is required, e.g. --space=cifar_cpu (a "
+             "shipped space) or --space=path/to/space.textproto")
   if FLAGS.strategy == "tpu" and FLAGS.tpu is None:
     sys.exit("error: --strategy=tpu needs --tpu=<address> (or --tpu=local)")
 
@@ -155,7 +173,8 @@ def _train_settings(space, evaluators):
       learning_rate=FLAGS.child_learning_rate, strategy=FLAGS.strategy,
       tpu=FLAGS.tpu, mixed_precision=(None if FLAGS.mixed_precision ==
                                       "none" else FLAGS.mixed_precision),
-      deterministic=FLAGS.deterministic,
+      deterministic=FLAGS.deterministic, augment=FLAGS.augment,
+      steps_per_execution=FLAGS.steps_per_execution,
       target_flops=FLAGS.target_flops, reward_alpha=FLAGS.flops_exponent,
       reward_beta=FLAGS.flops_exponent)
   final_examples = FLAGS.final_train_examples
@@ -165,31 +184,103 @@ def _train_settings(space, evaluators):
       eval_role="test", eval_examples=None,
       epochs=FLAGS.final_epochs or search.epochs,
       steps=None if FLAGS.final_epochs else search.steps,
-      train_examples=final_examples or None)
+      train_examples=final_examples or None, augment=FLAGS.final_augment)
   return search.check(), final.check()
 
 
-def _warn_unused_image_flags():
-  """Flags of child training given for a space that trains no child."""
-  for name in ("epochs", "steps", "batch_size", "train_examples",
-               "eval_examples", "child_learning_rate", "dataset",
-               "image_size", "data_dir", "target_flops", "final_epochs",
-               "final_train_examples", "deterministic"):
-    if FLAGS[name].present:
-      logging.warning("--%s has no effect: %s is not an image space", name,
-                      FLAGS.space)
+# = evaluators.IMAGE_TASK (that module imports TensorFlow: not before the
+# flag checks, which should answer within a second).
+_IMAGE_TASK = "image_classification"
+# Flags of child training: no effect on a space that trains no child.
+_IMAGE_FLAGS = ("epochs", "steps", "batch_size", "train_examples",
+                "eval_examples", "child_learning_rate", "dataset",
+                "image_size", "data_dir", "download", "augment",
+                "deterministic", "strategy", "tpu", "mixed_precision",
+                "target_flops", "flops_exponent", "final_epochs",
+                "final_train_examples", "final_augment",
+                "steps_per_execution", "reuse_results")
+_RAY_FLAGS = ("ray_address", "cpus_per_child", "gpus_per_child",
+              "worker_retries")
+
+
+def _flags_without_effect(space):
+  """[(flag names, why)] of the flags given that change nothing here."""
+  given = [name for name in FLAGS if FLAGS[name].present]
+  out = []
+
+  def unused(names, why):
+    names = [n for n in names if n in given]
+    if names:
+      out.append((names, why))
+
+  if space.proto.task != _IMAGE_TASK:
+    unused(_IMAGE_FLAGS, f"{FLAGS.space} is a {space.proto.task!r} task: "
+                         "no child is trained")
+  else:
+    if FLAGS.steps is not None:
+      unused(["epochs"], "--steps sets the training length")
+    if FLAGS.target_flops is None:
+      unused(["flops_exponent"], "only with --target_flops")
+    if not FLAGS.retrain_best:
+      unused(["final_epochs", "final_train_examples", "final_augment"],
+             "--retrain_best=false: the best child is not retrained")
+    if FLAGS.strategy != "tpu":
+      unused(["tpu"], "only with --strategy=tpu")
+  if FLAGS.executor == "inprocess":
+    unused(["workers"], "--executor=inprocess evaluates one child at a "
+                        "time; use --executor=process or ray")
+  if FLAGS.executor != "ray":
+    unused(_RAY_FLAGS, "only with --executor=ray")
+  if FLAGS.update_policy != "async":
+    unused(["max_staleness"], "only with --update_policy=async")
+  return out
+
+
+def _check_flags_have_effect(space):
+  """One error line naming every flag that would be silently ignored."""
+  unused = _flags_without_effect(space)
+  if unused:
+    sys.exit("error: flags with no effect here: " + "; ".join(
+        f"{', '.join('--' + n for n in names)} ({why})"
+        for names, why in unused) + ". Drop them.")
+
+
+def keras_backend():
+  """The Keras backend that `import keras` will choose (without importing
+  it): $KERAS_BACKEND, else keras.json's "backend", else tensorflow."""
+  name = os.environ.get("KERAS_BACKEND")
+  if name:
+    return name, "KERAS_BACKEND"
+  home = os.environ.get("KERAS_HOME") or os.path.join(
+      os.path.expanduser("~"), ".keras")
+  path = os.path.join(home, "keras.json")
+  try:
+    with open(path, encoding="utf-8") as f:
+      return str(json.load(f).get("backend", "tensorflow")), path
+  except (OSError, ValueError, AttributeError):
+    return "tensorflow", None
+
+
+def _check_keras_backend():
+  name, where = keras_backend()
+  if name != "tensorflow":
+    sys.exit(f"error: graph-nas needs the TensorFlow Keras backend, but "
+             f"{where} selects {name!r}: set KERAS_BACKEND=tensorflow (or "
+             "unset it)")
 
 
 def main(argv):
   if len(argv) > 1:
     sys.exit(f"error: unexpected arguments: {' '.join(argv[1:])}")
   _check_flags()
+  _check_keras_backend()
   from graph_nas import space as space_lib  # no TensorFlow: fast errors
   from graph_nas.errors import GraphNasError
   try:
-    space = space_lib.load(FLAGS.space)
+    space = space_lib.load(FLAGS.space)  # a file, or a shipped space's name
   except GraphNasError as e:
     sys.exit(f"error: {e}")
+  _check_flags_have_effect(space)
   from graph_nas import algorithms, evaluators, search
   try:
     out_dir = FLAGS.out_dir or os.path.join("runs", space.name)
@@ -198,19 +289,16 @@ def main(argv):
     if space.proto.task == evaluators.IMAGE_TASK:
       train_settings, final_settings = _train_settings(space, evaluators)
       budget = train_settings.budget_identity()
-    else:
-      _warn_unused_image_flags()
     evaluator = evaluators.evaluator_for(space, train_settings,
                                          final_settings)
     if train_settings is not None:
       from graph_nas import strategies
-      logging.info("children train on %s", strategies.describe_devices())
+      import keras
+      logging.info("children train on %s; Keras backend: %s",
+                   strategies.describe_devices(), keras.backend.backend())
       # Fail within seconds when the dataset is missing; the data is read
       # once for the whole search.
       evaluator.prepare()
-    if FLAGS.executor == "inprocess" and FLAGS.workers > 1:
-      logging.warning("--workers=%d has no effect with --executor=inprocess "
-                      "(one child at a time)", FLAGS.workers)
     kwargs = {}
     if FLAGS.algorithm != "random":
       kwargs = {"learning_rate": FLAGS.learning_rate,
@@ -241,7 +329,9 @@ def main(argv):
                  "batch_size", "train_examples", "eval_examples", "seed",
                  "executor", "workers", "update_policy", "target_flops",
                  "image_size", "deterministic", "final_epochs",
-                 "final_train_examples")}
+                 "final_train_examples", "augment", "final_augment",
+                 "child_learning_rate")}
+    run_info["space"] = space.source  # the file, also when given by name
     job = search.Search(space, algorithm, evaluator, out_dir, settings,
                         run_info, executor=executor, budget=budget)
     try:

@@ -112,7 +112,16 @@ BUDGET_FLAGS = {"dataset": "--dataset", "image_size": "--image_size",
                 "target_flops": "--target_flops",
                 "reward_alpha": "--flops_exponent",
                 "reward_beta": "--flops_exponent",
-                "mixed_precision": "--mixed_precision"}
+                "mixed_precision": "--mixed_precision",
+                "augment": "--augment"}
+
+
+# TensorBoard descriptions of the per-trial curves.
+_SCALAR_TEXT = {"flops": "multiply-adds of one forward pass of one image "
+                         "(stored as flops)",
+                "val_accuracy": "accuracy on the held-out part of the "
+                                "training split",
+                "params": "parameters of the child"}
 
 
 def _show(value) -> str:
@@ -154,6 +163,7 @@ class Search:
     self.store = TrialStore(os.path.join(out_dir, DB_NAME))
     self.checkpoint_path = os.path.join(out_dir, CHECKPOINT_NAME)
     self._writer = None
+    self._hparam_names = []
 
   # ------------------------------------------------------------- identity
   def _check_identity(self):
@@ -401,11 +411,17 @@ class Search:
       n += 1
     return n
 
+  def _tensorboard_dir(self):
+    return os.path.join(self.out_dir, "tensorboard")
+
   def _summary_writer(self):
+    """The run's writer (tensorboard/): curves against the trial number
+    and, once per run, the HParams experiment (graph_nas.hparams)."""
     if self._writer is None:
       import tensorflow as tf
-      self._writer = tf.summary.create_file_writer(
-          os.path.join(self.out_dir, "tensorboard"))
+      from graph_nas import hparams
+      self._writer = tf.summary.create_file_writer(self._tensorboard_dir())
+      self._hparam_names = hparams.write_config(self._writer, self.space)
     return self._writer
 
   def _log_trial(self, row, best_before, t_start, evaluated):
@@ -422,6 +438,7 @@ class Search:
                    s.max_trials, what, best, row["seconds"],
                    _fmt_duration(eta))
     import tensorflow as tf
+    from graph_nas import hparams
     with self._summary_writer().as_default(step=tid):
       if ok:
         tf.summary.scalar("reward", row["reward"])
@@ -429,8 +446,11 @@ class Search:
         tf.summary.scalar("best_reward", best)
       for key in ("val_accuracy", "flops", "params"):
         if key in row["metrics"]:
-          tf.summary.scalar(key, float(row["metrics"][key]))
+          tf.summary.scalar(key, float(row["metrics"][key]),
+                            description=_SCALAR_TEXT.get(key))
       tf.summary.scalar("failed", 0.0 if ok else 1.0)
+    # Its own HParams session: decisions and metrics, one run folder.
+    hparams.write_trial(self._tensorboard_dir(), row, self._hparam_names)
 
   # ------------------------------------------------------------- finish
   def finalize(self, top: int = 10, retrain: bool = True) -> Dict:

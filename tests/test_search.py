@@ -322,3 +322,66 @@ def test_one_search_per_output_folder(tmp_path):
   second.run()
   assert second.store.count() == 6
   second.close()
+
+
+def _error_lines(r):
+  """stderr's lines, TensorFlow's start-up lines left out."""
+  import re
+  return [l for l in r.stderr.strip().splitlines()
+          if l.startswith("error:") or not re.match(
+              r"^(WARNING: All log messages|[IWE]\d{4} |To enable the)", l)]
+
+
+def test_flags_without_effect_are_one_line_naming_them(tmp_path):
+  r = _launch(["--space=stack_layers", "--workers=4", "--epochs=3",
+               "--batch_size=64", "--ray_address=auto",
+               "--max_staleness=1", f"--out_dir={tmp_path / 'a'}"])
+  assert r.returncode != 0
+  assert _error_lines(r) == [
+      "error: flags with no effect here: --epochs, --batch_size "
+      "(stack_layers is a 'stack_layers' task: no child is trained); "
+      "--workers (--executor=inprocess evaluates one child at a time; use "
+      "--executor=process or ray); --ray_address (only with "
+      "--executor=ray); --max_staleness (only with --update_policy=async)."
+      " Drop them."], r.stderr
+  assert not (tmp_path / "a").exists()
+  # An image space: flags that only matter elsewhere are named too.
+  r = _launch(["--space=protos/cifar_cpu.textproto", "--tpu=local",
+               "--steps=5", "--epochs=2", "--flops_exponent=-0.1",
+               "--executor=process", "--workers=2", "--gpus_per_child=1",
+               "--noretrain_best", "--final_epochs=1"])
+  assert r.returncode != 0
+  assert _error_lines(r) == [
+      "error: flags with no effect here: --epochs (--steps sets the "
+      "training length); --flops_exponent (only with --target_flops); "
+      "--final_epochs (--retrain_best=false: the best child is not "
+      "retrained); --tpu (only with --strategy=tpu); "
+      "--gpus_per_child (only with --executor=ray). Drop them."], r.stderr
+
+
+def test_launcher_finds_a_shipped_space_by_name(tmp_path):
+  def launch(args):  # from another folder than the repository
+    return subprocess.run([sys.executable, "-m", "graph_nas.launch", *args],
+                          capture_output=True, text=True, cwd=tmp_path,
+                          env=ENV)
+  r = launch(["--space=stack_layers", "--max_trials=3",
+              f"--out_dir={tmp_path / 'a'}"])
+  assert r.returncode == 0, r.stderr[-2000:]
+  assert (tmp_path / "a" / "trials.sqlite").exists()
+  r = launch(["--space=stack_layer"])
+  assert r.returncode != 0
+  assert _error_lines(r) == [
+      "error: no search space 'stack_layer': not a file, nor a shipped "
+      "space (shipped: " + ", ".join(space_lib.shipped_spaces()) + ")"]
+
+
+def test_a_keras_backend_other_than_tensorflow_is_one_line(tmp_path):
+  r = subprocess.run([sys.executable, "-m", "graph_nas.launch",
+                      "--space=stack_layers", f"--out_dir={tmp_path}"],
+                     capture_output=True, text=True, cwd=ROOT,
+                     env=dict(ENV, KERAS_BACKEND="jax"))
+  assert r.returncode != 0
+  assert _error_lines(r) == [
+      "error: graph-nas needs the TensorFlow Keras backend, but "
+      "KERAS_BACKEND selects 'jax': set KERAS_BACKEND=tensorflow (or unset "
+      "it)"]

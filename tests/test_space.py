@@ -561,3 +561,34 @@ def test_exact_walks_enumerates_everything():
   assert walks == sorted([(1,), (0, 1), (0, 0, 1), (0, 0, 0)])
   probs = [np.exp(space_lib.uniform_log_prob(small, w)) for w in walks]
   assert abs(sum(probs) - 1) < 1e-12
+
+
+# ------------------------------------------------- shipped spaces by name
+def test_a_shipped_space_is_found_by_name(tmp_path, monkeypatch):
+  shipped = space_lib.shipped_spaces()
+  assert set(shipped) == {p.stem for p in ALL_SPACES}
+  monkeypatch.chdir(tmp_path)  # not beside protos/: found all the same
+  by_name = space_lib.load("cifar_cpu")
+  assert by_name.name == "cifar_cpu"
+  assert by_name.source == shipped["cifar_cpu"]
+  assert space_lib.load("cifar_cpu.textproto").source == shipped["cifar_cpu"]
+  # A path still works, and a file in the working folder comes first.
+  assert space_lib.load(str(PROTOS / "stack_layers.textproto")).name == \
+      "stack_layers"
+  (tmp_path / "cifar_cpu.textproto").write_text(
+      (PROTOS / "stack_layers.textproto").read_text())
+  assert space_lib.load("cifar_cpu.textproto").name == "stack_layers"
+
+
+def test_an_unknown_space_name_lists_the_shipped_ones():
+  with pytest.raises(GraphNasError) as err:
+    space_lib.load("cifar_gpu")
+  msg = str(err.value)
+  assert "\n" not in msg
+  assert msg.startswith("no search space 'cifar_gpu': not a file, nor a "
+                        "shipped space (shipped: cifar, cifar_cpu, ")
+  for name in space_lib.shipped_spaces():
+    assert name in msg
+  with pytest.raises(GraphNasError, match=r"^protos/nope\.textproto: no "
+                     "such search space file .*cifar_cpu"):
+    space_lib.load("protos/nope.textproto")

@@ -1,0 +1,122 @@
+"""The installable tool: the wheel built from setup.py ships every space,
+the commands, the license and dependency metadata that resolve; installed
+(outside the repository) the commands run and find the spaces by name."""
+
+import email
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from tests.conftest import PROTOS, ROOT
+
+SOURCES = ("setup.py", "README.md", "LICENSE", "graph_nas", "protos")
+COMMANDS = {"graph-nas-search": "graph_nas.launch:run",
+            "graph-nas-report": "graph_nas.report:run",
+            "graph-nas-dot": "graph_nas.dot:run"}
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+  """A wheel built from a copy of the sources (no build/ in the checkout)."""
+  tmp = tmp_path_factory.mktemp("wheel")
+  src = tmp / "src"
+  src.mkdir()
+  for name in SOURCES:
+    path = ROOT / name
+    if path.is_dir():
+      shutil.copytree(path, src / name, ignore=shutil.ignore_patterns(
+          "__pycache__", "*.egg-info", "protos_data"))
+    else:
+      shutil.copy2(path, src / name)
+  proc = subprocess.run(
+      [sys.executable, "-m", "pip", "wheel", "--no-deps",
+       "--no-build-isolation", "--no-index", "-q", "-w", str(tmp / "dist"),
+       str(src)], capture_output=True, text=True, check=False)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  (path,) = (tmp / "dist").glob("graph_nas-*.whl")
+  return path
+
+
+def _metadata(wheel):
+  with zipfile.ZipFile(wheel) as z:
+    name = next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))
+    return email.message_from_bytes(z.read(name))
+
+
+def test_the_wheel_ships_every_space_as_package_data(wheel):
+  with zipfile.ZipFile(wheel) as z:
+    names = set(z.namelist())
+    shipped = sorted(PROTOS.glob("*.textproto")) + [
+        PROTOS / "search_space.proto"]
+    assert len(shipped) > 10
+    for path in shipped:
+      inside = f"graph_nas/protos_data/{path.name}"
+      assert inside in names, inside
+      assert z.read(inside) == path.read_bytes()
+    assert "graph_nas/protos/search_space_pb2.py" in names
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
+    entry_points = z.read(next(
+        n for n in names if n.endswith(".dist-info/entry_points.txt")))
+  for command, target in COMMANDS.items():
+    assert f"{command} = {target}" in entry_points.decode()
+
+
+def test_the_wheel_metadata(wheel):
+  meta = _metadata(wheel)
+  assert meta["Requires-Python"] == ">=3.11"
+  assert meta["License"] == "Apache-2.0"
+  requires = meta.get_all("Requires-Dist")
+  names = [r.split(";")[0].strip() for r in requires]
+  assert "protobuf>=7.35.1" in names
+  assert not any(n.startswith("tqdm") for n in names)  # unused
+  assert 'grpcio-tools; extra == "test"' in requires  # no needless pin
+  assert 'tensorflow[and-cuda]>=2.21; extra == "gpu"' in requires
+  assert {"test", "ray", "gpu"} <= set(meta.get_all("Provides-Extra"))
+
+
+def test_installed_commands_run_outside_the_repository(wheel, tmp_path):
+  target = tmp_path / "site"
+  proc = subprocess.run(
+      [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index",
+       "-q", "--target", str(target), str(wheel)], capture_output=True,
+      text=True, check=False)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  # The installed copy, not this checkout (PYTHONPATH comes first).
+  env = dict(os.environ, PYTHONPATH=str(target), TF_CPP_MIN_LOG_LEVEL="2")
+  work = tmp_path / "work"
+  work.mkdir()
+
+  def run(*argv):
+    return subprocess.run([str(a) for a in argv], capture_output=True,
+                          text=True, cwd=work, env=env, check=False)
+
+  r = run(sys.executable, "-c", "import graph_nas.space as s; "
+          "print(s.__file__); print(s.find('cifar_cpu'))")
+  assert r.returncode == 0, r.stderr
+  module, found = r.stdout.split()
+  assert module.startswith(str(target)), module
+  assert found == str(target / "graph_nas" / "protos_data" /
+                      "cifar_cpu.textproto")
+  bin_dir = target / "bin"
+  out = work / "run"
+  r = run(bin_dir / "graph-nas-search", "--space=select_optimizer_b2",
+          "--max_trials=4", "--walks_per_update=2", f"--out_dir={out}")
+  assert r.returncode == 0, r.stderr[-3000:]
+  assert (out / "trials.sqlite").exists() and (out / "top_trials.md").exists()
+  assert (out / "tensorboard" / "trials" / "trial_000003").is_dir()
+  r = run(bin_dir / "graph-nas-report", f"--runs={out}")
+  assert r.returncode == 0, r.stderr[-3000:]
+  assert "'trials': 4" in r.stdout
+  r = run(bin_dir / "graph-nas-dot", "--space=cifar_cpu",
+          f"--dot={work / 'space.dot'}")
+  assert r.returncode == 0, r.stderr[-3000:]
+  assert (work / "space.dot").read_text().startswith("digraph ")
+  r = run(bin_dir / "graph-nas-search", "--space=no_such_space")
+  assert r.returncode != 0
+  assert r.stderr.strip().splitlines()[-1].startswith(
+      "error: no search space 'no_such_space': not a file, nor a shipped "
+      "space (shipped: cifar, cifar_cpu, ")
