@@ -198,7 +198,7 @@ _IMAGE_FLAGS = ("epochs", "steps", "batch_size", "train_examples",
                 "deterministic", "strategy", "tpu", "mixed_precision",
                 "target_flops", "flops_exponent", "final_epochs",
                 "final_train_examples", "final_augment",
-                "steps_per_execution", "reuse_results")
+                "steps_per_execution")
 _RAY_FLAGS = ("ray_address", "cpus_per_child", "gpus_per_child",
               "worker_retries")
 
