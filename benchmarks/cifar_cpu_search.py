@@ -1,10 +1,11 @@
 """The search itself at CPU budget: graph vs linear vs random on CIFAR-10.
 
-  python benchmarks/cifar_cpu_search.py            # ~1.5 h on 2 cores
-  python benchmarks/cifar_cpu_search.py --trials=24 --seeds=0,1
+  python benchmarks/cifar_cpu_search.py            # ~1 h on 2 cores
+  python benchmarks/cifar_cpu_search.py --trials=24 --seeds=0,1,2
 
 Three arms, the same child budget as the README demo
-(launch/cifar_cpu_demo.sh) and the same number of trials each:
+(launch/cifar_cpu_demo.sh) and the same number of trials each (default:
+12 trials per seed x 2 seeds = 24 trials per arm):
 
 - graph:  PQT (paper settings: lr 1e-3, entropy 0.8, K = 10) on
           protos/cifar_cpu.textproto (1 to 4 layers);
@@ -67,7 +68,8 @@ def run_arm(arm, seed, trials, out, data_dir):
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--trials", type=int, default=24)
+  parser.add_argument("--trials", type=int, default=12,
+                      help="trials per (arm, seed) run")
   parser.add_argument("--seeds", default="0,1")
   parser.add_argument("--out", default=str(ROOT / "runs" / "bench_cpu"))
   parser.add_argument("--data_dir", default=None)

@@ -3,15 +3,38 @@
 An :class:`Algorithm` proposes walks (tuples of per-vertex action indices),
 takes their rewards in :meth:`Algorithm.update`, and exposes its whole state
 (controller weights, optimizer slots, baseline, priority queue, random
-state) for checkpointing with :meth:`save` / :meth:`load`.
+state, entropy convention) for checkpointing with :meth:`save` /
+:meth:`load`.
 
-REINFORCE: loss = -mean((R - b) * log p(walk)) - beta * mean(H(walk)), with
-b an exponential moving average of rewards (initialised to the first batch
-mean) and H the sum of the step entropies along a walk; Adam.
+REINFORCE and PQT minimise the one loss of :mod:`graph_nas.losses`:
+
+  pg_weight * -mean((R - b) * log p(walk)) - beta * mean(H(walk))
+  + queue_weight * -mean(log p(queue walk))
+
+REINFORCE: pg_weight 1, queue_weight 0, with b an exponential moving average
+of rewards (initialised to the first batch mean); Adam.
 
 Priority Queue Training (Abolafia et al. 2018): keep the K best unique walks
-seen; loss = -mean(log p(queue walks)) - beta * mean(H(sampled walks)),
-optionally + pg_weight * the REINFORCE term.
+seen; queue_weight 1, optionally + pg_weight * the REINFORCE term.
+
+Entropy convention (``entropy_mode``): H(walk) above is, with H_t the
+entropy of the action distribution at the walk's t-th step, at vertex v_t
+with |A_{v_t}| actions, and T the walk's number of steps:
+
+  "sum" (default):  sum_t H_t
+  "mean":           (1 / T) sum_t H_t
+  "normalized":     (1 / T) sum_t H_t / log |A_{v_t}|, in [0, 1] (a vertex
+                    with one action contributes 0; its step counts in T)
+
+Under "sum", beta is weighed against a sum of log |A_v| terms (about 23 for
+five 100-way vertices) while rewards are in [0, 1]; "normalized" puts the
+entropy on the rewards' scale whatever the walk length and action counts.
+A checkpoint records the mode; loading it into an algorithm with another
+mode is an error.
+
+Non-finite rewards: their walks are dropped from the update (the loss gives
+them weight 0), they do not enter the baseline or the queue; an empty queue
+contributes nothing.
 
 Random search: uniform choice at every visited vertex (no learning).
 """
@@ -25,7 +48,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from graph_nas.controller import DynamicController
+from graph_nas import losses
+from graph_nas.controller import ENTROPY_MODES, DynamicController
 from graph_nas.errors import GraphNasError
 from graph_nas.priority_queue import TopKQueue
 from graph_nas.space import SearchSpace
@@ -122,13 +146,18 @@ class _ControllerAlgorithm(Algorithm):
   def __init__(self, space: SearchSpace, seed: int = 0,
                learning_rate: float = 1e-3, entropy_weight: float = 0.1,
                embedding_dim: int = 32, hidden_dim: int = 64,
-               controller: Optional[DynamicController] = None):
+               controller: Optional[DynamicController] = None,
+               entropy_mode: str = "sum"):
     super().__init__(space, seed)
     if learning_rate <= 0:
       raise GraphNasError(f"learning_rate must be > 0, got {learning_rate}")
     if entropy_weight < 0:
       raise GraphNasError(f"entropy_weight must be >= 0, got "
                           f"{entropy_weight}")
+    if entropy_mode not in ENTROPY_MODES:
+      raise GraphNasError(f"entropy_mode must be one of "
+                          f"{', '.join(ENTROPY_MODES)}, got '{entropy_mode}'")
+    self.entropy_mode = entropy_mode
     self.controller = controller or DynamicController(
         space, embedding_dim=embedding_dim, hidden_dim=hidden_dim, seed=seed)
     self.entropy_weight = entropy_weight
@@ -141,8 +170,40 @@ class _ControllerAlgorithm(Algorithm):
   def _pad(self, walks):
     return self.controller.pad_walks(walks)
 
+  @tf.function(reduce_retracing=True)
+  def _train_step(self, actions, lengths, rewards, baseline, q_actions,
+                  q_lengths, pg_weight, entropy_weight, queue_weight,
+                  has_queue):
+    """One Adam step on :func:`graph_nas.losses.loss` (has_queue: a Python
+    bool; without a queue the queue term is absent)."""
+    with tf.GradientTape() as tape:
+      logp, ent = self.controller._replay(actions, lengths,
+                                          self.entropy_mode)
+      q_logp = self.controller._replay(q_actions, q_lengths)[0] \
+          if has_queue else None
+      terms = losses.loss(logp, ent, rewards, baseline, pg_weight,
+                          entropy_weight, queue_weight, q_logp)
+    variables = self.controller.trainable_variables
+    grads = tape.gradient(terms.total, variables)
+    self.optimizer.apply_gradients(zip(grads, variables))
+    return terms
+
+  def _step(self, walks, rewards, baseline, queue_walks, pg_weight,
+            queue_weight):
+    actions, lengths = self._pad(walks)
+    # Without a queue a placeholder (never replayed: a replay of zero walks
+    # does not trace, LSTMCell) keeps the arguments' types.
+    q_actions, q_lengths = self._pad(queue_walks or walks[:1])
+    return self._train_step(
+        actions, lengths, tf.constant(rewards, tf.float32),
+        tf.constant(baseline, tf.float32), q_actions, q_lengths,
+        tf.constant(pg_weight, tf.float32),
+        tf.constant(self.entropy_weight, tf.float32),
+        tf.constant(queue_weight, tf.float32), bool(queue_walks))
+
   def state(self):
     arrays, meta = super().state()
+    meta["entropy_mode"] = self.entropy_mode
     for i, w in enumerate(self.controller.get_weights()):
       arrays[f"controller/{i}"] = w
     for i, v in enumerate(self.optimizer.variables):
@@ -152,6 +213,11 @@ class _ControllerAlgorithm(Algorithm):
 
   def restore(self, arrays, meta):
     super().restore(arrays, meta)
+    mode = meta.get("entropy_mode", "sum")  # older checkpoints: "sum"
+    if mode != self.entropy_mode:
+      raise GraphNasError(f"checkpoint was written with entropy_mode "
+                          f"'{mode}', this algorithm has "
+                          f"'{self.entropy_mode}'")
     weights = self.controller.get_weights()
     n = sum(1 for k in arrays if k.startswith("controller/"))
     if n != len(weights):
@@ -183,30 +249,32 @@ class Reinforce(_ControllerAlgorithm):
     self.baseline_decay = baseline_decay
     self.baseline: Optional[float] = None
 
-  @tf.function(reduce_retracing=True)
-  def _train_step(self, actions, lengths, advantages, beta):
-    with tf.GradientTape() as tape:
-      logp, ent = self.controller._replay(actions, lengths)
-      pg_loss = -tf.reduce_mean(advantages * logp)
-      entropy = tf.reduce_mean(ent)
-      loss = pg_loss - beta * entropy
-    variables = self.controller.trainable_variables
-    grads = tape.gradient(loss, variables)
-    self.optimizer.apply_gradients(zip(grads, variables))
-    return loss, entropy
+  def _finite(self, rewards):
+    rewards = np.asarray(rewards, np.float32).reshape(-1)
+    return rewards, rewards[np.isfinite(rewards)]
+
+  def _update_baseline(self, finite_rewards):
+    """Moves the baseline towards the batch's finite rewards (if any)."""
+    if finite_rewards.size == 0:
+      return
+    d = self.baseline_decay
+    self.baseline = d * self.baseline + (1 - d) * float(finite_rewards.mean())
+
+  def _first_baseline(self, finite_rewards):
+    if self.baseline is None and finite_rewards.size:
+      self.baseline = float(finite_rewards.mean())
+    return 0.0 if self.baseline is None else self.baseline
 
   def update(self, walks, rewards):
-    rewards = np.asarray(rewards, np.float32)
-    if self.baseline is None:
-      self.baseline = float(rewards.mean())
-    advantages = rewards - self.baseline
-    actions, lengths = self._pad(walks)
-    loss, entropy = self._train_step(actions, lengths, advantages,
-                                     tf.constant(self.entropy_weight))
-    d = self.baseline_decay
-    self.baseline = d * self.baseline + (1 - d) * float(rewards.mean())
+    rewards, finite = self._finite(rewards)
+    baseline = self._first_baseline(finite)
     self.num_updates += 1
-    return {"loss": float(loss), "entropy": float(entropy),
+    if finite.size == 0:  # nothing to learn from: no step at all
+      return {"skipped": True, "baseline": self.baseline}
+    terms = self._step(walks, rewards, baseline, [], pg_weight=1.0,
+                       queue_weight=0.0)
+    self._update_baseline(finite)
+    return {"loss": float(terms.total), "entropy": float(terms.entropy),
             "baseline": self.baseline}
 
   def state(self):
@@ -230,39 +298,22 @@ class PriorityQueueTraining(Reinforce):
     self.queue = TopKQueue(queue_size)
     self.pg_weight = pg_weight
 
-  @tf.function(reduce_retracing=True)
-  def _pqt_step(self, actions, lengths, advantages, q_actions, q_lengths,
-                beta, pg_weight):
-    with tf.GradientTape() as tape:
-      logp, ent = self.controller._replay(actions, lengths)
-      q_logp, _ = self.controller._replay(q_actions, q_lengths)
-      topk_loss = -tf.reduce_mean(q_logp)
-      pg_loss = -tf.reduce_mean(advantages * logp)
-      entropy = tf.reduce_mean(ent)
-      loss = topk_loss + pg_weight * pg_loss - beta * entropy
-    variables = self.controller.trainable_variables
-    grads = tape.gradient(loss, variables)
-    self.optimizer.apply_gradients(zip(grads, variables))
-    return loss, entropy, topk_loss
-
   def update(self, walks, rewards):
-    rewards = np.asarray(rewards, np.float32)
+    rewards, finite = self._finite(rewards)
     for w, r in zip(walks, rewards):
       if np.isfinite(r):
         self.queue.push(w, float(r))
-    if self.baseline is None:
-      self.baseline = float(rewards.mean())
-    advantages = rewards - self.baseline
-    actions, lengths = self._pad(walks)
-    q_actions, q_lengths = self._pad(self.queue.walks())
-    loss, entropy, topk = self._pqt_step(
-        actions, lengths, advantages, q_actions, q_lengths,
-        tf.constant(self.entropy_weight), tf.constant(self.pg_weight))
-    d = self.baseline_decay
-    self.baseline = d * self.baseline + (1 - d) * float(rewards.mean())
+    baseline = self._first_baseline(finite)
     self.num_updates += 1
-    return {"loss": float(loss), "entropy": float(entropy),
-            "queue_nll": float(topk), "queue_best": self.queue.items()[0][1]}
+    items = self.queue.items()
+    if finite.size == 0 and not items:  # nothing to learn from
+      return {"skipped": True, "queue_best": None}
+    terms = self._step(walks, rewards, baseline, self.queue.walks(),
+                       pg_weight=self.pg_weight, queue_weight=1.0)
+    self._update_baseline(finite)
+    return {"loss": float(terms.total), "entropy": float(terms.entropy),
+            "queue_nll": float(terms.queue_nll),
+            "queue_best": items[0][1] if items else None}
 
   def state(self):
     arrays, meta = super().state()

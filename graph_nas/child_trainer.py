@@ -51,7 +51,7 @@ from absl import logging
 from graph_nas import data as data_lib
 from graph_nas import optimizers
 from graph_nas import strategies
-from graph_nas.errors import GraphNasError
+from graph_nas.errors import GraphNasError, SetupError
 from graph_nas.results import EvalResult
 from graph_nas.train_settings import TrainSettings, mnas_reward
 
@@ -159,9 +159,17 @@ class ChildTrainer:
     return self._strategy
 
   def prepare(self):
-    """Reads the data (once); raises GraphNasError when it is missing."""
+    """Reads the data (once); raises SetupError when it is missing."""
     if self._train_data is not None:
       return
+    try:
+      self._prepare()
+    except SetupError:
+      raise
+    except GraphNasError as e:
+      raise SetupError(str(e)) from e
+
+  def _prepare(self):
     s = self.settings
     if s.deterministic:
       tf.config.experimental.enable_op_determinism()
@@ -261,7 +269,7 @@ class ChildTrainer:
         reward = mnas_reward(reward, metrics["flops"], s.target_flops,
                              alpha=s.reward_alpha, beta=s.reward_beta)
       return EvalResult("ok", reward, metrics), model
-    except GraphNasError:
+    except SetupError:
       raise
     except _ChildFailure as e:
       return self._failed(str(e), metrics), None
@@ -553,7 +561,7 @@ class ChildTrainer:
       for batch in padded:
         totals += [float(v) for v in eval_step(batch)]
     if totals[2] == 0:
-      raise GraphNasError("the evaluation split is empty")
+      raise SetupError("the evaluation split is empty")
     return {"val_loss": float(totals[0] / totals[2]),
             "val_accuracy": float(totals[1] / totals[2]),
             "val_examples": int(totals[2])}

@@ -12,6 +12,17 @@ Sampling is one ``tf.function`` with a ``tf.while_loop`` over a batch of
 walks of different lengths; log-probabilities and entropies of given walks
 are computed by replaying them with masks. Heads are gathered by vertex, so
 only visited vertices' heads receive gradient.
+
+Entropy of a walk (``entropy_mode``; H_t is the entropy of the action
+distribution at the walk's t-th step, at vertex v_t with |A_{v_t}| actions,
+and T the walk's number of steps, at least 1):
+
+  "sum":        sum_t H_t (in expectation over walks, the entropy of the
+                walk distribution; grows with walk length and action counts)
+  "mean":       (1 / T) sum_t H_t
+  "normalized": (1 / T) sum_t H_t / log |A_{v_t}|, each step's term in
+                [0, 1] (a vertex with a single action contributes 0 but its
+                step still counts in T), so the walk's value is in [0, 1].
 """
 
 from typing import List, Sequence, Tuple
@@ -23,6 +34,15 @@ import tensorflow as tf
 from graph_nas.space import SearchSpace
 
 _NEG = -1e9
+
+ENTROPY_MODES = ("sum", "mean", "normalized")
+
+
+def check_entropy_mode(mode: str) -> str:
+  if mode not in ENTROPY_MODES:
+    raise ValueError(f"entropy_mode must be one of {', '.join(ENTROPY_MODES)}"
+                     f", got '{mode}'")
+  return mode
 
 
 class DynamicController(keras.Model):
@@ -67,6 +87,9 @@ class DynamicController(keras.Model):
     self._mask = tf.constant(
         np.arange(self.max_actions)[None, :] < space.num_actions[:, None])
     self._start = int(space.start)
+    n = np.asarray(space.num_actions, np.float64)
+    self._inv_log_actions = tf.constant(
+        np.where(n >= 2, 1.0 / np.log(np.maximum(n, 2)), 0.0), tf.float32)
     self.rng = tf.random.Generator.from_seed(seed)
     self._built_once = False
     self.build_weights()
@@ -156,15 +179,18 @@ class DynamicController(keras.Model):
       out[i, :len(w)] = w
     return out, lengths
 
-  def log_prob_and_entropy(self, actions, lengths):
-    """Per-walk sum of log p(a_t) and sum of step entropies (replay).
+  def log_prob_and_entropy(self, actions, lengths, entropy_mode="sum"):
+    """Per-walk sum of log p(a_t) and the walk's entropy (replay).
 
-    actions: int [B, T] padded with -1; lengths: int [B]. Differentiable.
+    actions: int [B, T] padded with -1; lengths: int [B]. The entropy is
+    under `entropy_mode` (module doc; "sum": the sum of step entropies).
+    Differentiable.
     """
     return self._replay(tf.convert_to_tensor(actions, tf.int32),
-                        tf.convert_to_tensor(lengths, tf.int32))
+                        tf.convert_to_tensor(lengths, tf.int32),
+                        check_entropy_mode(entropy_mode))
 
-  def _replay(self, actions, lengths):
+  def _replay(self, actions, lengths, entropy_mode="sum"):
     batch_size = tf.shape(actions)[0]
     steps = tf.shape(actions)[1]
     v = tf.fill([batch_size], self._start)
@@ -182,6 +208,8 @@ class DynamicController(keras.Model):
       probs = tf.exp(log_probs)
       ent = -tf.reduce_sum(tf.where(tf.gather(self._mask, v),
                                     probs * log_probs, 0.0), axis=-1)
+      if entropy_mode == "normalized":
+        ent = ent * tf.gather(self._inv_log_actions, v)
       lp = tf.gather(log_probs, safe_a, batch_dims=1)
       live_f = tf.cast(live, tf.float32)
       logp_ta = logp_ta.write(t, lp * live_f)
@@ -195,6 +223,8 @@ class DynamicController(keras.Model):
         (tf.constant(0), v, prev, h, c, logp_ta, ent_ta))
     logp = tf.reduce_sum(logp_ta.stack(), axis=0)
     ent = tf.reduce_sum(ent_ta.stack(), axis=0)
+    if entropy_mode != "sum":
+      ent = ent / tf.cast(tf.maximum(lengths, 1), tf.float32)
     return logp, ent
 
   def log_prob(self, walks: Sequence[Sequence[int]]) -> np.ndarray:

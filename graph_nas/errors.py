@@ -32,3 +32,12 @@ class GraphNasError(Exception):
 
 class SpaceWarning(UserWarning):
     """A search space that loads but is probably not what was meant."""
+
+
+class SetupError(GraphNasError):
+    """A fault of the search's setup, not of one trial (a missing dataset,
+    bad training settings): raised from an evaluator, it stops the search.
+
+    Any other exception an evaluator raises (a GraphNasError included, e.g.
+    a child config the builder refuses) fails only its own trial.
+    """

@@ -34,7 +34,7 @@ import traceback
 import weakref
 from typing import Any, Deque, Dict, List, Optional, Tuple
 
-from graph_nas.errors import GraphNasError
+from graph_nas.errors import GraphNasError, SetupError
 
 
 @dataclasses.dataclass
@@ -70,7 +70,7 @@ def evaluate_safely(evaluator, job: TrialJob) -> Finished:
     status, reward, metrics, reason = r.status, r.reward, r.metrics, r.reason
     if status == "ok" and (reward is None or not math.isfinite(reward)):
       status, reason = "failed", f"non-finite reward {reward}"
-  except GraphNasError as e:
+  except SetupError as e:
     status, reward, metrics, reason, fatal = "failed", None, {}, str(e), True
   except Exception as e:  # pylint: disable=broad-except
     status, reward, reason = "failed", None, f"{type(e).__name__}: {e}"

@@ -47,6 +47,10 @@ flags.DEFINE_float("learning_rate", 0.001, "Controller (Adam) learning "
                    "rate.", lower_bound=1e-12)
 flags.DEFINE_float("entropy_weight", 0.8, "Entropy regularisation weight.",
                    lower_bound=0.0)
+flags.DEFINE_enum("entropy_mode", "sum", ["sum", "mean", "normalized"],
+                  "Entropy of a walk in the regulariser: sum or mean of the "
+                  "step entropies, or mean of step entropies / log |A_v| "
+                  "(see graph_nas.algorithms).")
 flags.DEFINE_integer("queue_size", 10, "PQT: size K of the priority queue.",
                      lower_bound=1)
 flags.DEFINE_float("pg_weight", 0.0, "PQT: weight of an added REINFORCE "
@@ -302,7 +306,8 @@ def main(argv):
     kwargs = {}
     if FLAGS.algorithm != "random":
       kwargs = {"learning_rate": FLAGS.learning_rate,
-                "entropy_weight": FLAGS.entropy_weight}
+                "entropy_weight": FLAGS.entropy_weight,
+                "entropy_mode": FLAGS.entropy_mode}
     if FLAGS.algorithm == "pqt":
       kwargs.update(queue_size=FLAGS.queue_size, pg_weight=FLAGS.pg_weight)
     algorithm = algorithms.make_algorithm(FLAGS.algorithm, space,

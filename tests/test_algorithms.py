@@ -159,3 +159,66 @@ def test_linear_form_shares_the_graph_reward():
     w = lin.sample_random(rng).actions
     graph_walk = g.linear_twin().to_graph_actions(w)
     assert rl(lin.decode(w)) == rg(g.decode(graph_walk))
+
+
+# ------------------------------------------- entropy modes, bad rewards
+def _finite_weights(algo):
+  return all(np.isfinite(w).all() for w in algo.controller.get_weights())
+
+
+@pytest.mark.parametrize("name", ["reinforce", "pqt"])
+def test_non_finite_rewards_and_empty_queue_do_not_poison(name):
+  s = tiny_space()
+  algo = algorithms.make_algorithm(name, s, seed=0, learning_rate=0.1,
+                                   entropy_weight=0.1, hidden_dim=8,
+                                   embedding_dim=4)
+  before = [w.copy() for w in algo.controller.get_weights()]
+  # Nothing finite and (PQT) an empty queue: no step, no baseline.
+  algo.update(algo.propose(2), [np.nan, np.inf])
+  assert algo.baseline is None and algo.num_updates == 1
+  for a, b in zip(before, algo.controller.get_weights()):
+    np.testing.assert_array_equal(a, b)
+  if name == "pqt":
+    assert len(algo.queue) == 0
+  # Mixed: the finite rewards alone set the baseline and the queue.
+  walks = algo.propose(3)
+  stats = algo.update(walks, [0.5, -np.inf, 0.25])
+  assert algo.baseline == pytest.approx(0.375)
+  assert np.isfinite(stats["loss"])
+  assert _finite_weights(algo)
+  if name == "pqt":
+    assert len(algo.queue) <= 2
+    assert all(np.isfinite(r) for _, r in algo.queue.items())
+  # A later all-NaN batch leaves the baseline as it was.
+  algo.update(algo.propose(2), [np.nan, np.nan])
+  assert algo.baseline == pytest.approx(0.375)
+  assert _finite_weights(algo)
+
+
+@pytest.mark.parametrize("mode", ["mean", "normalized"])
+def test_entropy_mode_is_checkpointed(mode, tmp_path):
+  s = tiny_space()
+  kw = dict(seed=0, hidden_dim=8, embedding_dim=4)
+  a = algorithms.make_algorithm("pqt", s, entropy_mode=mode, **kw)
+  a.update(a.propose(2), [0.1, 0.2])
+  path = str(tmp_path / "c.npz")
+  a.save(path)
+  with np.load(path) as data:
+    assert f'"entropy_mode": "{mode}"' in str(data["__meta__"])
+  algorithms.make_algorithm("pqt", s, entropy_mode=mode, **kw).load(path)
+  with pytest.raises(GraphNasError, match="entropy_mode"):
+    algorithms.make_algorithm("pqt", s, **kw).load(path)  # default "sum"
+  with pytest.raises(GraphNasError, match="entropy_mode"):
+    algorithms.Reinforce(s, entropy_mode="max")
+
+
+def test_entropy_modes_differ_in_scale():
+  s = space_lib.load(str(PROTOS / "select_optimizer_b2.textproto"))
+  walks = algorithms.Reinforce(s, seed=0).propose(4)
+  ent = {}
+  for mode in ["sum", "mean", "normalized"]:
+    algo = algorithms.Reinforce(s, seed=0, entropy_mode=mode)
+    ent[mode] = algo.update(walks, [0.1, 0.2, 0.3, 0.4])["entropy"]
+  # Fresh controller, near uniform: 5 steps, each near log |A|.
+  assert ent["sum"] == pytest.approx(5 * ent["mean"], rel=1e-5)
+  assert 0.95 < ent["normalized"] <= 1.0

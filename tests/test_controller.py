@@ -109,3 +109,19 @@ def test_entropy_of_uniform_policy():
   _, ent = c.log_prob_and_entropy(actions, lengths)
   np.testing.assert_allclose(ent.numpy(), [np.log(3) + np.log(2), np.log(3)],
                              rtol=1e-5)
+
+
+def test_entropy_modes_of_uniform_policy():
+  s = tiny_space()
+  c = DynamicController(s, seed=0)
+  c.head_kernel.assign(tf.zeros_like(c.head_kernel))
+  actions, lengths = c.pad_walks([(0, 1), (2,)])
+  # Steps: a (3 actions) then b (2 actions); or a alone.
+  want = {"sum": [np.log(3) + np.log(2), np.log(3)],
+          "mean": [(np.log(3) + np.log(2)) / 2, np.log(3)],
+          "normalized": [1.0, 1.0]}
+  for mode, expected in want.items():
+    _, ent = c.log_prob_and_entropy(actions, lengths, mode)
+    np.testing.assert_allclose(ent.numpy(), expected, rtol=1e-5)
+  with pytest.raises(ValueError, match="entropy_mode"):
+    c.log_prob_and_entropy(actions, lengths, "max")

@@ -385,3 +385,79 @@ def test_a_keras_backend_other_than_tensorflow_is_one_line(tmp_path):
       "error: graph-nas needs the TensorFlow Keras backend, but "
       "KERAS_BACKEND selects 'jax': set KERAS_BACKEND=tensorflow (or unset "
       "it)"]
+
+
+class _RaisingEvaluator:
+  """Raises `error` on trial 1, scores the others."""
+
+  def __init__(self, error):
+    self.error = error
+
+  def evaluate(self, config, trial_id, seed):
+    del config, seed
+    if trial_id == 1:
+      raise self.error
+    return search.EvalResult("ok", 0.5)
+
+
+def test_only_a_setup_error_stops_the_search(tmp_path):
+  from graph_nas.block_args import ChildConfigError
+  from graph_nas.errors import SetupError
+  # A user's (or the builder's) GraphNasError fails its own trial only.
+  job = _toy_search(tmp_path / "a", max_trials=4, evaluator=_RaisingEvaluator(
+      ChildConfigError("layer 1: 'filters' must be positive")))
+  job.run()
+  rows = job.store.trials()
+  job.close()
+  assert [r["status"] for r in rows] == ["ok", "failed", "ok", "ok"]
+  assert "'filters' must be positive" in rows[1]["reason"]
+  # A fault of the setup (say, the dataset vanished) stops it at once.
+  job = _toy_search(tmp_path / "b", max_trials=4, evaluator=_RaisingEvaluator(
+      SetupError("dataset 'cifar10' is not prepared")))
+  with pytest.raises(search.SearchStopped, match="trial 1: dataset"):
+    job.run()
+  assert job.store.count() == 1  # trial 0, stored before
+  job.close()
+
+
+def test_many_sigkills_leave_a_sound_store_and_the_same_search(tmp_path):
+  """SIGKILL at random moments of a toy search, four times; then finish.
+  The store passes SQLite's integrity check, no trial is lost or stored
+  twice, and walks and rewards equal an uninterrupted run's."""
+  rng = np.random.default_rng(3)
+  args = ["--space=protos/select_optimizer_b2.textproto",
+          "--algorithm=reinforce", "--max_trials=120",
+          "--walks_per_update=3", "--log_every=100"]
+  whole = tmp_path / "whole"
+  r = _launch(args + [f"--out_dir={whole}"], timeout=600)
+  assert r.returncode == 0, r.stderr[-2000:]
+  out = tmp_path / "killed"
+  db = str(out / "trials.sqlite")
+  kills = 0
+  for _ in range(4):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "graph_nas.launch", *args,
+         f"--out_dir={out}"], cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    start = _count(db)
+    deadline = time.time() + 300
+    while (_count(db) <= start and proc.poll() is None and
+           time.time() < deadline):
+      time.sleep(0.02)
+    time.sleep(float(rng.uniform(0, 0.5)))  # a random moment of the run
+    if proc.poll() is None:
+      proc.send_signal(signal.SIGKILL)
+      kills += 1
+    proc.wait()
+  assert kills >= 2
+  r = _launch(args + [f"--out_dir={out}"], timeout=600)
+  assert r.returncode == 0, r.stderr[-2000:]
+  with sqlite3.connect(db) as conn:
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    got = conn.execute("SELECT trial_id, walk, reward FROM trials ORDER BY "
+                       "trial_id").fetchall()
+  with sqlite3.connect(str(whole / "trials.sqlite")) as conn:
+    want = conn.execute("SELECT trial_id, walk, reward FROM trials ORDER BY "
+                        "trial_id").fetchall()
+  assert [row[0] for row in got] == list(range(120))
+  assert got == want
