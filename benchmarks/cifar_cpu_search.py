@@ -74,6 +74,9 @@ def main():
   parser.add_argument("--out", default=str(ROOT / "runs" / "bench_cpu"))
   parser.add_argument("--data_dir", default=None)
   parser.add_argument("--window", type=int, default=6)
+  parser.add_argument("--final_examples", type=int, default=45000,
+                      help="training images of each arm's best child's "
+                      "retraining (1 epoch, augmented; the demo's: 45000)")
   args = parser.parse_args()
   seeds = [int(s) for s in args.seeds.split(",")]
   out = pathlib.Path(args.out)
@@ -92,7 +95,8 @@ def main():
                         "seconds": seconds, "trials": trials})
 
   final = TrainSettings(
-      data_dir=args.data_dir, train_examples=None, epochs=1, batch_size=32,
+      data_dir=args.data_dir, train_examples=args.final_examples, epochs=1,
+      batch_size=32,
       learning_rate=0.1, augment=True, eval_role="test",
       progress_every_s=30)
   summary = {}
@@ -123,6 +127,7 @@ def main():
   RESULTS.mkdir(exist_ok=True)
   (RESULTS / "cifar_cpu_search.json").write_text(json.dumps(
       {"trials": args.trials, "seeds": seeds, "child_budget": CHILD,
+       "final_examples": args.final_examples,
        "controller": CONTROLLER, "arms": summary,
        "rewards": {arm: [[t["reward"] if t["status"] == "ok" else None
                           for t in r["trials"]] for r in arm_runs]

@@ -36,6 +36,11 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("space", None, "Search space: a textproto file, e.g. "
                     "protos/cifar.textproto, or a shipped space's name, "
                     "e.g. cifar_cpu.")
+flags.DEFINE_string("evaluator", None, "Score every architecture with your "
+                    "own Python function instead of the space's task: "
+                    "module:function (fn(config) -> reward, or "
+                    "fn(config, trial_id, seed); see graph_nas.api). No "
+                    "child is trained.")
 flags.DEFINE_enum("algorithm", "pqt", ["pqt", "reinforce", "random"],
                   "Search algorithm.")
 flags.DEFINE_integer("max_trials", 1500, "Architectures to sample in all.",
@@ -217,7 +222,10 @@ def _flags_without_effect(space):
     if names:
       out.append((names, why))
 
-  if space.proto.task != _IMAGE_TASK:
+  if FLAGS.evaluator:
+    unused(_IMAGE_FLAGS, f"--evaluator={FLAGS.evaluator} scores the "
+                         "architectures: no child is trained")
+  elif space.proto.task != _IMAGE_TASK:
     unused(_IMAGE_FLAGS, f"{FLAGS.space} is a {space.proto.task!r} task: "
                          "no child is trained")
   else:
@@ -285,16 +293,31 @@ def main(argv):
   except GraphNasError as e:
     sys.exit(f"error: {e}")
   _check_flags_have_effect(space)
+  user_evaluator = None
+  if FLAGS.evaluator:
+    from graph_nas import api
+    try:
+      user_evaluator = api.load_evaluator(FLAGS.evaluator)
+    except GraphNasError as e:
+      sys.exit(f"error: {e}")
+  elif not space.proto.task:
+    sys.exit(f"error: {space.source}: the space names no task (e.g. one "
+             "written by graph_nas.api): score it with "
+             "--evaluator=module:function")
   from graph_nas import algorithms, evaluators, search
   try:
     out_dir = FLAGS.out_dir or os.path.join("runs", space.name)
     train_settings = final_settings = None
     budget = None
-    if space.proto.task == evaluators.IMAGE_TASK:
-      train_settings, final_settings = _train_settings(space, evaluators)
-      budget = train_settings.budget_identity()
-    evaluator = evaluators.evaluator_for(space, train_settings,
-                                         final_settings)
+    if user_evaluator is not None:
+      evaluator = user_evaluator
+      budget = {"evaluator": FLAGS.evaluator}  # resume with the same one
+    else:
+      if space.proto.task == evaluators.IMAGE_TASK:
+        train_settings, final_settings = _train_settings(space, evaluators)
+        budget = train_settings.budget_identity()
+      evaluator = evaluators.evaluator_for(space, train_settings,
+                                           final_settings)
     if train_settings is not None:
       from graph_nas import strategies
       import keras
@@ -335,7 +358,7 @@ def main(argv):
                  "executor", "workers", "update_policy", "target_flops",
                  "image_size", "deterministic", "final_epochs",
                  "final_train_examples", "augment", "final_augment",
-                 "child_learning_rate")}
+                 "child_learning_rate", "evaluator")}
     run_info["space"] = space.source  # the file, also when given by name
     job = search.Search(space, algorithm, evaluator, out_dir, settings,
                         run_info, executor=executor, budget=budget)

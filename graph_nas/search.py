@@ -113,7 +113,7 @@ BUDGET_FLAGS = {"dataset": "--dataset", "image_size": "--image_size",
                 "reward_alpha": "--flops_exponent",
                 "reward_beta": "--flops_exponent",
                 "mixed_precision": "--mixed_precision",
-                "augment": "--augment"}
+                "augment": "--augment", "evaluator": "--evaluator"}
 
 
 # TensorBoard descriptions of the per-trial curves.
