@@ -10,7 +10,7 @@ import time
 import pytest
 
 from graph_nas import executors, search
-from graph_nas.errors import GraphNasError
+from graph_nas.errors import GraphNasError, SetupError
 from tests import executor_evaluators as ev
 from tests.conftest import ROOT
 
@@ -54,13 +54,16 @@ def test_in_process_executor_turns_exceptions_into_failures():
       if trial_id == 1:
         raise ValueError("bad child")
       if trial_id == 2:
-        raise GraphNasError("dataset missing")
+        raise SetupError("dataset missing")
+      if trial_id == 3:
+        raise GraphNasError("layer 1: bad filters")
       return search.EvalResult("ok", float("nan"))
-  res = _drain(executors.InProcessExecutor(Boom()), _jobs(3))
-  assert [r.status for r in res] == ["failed"] * 3
+  res = _drain(executors.InProcessExecutor(Boom()), _jobs(4))
+  assert [r.status for r in res] == ["failed"] * 4
   assert res[0].reason == "non-finite reward nan"
   assert res[1].reason == "ValueError: bad child" and not res[1].fatal
-  assert res[2].fatal  # settings errors stop the search
+  assert res[2].fatal  # setup errors stop the search
+  assert not res[3].fatal  # any other error fails its trial only
 
 
 def test_process_pool_runs_each_child_in_a_fresh_process():
