@@ -8,7 +8,7 @@
 # augmentation: what learns fastest at this budget) and scored on 2,000
 # held-out training images; then the
 # best child is retrained on the whole training part (45,000 images, 1
-# epoch, augmented) and scored on the 10,000 test images. About 10 minutes
+# epoch, augmented) and scored on the 10,000 test images. About 8 minutes
 # on 2 cores.
 #
 # Data: $TFDS_DATA_DIR when set, else ../shared/data/tfds beside the
