@@ -61,11 +61,14 @@ def toy(out):
         if form == "random" and not label.startswith("paper"):
           continue  # random search has no settings: it is in the paper rows
         t0 = time.time()
-        curves = experiment.run_form(
+        tag = "paper" if label.startswith("paper") else "tuned"
+        rewards = experiment.run_form(
             form, task, algorithm=algo, replicas=_REPLICAS.value,
             trials=_TRIALS.value, learning_rate=lr_, entropy_weight=beta_,
             walks_per_update=wpu, seed=0, spaces_dir="protos",
+            out=os.path.join("runs", "toy_tasks", tag, task),
             log_every=False)
+        curves = [experiment.best_so_far(r) for r in rewards]
         results[form] = curves
         s = experiment.summarize(curves)
         rows.append((label, task, form, s, time.time() - t0))

@@ -23,28 +23,28 @@ would: a GraphNasError naming the vertex and action at fault.
 
 A reward is a plain function `fn(config) -> float` (or
 `fn(config, trial_id, seed)`); it may also return a dict with a "reward"
-entry (the other entries are stored as the trial's metrics) or an
-EvalResult. An object with an `evaluate(config, trial_id, seed)` method
-returning an EvalResult is used as it is. To run on the process or Ray
+entry (the other entries are stored as the trial's metrics) or a
+`graph_nas.results.EvalResult`. An object with an
+`evaluate(config, trial_id, seed)` method returning an EvalResult is used
+as it is. To run on the process or Ray
 executor the function must be importable by the workers: define it at the
 top level of a module, not as a lambda or inside a function.
 """
 
 import importlib
 import inspect
-import math
 import numbers
 import os
 import pickle
 import sys
-from typing import Any, Callable, Dict, Optional, Sequence, Union
+from typing import Any, Dict, Optional, Sequence, Union
 
 from google.protobuf import text_format
 
 from graph_nas import space as space_lib
 from graph_nas.errors import GraphNasError
 from graph_nas.protos import search_space_pb2 as pb
-from graph_nas.results import EvalResult
+from graph_nas.evaluators import FunctionEvaluator
 
 _OPS = {name: number for name, number in pb.Action.Op.items()}
 TEXTPROTO_HEADER = ("# proto-file: protos/search_space.proto\n"
@@ -246,72 +246,6 @@ class SpaceBuilder:
 
 
 # ------------------------------------------------------------- evaluators
-def _takes_trial_args(fn) -> bool:
-  """True when fn can be called as fn(config, trial_id, seed)."""
-  try:
-    sig = inspect.signature(fn)
-  except (TypeError, ValueError):
-    return False
-  positional = 0
-  for p in sig.parameters.values():
-    if p.kind == p.VAR_POSITIONAL:
-      return True
-    if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
-      positional += 1
-  return positional >= 3
-
-
-def as_eval_result(out) -> EvalResult:
-  """A reward function's return value as an EvalResult."""
-  if isinstance(out, EvalResult):
-    return out
-  if isinstance(out, dict):
-    if "reward" not in out:
-      raise GraphNasError(f"the reward function returned a dict without a "
-                          f"'reward' entry (keys: {sorted(out)})")
-    metrics = {k: v for k, v in out.items() if k != "reward"}
-    return EvalResult("ok", _number(out["reward"]), metrics)
-  return EvalResult("ok", _number(out))
-
-
-def _number(x) -> float:
-  if isinstance(x, bool) or not isinstance(x, numbers.Real):
-    raise GraphNasError(f"the reward function returned {x!r} "
-                        f"({type(x).__name__}): expected a number, a dict "
-                        "with a 'reward' entry, or an EvalResult")
-  x = float(x)
-  if not math.isfinite(x):
-    raise GraphNasError(f"the reward function returned {x}")
-  return x
-
-
-class FunctionEvaluator:
-  """An evaluator from a plain function: fn(config) or
-  fn(config, trial_id, seed), returning a number, a dict with "reward"
-  (other entries become metrics) or an EvalResult.
-
-  Picklable (so usable on the process and Ray executors) when fn is a
-  module-level function."""
-
-  def __init__(self, fn: Callable):
-    if not callable(fn):
-      raise GraphNasError(f"{fn!r} is not callable")
-    self.fn = fn
-    self.trial_args = _takes_trial_args(fn)
-
-  def evaluate(self, config, trial_id, seed) -> EvalResult:
-    if self.trial_args:
-      return as_eval_result(self.fn(config, trial_id, seed))
-    return as_eval_result(self.fn(config))
-
-  def finalize(self, config, out_dir, seed):
-    del config, out_dir, seed
-    return {}
-
-  def __repr__(self):
-    return f"FunctionEvaluator({getattr(self.fn, '__qualname__', self.fn)})"
-
-
 def as_evaluator(obj):
   """An evaluator object from a function, an evaluator instance or an
   evaluator class (instantiated without arguments)."""

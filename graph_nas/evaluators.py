@@ -1,21 +1,90 @@
 """Evaluators: what scores an architecture of a space.
 
-A toy space (task "stack_layers" / "select_optimizer") is scored by its toy
-reward; an image space (task "image_classification") by training a child
+A plain reward function becomes an evaluator through FunctionEvaluator; a
+toy space (task "stack_layers" / "select_optimizer") is scored that way by
+its toy reward; an image space (task "image_classification") by training a child
 built with graph_nas.child on its dataset with one long-lived
 graph_nas.child_trainer.ChildTrainer.
 """
 
+import inspect
+import math
+import numbers
 import os
-from typing import Dict
+from typing import Callable, Dict
 
 from graph_nas import tasks
 from graph_nas.errors import GraphNasError
 from graph_nas.results import EvalResult
-from graph_nas.search import ToyEvaluator
 from graph_nas.space import SearchSpace
 
 IMAGE_TASK = "image_classification"
+
+
+def takes_trial_args(fn) -> bool:
+  """True when fn can be called as fn(config, trial_id, seed)."""
+  try:
+    sig = inspect.signature(fn)
+  except (TypeError, ValueError):
+    return False
+  positional = 0
+  for p in sig.parameters.values():
+    if p.kind == p.VAR_POSITIONAL:
+      return True
+    if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+      positional += 1
+  return positional >= 3
+
+
+def as_eval_result(out) -> EvalResult:
+  """A reward function's return value as an EvalResult."""
+  if isinstance(out, EvalResult):
+    return out
+  if isinstance(out, dict):
+    if "reward" not in out:
+      raise GraphNasError(f"the reward function returned a dict without a "
+                          f"'reward' entry (keys: {sorted(out)})")
+    metrics = {k: v for k, v in out.items() if k != "reward"}
+    return EvalResult("ok", _number(out["reward"]), metrics)
+  return EvalResult("ok", _number(out))
+
+
+def _number(x) -> float:
+  if isinstance(x, bool) or not isinstance(x, numbers.Real):
+    raise GraphNasError(f"the reward function returned {x!r} "
+                        f"({type(x).__name__}): expected a number, a dict "
+                        "with a 'reward' entry, or an EvalResult")
+  x = float(x)
+  if not math.isfinite(x):
+    raise GraphNasError(f"the reward function returned {x}")
+  return x
+
+
+class FunctionEvaluator:
+  """An evaluator from a plain function: fn(config) or
+  fn(config, trial_id, seed), returning a number, a dict with "reward"
+  (other entries become metrics) or an EvalResult.
+
+  Picklable (so usable on the process and Ray executors) when fn is a
+  module-level function."""
+
+  def __init__(self, fn: Callable):
+    if not callable(fn):
+      raise GraphNasError(f"{fn!r} is not callable")
+    self.fn = fn
+    self.trial_args = takes_trial_args(fn)
+
+  def evaluate(self, config, trial_id, seed) -> EvalResult:
+    if self.trial_args:
+      return as_eval_result(self.fn(config, trial_id, seed))
+    return as_eval_result(self.fn(config))
+
+  def finalize(self, config, out_dir, seed):
+    del config, out_dir, seed
+    return {}
+
+  def __repr__(self):
+    return f"FunctionEvaluator({getattr(self.fn, '__qualname__', self.fn)})"
 
 
 class ChildEvaluator:
@@ -92,7 +161,7 @@ def evaluator_for(space: SearchSpace, train_settings=None,
   """The evaluator a space's `task` asks for."""
   task = space.proto.task
   if task in tasks.TOY_TASKS:
-    return ToyEvaluator(tasks.reward_fn_for(space))
+    return FunctionEvaluator(tasks.reward_fn_for(space))
   if task == IMAGE_TASK:
     if train_settings is None:
       raise GraphNasError("an image_classification space needs training "

@@ -19,7 +19,7 @@ All three share one small interface used by the search loop:
   failed (``retries=0``).
 
 Evaluators travel to workers by pickling, so they must be plain objects
-(ToyEvaluator, ChildEvaluator are). The driver alone writes the SQLite store.
+(FunctionEvaluator, ChildEvaluator are). The driver alone writes the SQLite store.
 """
 
 import atexit

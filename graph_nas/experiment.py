@@ -7,17 +7,25 @@ For each form (graph, linear, random search on the graph), runs `replicas`
 independent searches of `trials` walks each, records every replica's
 best-so-far reward curve as JSON and plots mean best reward against trials
 with a min-max band, all forms on one chart (PNG).
+
+Each replica is one graph_nas.search.Search -- the loop, store and
+checkpoint of the main job -- in <out>/<form>/replica_<i> (seed + i), so
+an interrupted experiment resumes where it stopped when rerun with the
+same flags; <out>/settings.json refuses a rerun with other settings.
 """
 
 import json
+import math
 import os
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import numpy as np
 from absl import app, flags, logging
 
-from graph_nas import algorithms, space as space_lib, tasks
+from graph_nas import algorithms, evaluators, search as search_lib
+from graph_nas import space as space_lib
+from graph_nas.controller import ENTROPY_MODES
 from graph_nas.errors import GraphNasError
 
 # The paper's settings (sections 4.1, 4.2): REINFORCE with these.
@@ -55,6 +63,10 @@ _QUEUE = flags.DEFINE_integer("queue_size", 10, "PQT queue size K.",
 _PG_WEIGHT = flags.DEFINE_float("pg_weight", 0.0,
                                 "PQT: weight of the added REINFORCE term.",
                                 lower_bound=0.0)
+_ENTROPY_MODE = flags.DEFINE_enum(
+    "entropy_mode", "sum", list(ENTROPY_MODES),
+    "How a walk's entropy is formed from its steps' entropies: sum, mean, "
+    "or normalized (each step's divided by log of its number of actions).")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of replica 0 (replica i uses "
                              "seed + i).")
 _SPACES = flags.DEFINE_string("spaces_dir", "protos",
@@ -63,50 +75,91 @@ _OUT = flags.DEFINE_string("out", None, "Output folder (default: "
                            "runs/toy/<task>).")
 
 
-def run_replica(space, algorithm: algorithms.Algorithm, reward_fn,
-                trials: int, walks_per_update: int) -> List[float]:
-  """One search; returns the best-so-far reward after each trial."""
-  best, curve = -np.inf, []
-  done = 0
-  while done < trials:
-    n = min(walks_per_update, trials - done)
-    walks = algorithm.propose(n)
-    rewards = [reward_fn(space.decode(w)) for w in walks]
-    algorithm.update(walks, rewards)
-    for r in rewards:
-      best = max(best, r)
-      curve.append(float(best))
-    done += n
-  return curve
+def run_replica(space: space_lib.SearchSpace,
+                algorithm: algorithms.Algorithm, out_dir: str, *,
+                trials: int, walks_per_update: int, seed: int,
+                evaluator=None) -> List[float]:
+  """One search through graph_nas.search.Search in out_dir (rerunning
+  resumes it); returns the reward of each trial (NaN for a failed one)."""
+  evaluator = evaluator or evaluators.evaluator_for(space)
+  settings = search_lib.SearchSettings(
+      max_trials=trials, walks_per_update=walks_per_update, seed=seed,
+      log_every=trials, tensorboard=False, checkpoint_every_s=30.0)
+  job = search_lib.Search(
+      space, algorithm, evaluator, out_dir, settings,
+      run_info={"space": space.source, "algorithm": algorithm.name,
+                "max_trials": trials, "walks_per_update": walks_per_update,
+                "seed": seed, "experiment": True},
+      budget={"evaluator": f"toy:{space.proto.task}"})
+  try:
+    job.run()
+    rows = job.store.trials()[:trials]  # a rerun may ask for fewer
+  finally:
+    job.close()
+  return [float(r["reward"]) if r["status"] == "ok" else math.nan
+          for r in rows]
+
+
+def best_so_far(rewards: List[float]) -> List[float]:
+  """The best reward after each trial (failed trials, NaN, count as -inf)."""
+  arr = np.nan_to_num(np.asarray(rewards, float), nan=-np.inf)
+  return np.maximum.accumulate(arr).tolist()
 
 
 def run_form(form: str, task: str, *, algorithm: str, replicas: int,
              trials: int, learning_rate: float, entropy_weight: float,
-             walks_per_update: int, seed: int, spaces_dir: str,
+             walks_per_update: int, seed: int, spaces_dir: str, out: str,
              queue_size: int = 10, pg_weight: float = 0.0,
+             entropy_mode: str = "sum",
              log_every: bool = True) -> List[List[float]]:
-  """All replicas of one form; returns their best-so-far curves."""
+  """All replicas of one form (replica i in <out>/<form>/replica_<i>, seed
+  seed + i); returns their per-trial rewards (see best_so_far)."""
   name = task + ("_linear" if form == "linear" else "")
   space = space_lib.load(os.path.join(spaces_dir, name + ".textproto"))
-  reward_fn = tasks.reward_fn_for(space)
-  curves = []
+  evaluator = evaluators.evaluator_for(space)
+  algo_name = "random" if form == "random" else algorithm
+  kwargs = {} if form == "random" else {
+      "learning_rate": learning_rate, "entropy_weight": entropy_weight,
+      "entropy_mode": entropy_mode}
+  if algo_name == "pqt":
+    kwargs.update(queue_size=queue_size, pg_weight=pg_weight)
+  runs = []
   start = time.time()
   for i in range(replicas):
-    algo_name = "random" if form == "random" else algorithm
-    kwargs = {} if form == "random" else {
-        "learning_rate": learning_rate, "entropy_weight": entropy_weight}
-    if algo_name == "pqt":
-      kwargs.update(queue_size=queue_size, pg_weight=pg_weight)
     algo = algorithms.make_algorithm(algo_name, space, seed=seed + i,
                                      **kwargs)
-    curves.append(run_replica(space, algo, reward_fn, trials,
-                              walks_per_update))
+    runs.append(run_replica(
+        space, algo, os.path.join(out, form, f"replica_{i}"), trials=trials,
+        walks_per_update=walks_per_update, seed=seed + i,
+        evaluator=evaluator))
     if log_every:
       elapsed = time.time() - start
       eta = elapsed / (i + 1) * (replicas - i - 1)
       logging.info("%s %s replica %d/%d: best %.4f  (%.1fs, ETA %.0fs)",
-                   task, form, i + 1, replicas, curves[-1][-1], elapsed, eta)
-  return curves
+                   task, form, i + 1, replicas, np.nanmax(runs[-1]),
+                   elapsed, eta)
+  return runs
+
+
+def check_settings(out: str, settings: Dict) -> None:
+  """Records the experiment's settings in <out>/settings.json, or raises
+  GraphNasError when the folder holds an experiment with other settings
+  (its replicas would resume under a different controller)."""
+  path = os.path.join(out, "settings.json")
+  if os.path.exists(path):
+    with open(path, encoding="utf-8") as f:
+      old = json.load(f)
+    diff = sorted(k for k in set(old) | set(settings)
+                  if old.get(k) != settings.get(k))
+    if diff:
+      raise GraphNasError(
+          "written by an experiment with other settings ("
+          + ", ".join(f"{k}: {old.get(k)!r} there, {settings.get(k)!r} now"
+                      for k in diff) + "): use another --out or the same "
+          "settings to resume it", source=path)
+    return
+  with open(path, "w", encoding="utf-8") as f:
+    json.dump(settings, f, indent=1)
 
 
 def summarize(curves: List[List[float]],
@@ -163,29 +216,34 @@ def main(argv):
     raise app.UsageError("--learning_rate must be > 0")
   out = _OUT.value or os.path.join("runs", "toy", task)
   os.makedirs(out, exist_ok=True)
+  settings = {"task": task, "algorithm": _ALGORITHM.value,
+              "learning_rate": lr, "entropy_weight": beta,
+              "entropy_mode": _ENTROPY_MODE.value,
+              "walks_per_update": _WPU.value, "seed": _SEED.value,
+              "queue_size": _QUEUE.value, "pg_weight": _PG_WEIGHT.value}
   results, summary = {}, {}
   try:
+    check_settings(out, settings)
+    settings.update(replicas=_REPLICAS.value, trials=_TRIALS.value)
     for form in _FORMS.value:
-      curves = run_form(form, task, algorithm=_ALGORITHM.value,
+      rewards = run_form(form, task, algorithm=_ALGORITHM.value,
                         replicas=_REPLICAS.value, trials=_TRIALS.value,
                         learning_rate=lr, entropy_weight=beta,
                         walks_per_update=_WPU.value, seed=_SEED.value,
-                        spaces_dir=_SPACES.value, queue_size=_QUEUE.value,
-                        pg_weight=_PG_WEIGHT.value)
+                        spaces_dir=_SPACES.value, out=out,
+                        queue_size=_QUEUE.value, pg_weight=_PG_WEIGHT.value,
+                        entropy_mode=_ENTROPY_MODE.value)
+      curves = [best_so_far(r) for r in rewards]
       results[form] = curves
       summary[form] = summarize(curves)
   except GraphNasError as e:
     raise SystemExit(f"error: {e}") from None
-  settings = {"task": task, "algorithm": _ALGORITHM.value,
-              "learning_rate": lr, "entropy_weight": beta,
-              "walks_per_update": _WPU.value, "replicas": _REPLICAS.value,
-              "trials": _TRIALS.value, "seed": _SEED.value,
-              "queue_size": _QUEUE.value, "pg_weight": _PG_WEIGHT.value}
   with open(os.path.join(out, "curves.json"), "w", encoding="utf-8") as f:
     json.dump({"settings": settings, "curves": results,
                "summary": summary}, f)
   plot(results, f"{task} ({_ALGORITHM.value}, lr {lr:g}, "
-       f"entropy {beta:g})", os.path.join(out, "best_reward.png"))
+       f"entropy {beta:g} {_ENTROPY_MODE.value})",
+       os.path.join(out, "best_reward.png"))
   for form, s in summary.items():
     print(form, json.dumps(s))
   print(f"wrote {out}/curves.json and {out}/best_reward.png")

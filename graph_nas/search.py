@@ -32,7 +32,7 @@ import json
 import math
 import os
 import time
-from typing import Callable, Dict, List, Optional, Protocol
+from typing import Dict, Optional, Protocol
 
 from absl import logging
 
@@ -53,24 +53,6 @@ class Evaluator(Protocol):
     ...
 
 
-class ToyEvaluator:
-  """Scores a config with a toy reward function (no training).
-
-  Picklable when reward_fn is (e.g. a functools.partial), so that it can
-  travel to process-pool and Ray workers."""
-
-  def __init__(self, reward_fn: Callable[[dict], float]):
-    self.reward_fn = reward_fn
-
-  def evaluate(self, config, trial_id, seed):
-    del trial_id, seed
-    return EvalResult("ok", float(self.reward_fn(config)))
-
-  def finalize(self, config, out_dir, seed):
-    del config, out_dir, seed
-    return {}
-
-
 @dataclasses.dataclass
 class SearchSettings:
   max_trials: int = 1500
@@ -89,6 +71,15 @@ class SearchSettings:
   # Reuse the stored result of an architecture (decoded config) evaluated
   # before in this search instead of evaluating it again.
   reuse_results: bool = True
+  # Per-trial TensorBoard curves and HParams sessions (tensorboard/). Off
+  # for many cheap trials (toy experiments), where they would cost more
+  # than the trials.
+  tensorboard: bool = True
+  # Sync policy: seconds between controller checkpoints (0: after every
+  # update; the async policy saves after every update). A
+  # resumed sync search replays the stored trials after its checkpoint, so
+  # a longer interval loses nothing; it saves time when updates are cheap.
+  checkpoint_every_s: float = 0.0
 
 
 class SearchStopped(GraphNasError):
@@ -298,6 +289,7 @@ class Search:
   def _run_sync(self):
     s = self.settings
     batch = self.algorithm.num_updates
+    last_save = time.time()
     while batch * s.walks_per_update < s.max_trials:
       first_id = batch * s.walks_per_update
       n = min(s.walks_per_update, s.max_trials - first_id)
@@ -327,7 +319,10 @@ class Search:
       self.algorithm.update([tuple(r["walk"]) for r in ordered],
                             [self._reward_of(r) for r in ordered])
       batch += 1
-      self.algorithm.save(self.checkpoint_path)
+      if time.time() - last_save >= s.checkpoint_every_s or \
+          batch * s.walks_per_update >= s.max_trials:
+        self.algorithm.save(self.checkpoint_path)
+        last_save = time.time()
 
   def _run_async(self, consumed: int):
     from graph_nas import executors
@@ -437,6 +432,8 @@ class Search:
       logging.info("trial %d/%d %s  best %.4f  %.1fs  ETA %s", tid + 1,
                    s.max_trials, what, best, row["seconds"],
                    _fmt_duration(eta))
+    if not s.tensorboard:
+      return
     import tensorflow as tf
     from graph_nas import hparams
     with self._summary_writer().as_default(step=tid):

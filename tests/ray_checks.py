@@ -15,13 +15,13 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 def toy_searches(tmp):
   from graph_nas import algorithms, executors, search, space as space_lib
-  from graph_nas import tasks
+  from graph_nas import evaluators, tasks
   from graph_nas.store import TrialStore
   from tests.conftest import PROTOS
   out = {}
   for policy in ("sync", "async"):
     space = space_lib.load(str(PROTOS / "stack_layers.textproto"))
-    evaluator = search.ToyEvaluator(tasks.reward_fn_for(space))
+    evaluator = evaluators.FunctionEvaluator(tasks.reward_fn_for(space))
     ex = executors.RayExecutor(evaluator, workers=2, cpus_per_child=1)
     algo = algorithms.make_algorithm("reinforce", space, seed=0,
                                      hidden_dim=16, embedding_dim=8)

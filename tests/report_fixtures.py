@@ -11,7 +11,8 @@ import time
 
 import numpy as np
 
-from graph_nas import algorithms, search, space as space_lib, tasks
+from graph_nas import (algorithms, evaluators, search, space as space_lib,
+                       tasks)
 from graph_nas.store import TrialStore
 from tests.conftest import PROTOS
 
@@ -29,7 +30,7 @@ def toy_run(out_dir, space_file="select_optimizer_b2.textproto",
     kwargs["queue_size"] = walks_per_update
   algo = algorithms.make_algorithm(algorithm, space, seed=1, **kwargs)
   job = search.Search(
-      space, algo, search.ToyEvaluator(tasks.reward_fn_for(space)),
+      space, algo, evaluators.FunctionEvaluator(tasks.reward_fn_for(space)),
       str(out_dir), search.SearchSettings(
           max_trials=max_trials, walks_per_update=walks_per_update, seed=1),
       run_info={"space": path, "algorithm": algorithm,

@@ -11,7 +11,8 @@ import time
 import numpy as np
 import pytest
 
-from graph_nas import algorithms, report, search, space as space_lib, tasks
+from graph_nas import (algorithms, evaluators, report, search,
+                       space as space_lib, tasks)
 from graph_nas.errors import GraphNasError
 from graph_nas.store import TrialStore
 from tests.conftest import PROTOS, ROOT
@@ -24,7 +25,7 @@ def _toy_search(out_dir, max_trials=12, evaluator=None, wpu=3, **kw):
   algo = algorithms.make_algorithm("pqt", space, seed=1, learning_rate=0.01,
                                    entropy_weight=0.1, hidden_dim=16,
                                    embedding_dim=8)
-  ev = evaluator or search.ToyEvaluator(tasks.reward_fn_for(space))
+  ev = evaluator or evaluators.FunctionEvaluator(tasks.reward_fn_for(space))
   return search.Search(space, algo, ev, str(out_dir), search.SearchSettings(
       max_trials=max_trials, walks_per_update=wpu, seed=1, **kw))
 
@@ -91,13 +92,18 @@ def test_too_many_consecutive_failures_stop_the_search(tmp_path):
     assert store.count() == 7  # 4 ok + 3 failed, all kept
 
 
-def test_resume_after_an_interruption_matches_an_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("checkpoint_every_s", [0.0, 1e9])
+def test_resume_after_an_interruption_matches_an_uninterrupted_run(
+    tmp_path, checkpoint_every_s):
+  # 1e9: no checkpoint before the interruption; the resumed run replays the
+  # stored trials from the initial controller and ends in the same place.
   full = _toy_search(tmp_path / "full", max_trials=15)
   full.run()
   full.close()
 
   # A hard stop right after trial 6 (mid-batch 2) was stored.
-  crashing = _toy_search(tmp_path / "resumed", max_trials=15)
+  crashing = _toy_search(tmp_path / "resumed", max_trials=15,
+                         checkpoint_every_s=checkpoint_every_s)
   orig = crashing._record
 
   def killed_after_six(fin, batch=None):
@@ -111,7 +117,10 @@ def test_resume_after_an_interruption_matches_an_uninterrupted_run(tmp_path):
   crashing.close()
   with TrialStore(str(tmp_path / "resumed" / "trials.sqlite")) as store:
     assert store.count() == 7
-  resumed = _toy_search(tmp_path / "resumed", max_trials=15)
+  assert os.path.exists(tmp_path / "resumed" / "checkpoint.npz") == (
+      checkpoint_every_s == 0.0)
+  resumed = _toy_search(tmp_path / "resumed", max_trials=15,
+                        checkpoint_every_s=checkpoint_every_s)
   timing = resumed.run()
   resumed.close()
   assert timing["trials_evaluated"] == 8  # 7..14: nothing ran twice
@@ -129,7 +138,7 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
   job.close()
   space = space_lib.load(str(PROTOS / "select_optimizer_b2.textproto"))
   other = search.Search(space, algorithms.RandomSearch(space, seed=1),
-                        search.ToyEvaluator(tasks.reward_fn_for(space)),
+                        evaluators.FunctionEvaluator(tasks.reward_fn_for(space)),
                         str(tmp_path), search.SearchSettings(
                             max_trials=6, walks_per_update=3, seed=1))
   with pytest.raises(GraphNasError, match="--algorithm"):
@@ -289,7 +298,7 @@ def test_resuming_with_another_training_budget_is_refused(tmp_path):
 
   def make(budget):
     return search.Search(space, algorithms.RandomSearch(space, seed=1),
-                         search.ToyEvaluator(tasks.reward_fn_for(space)),
+                         evaluators.FunctionEvaluator(tasks.reward_fn_for(space)),
                          str(tmp_path), search.SearchSettings(
                              max_trials=3, seed=1), budget=budget)
 
