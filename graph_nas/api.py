@@ -42,7 +42,8 @@ from typing import Any, Dict, Optional, Sequence, Union
 from google.protobuf import text_format
 
 from graph_nas import space as space_lib
-from graph_nas.errors import GraphNasError
+from graph_nas.errors import (GraphNasError, Naming, SettingError,
+                              SettingsFault)
 from graph_nas.protos import search_space_pb2 as pb
 from graph_nas.evaluators import FunctionEvaluator
 
@@ -265,28 +266,28 @@ def load_evaluator(spec: str):
   searched for the module too."""
   module_name, sep, attr = spec.partition(":")
   if not sep or not module_name or not attr:
-    raise GraphNasError(f"--evaluator={spec!r}: expected module:function, "
-                        "e.g. my_rewards:reward")
+    raise SettingError("evaluator", spec, "expected module:function, e.g. "
+                       "my_rewards:reward")
   if os.getcwd() not in sys.path and "" not in sys.path:
     sys.path.append(os.getcwd())
   try:
     module = importlib.import_module(module_name)
   except ImportError as e:
-    raise GraphNasError(f"--evaluator={spec}: cannot import module "
-                        f"{module_name!r}: {e}") from None
+    raise SettingError("evaluator", spec, f"cannot import module "
+                       f"{module_name!r}: {e}") from None
   except Exception as e:  # pylint: disable=broad-except
-    raise GraphNasError(f"--evaluator={spec}: importing {module_name!r} "
-                        f"raised {type(e).__name__}: {e}") from None
+    raise SettingError("evaluator", spec, f"importing {module_name!r} "
+                       f"raised {type(e).__name__}: {e}") from None
   obj = module
   for part in attr.split("."):
     if not hasattr(obj, part):
-      raise GraphNasError(f"--evaluator={spec}: module {module_name!r} has "
-                          f"no {attr!r}")
+      raise SettingError("evaluator", spec, f"module {module_name!r} has "
+                         f"no {attr!r}")
     obj = getattr(obj, part)
   try:
     return as_evaluator(obj)
   except GraphNasError as e:
-    raise GraphNasError(f"--evaluator={spec}: {e}") from None
+    raise SettingError("evaluator", spec, str(e)) from None
 
 
 def evaluator_name(obj) -> str:
@@ -304,11 +305,19 @@ def _check_picklable(evaluator, executor: str) -> None:
   try:
     pickle.dumps(evaluator)
   except Exception as e:  # pylint: disable=broad-except
-    raise GraphNasError(
+    raise SettingError(
+        "evaluate", evaluator_name(evaluator),
         f"executor={executor!r} sends the evaluator to other processes, "
         f"but it does not pickle ({type(e).__name__}: {e}): define the "
         "reward function at the top level of a module (not a lambda or a "
         "nested function), or use executor='inprocess'") from None
+
+
+# search()'s keyword arguments for the settings that errors name by another
+# Python name (the budget entry "evaluator" is its `evaluate` argument;
+# RayExecutor's arguments come in executor_kwargs).
+API_NAMES = Naming({"evaluator": "evaluate", "address": "executor_kwargs"
+                    "['address']", "retries": "executor_kwargs['retries']"})
 
 
 # ---------------------------------------------------------------- search
@@ -333,7 +342,28 @@ def search(space, evaluate, out_dir: str, *, algorithm: str = "pqt",
   "store": path of trials.sqlite, "out_dir", "timing", "table"}. The
   folder also holds top_trials.md, rewards.png, best_architecture.json and
   tensorboard/, as after a launcher run.
+
+  Errors that name a setting name it as the keyword argument above
+  (evaluate=..., max_consecutive_failures=10).
   """
+  try:
+    return _search(space, evaluate, out_dir, algorithm=algorithm,
+                   max_trials=max_trials, walks_per_update=walks_per_update,
+                   seed=seed, executor=executor, workers=workers,
+                   update_policy=update_policy,
+                   failure_reward=failure_reward,
+                   max_consecutive_failures=max_consecutive_failures,
+                   reuse_results=reuse_results,
+                   executor_kwargs=executor_kwargs, **algorithm_kwargs)
+  except SettingsFault as e:
+    e.named(API_NAMES)
+    raise
+
+
+def _search(space, evaluate, out_dir, *, algorithm, max_trials,
+            walks_per_update, seed, executor, workers, update_policy,
+            failure_reward, max_consecutive_failures, reuse_results,
+            executor_kwargs, **algorithm_kwargs):
   from graph_nas import algorithms, executors
   from graph_nas import search as search_lib
   if isinstance(space, SpaceBuilder):
@@ -347,8 +377,9 @@ def search(space, evaluate, out_dir: str, *, algorithm: str = "pqt",
   if executor != "inprocess":
     _check_picklable(evaluator, executor)
   if executor == "inprocess" and workers != 1:
-    raise GraphNasError("workers applies to executor='process' or 'ray'; "
-                        "the in-process executor runs one trial at a time")
+    raise SettingError("workers", workers, "applies to executor='process' "
+                       "or 'ray'; the in-process executor runs one trial "
+                       "at a time")
   settings = search_lib.SearchSettings(
       max_trials=max_trials, walks_per_update=walks_per_update, seed=seed,
       failure_reward=failure_reward,

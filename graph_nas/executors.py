@@ -34,7 +34,7 @@ import traceback
 import weakref
 from typing import Any, Deque, Dict, List, Optional, Tuple
 
-from graph_nas.errors import GraphNasError, SetupError
+from graph_nas.errors import GraphNasError, SettingError, SetupError
 
 
 @dataclasses.dataclass
@@ -158,7 +158,7 @@ class ProcessPoolExecutor:
 
   def __init__(self, evaluator, workers: int = 1):
     if workers < 1:
-      raise GraphNasError(f"--workers must be >= 1, got {workers}")
+      raise SettingError("workers", workers, "must be >= 1")
     self.evaluator = evaluator
     self.capacity = workers
     self._ctx = multiprocessing.get_context("spawn")
@@ -287,8 +287,8 @@ def _shutdown_live_pools():
 
 
 RAY_INSTALL_HINT = ("Ray is not installed: `pip install .[ray]` (or "
-                    "`pip install ray`), or use "
-                    "--executor=inprocess / --executor=process")
+                    "`pip install ray`), or use another executor: "
+                    "inprocess or process")
 
 
 class RayExecutor:
@@ -298,10 +298,14 @@ class RayExecutor:
                workers: int = 1, cpus_per_child: float = 1.0,
                gpus_per_child: float = 0.0, retries: int = 1,
                init_kwargs: Optional[Dict[str, Any]] = None):
+    if workers < 1:
+      raise SettingError("workers", workers, "must be >= 1")
+    if retries < 0:
+      raise SettingError("retries", retries, "must be >= 0")
     try:
       import ray
     except ImportError:
-      raise GraphNasError(RAY_INSTALL_HINT) from None
+      raise SettingError("executor", "ray", RAY_INSTALL_HINT) from None
     self._ray = ray
     if not ray.is_initialized():
       kwargs = dict(init_kwargs or {})
@@ -312,8 +316,8 @@ class RayExecutor:
       try:
         ray.init(**kwargs)
       except (ConnectionError, RuntimeError, ValueError) as e:
-        raise GraphNasError(f"cannot connect to the Ray cluster at "
-                            f"--ray_address={address}: {e}") from None
+        raise SettingError("address", address, f"cannot connect to the "
+                           f"Ray cluster: {e}") from None
     self.capacity = workers
     self._remote = ray.remote(num_cpus=cpus_per_child,
                               num_gpus=gpus_per_child,
@@ -361,5 +365,5 @@ def make_executor(name: str, evaluator, **kwargs):
     return ProcessPoolExecutor(evaluator, workers=kwargs.get("workers", 1))
   if name == "ray":
     return RayExecutor(evaluator, **kwargs)
-  raise GraphNasError(f"unknown executor '{name}' (known: "
-                      f"{', '.join(EXECUTORS)})")
+  raise SettingError("executor", name,
+                     f"unknown executor (known: {', '.join(EXECUTORS)})")

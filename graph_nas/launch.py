@@ -248,6 +248,38 @@ def _flags_without_effect(space):
   return out
 
 
+# The library names settings by their Python names (graph_nas.errors.Naming);
+# a one-line error of the launcher names the flags instead.
+# Settings of the search and the executors -> flags.
+SETTING_FLAGS = {name: "--" + name for name in (
+    "space", "algorithm", "seed", "walks_per_update", "max_trials",
+    "update_policy", "max_staleness", "max_consecutive_failures",
+    "failure_reward", "log_every", "reuse_results", "executor", "workers",
+    "evaluator", "out_dir")}
+SETTING_FLAGS.update({"space_name": "--space", "address": "--ray_address",
+                      "retries": "--worker_retries"})
+# Entries of the evaluator's budget (TrainSettings.budget_identity) ->
+# flags; an entry without a flag (set by the space) keeps its name.
+BUDGET_FLAGS = {name: "--" + name for name in (
+    "dataset", "image_size", "train_examples", "eval_examples",
+    "batch_size", "epochs", "steps", "target_flops", "mixed_precision",
+    "augment", "evaluator")}
+BUDGET_FLAGS.update({"learning_rate": "--child_learning_rate",
+                     "reward_alpha": "--flops_exponent",
+                     "reward_beta": "--flops_exponent",
+                     "out_dir": "--out_dir"})
+
+
+def _error_line(error) -> str:
+  """The launcher's one line for a GraphNasError, naming flags."""
+  from graph_nas import errors
+  if isinstance(error, errors.SettingsFault):
+    names = BUDGET_FLAGS if getattr(error, "budget", False) else \
+        SETTING_FLAGS
+    error.named(errors.Naming(names, quote_strings=False))
+  return f"error: {error}"
+
+
 def _check_flags_have_effect(space):
   """One error line naming every flag that would be silently ignored."""
   unused = _flags_without_effect(space)
@@ -299,7 +331,7 @@ def main(argv):
     try:
       user_evaluator = api.load_evaluator(FLAGS.evaluator)
     except GraphNasError as e:
-      sys.exit(f"error: {e}")
+      sys.exit(_error_line(e))
   elif not space.proto.task:
     sys.exit(f"error: {space.source}: the space names no task (e.g. one "
              "written by graph_nas.api): score it with "
@@ -368,7 +400,7 @@ def main(argv):
     finally:
       job.close()
   except GraphNasError as e:
-    sys.exit(f"error: {e}")
+    sys.exit(_error_line(e))
   print(result["table"])
   print(f"search time {timing['wall_s']:.1f}s, of which outside child "
         f"evaluation {100 * timing['outside_evaluation_share']:.1f}%")

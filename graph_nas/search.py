@@ -22,8 +22,12 @@ stored result is recorded for the new trial, marked `cached_from`.
 
 The run's identity (space, algorithm, seed, walks per update, and the
 evaluator's budget: data, training budget, recipe) is stored with the
-first trial; resuming with a different identity is refused, naming the
-flag that differs.
+first trial; resuming with a different identity is refused with an
+IdentityMismatch naming the setting that differs.
+
+Messages name settings by their Python names (SearchSettings fields,
+budget entries); the launcher re-words them with its flags
+(graph_nas.launch).
 """
 
 import dataclasses
@@ -36,8 +40,10 @@ from typing import Dict, Optional, Protocol
 
 from absl import logging
 
+from graph_nas import executors
 from graph_nas.algorithms import Algorithm
-from graph_nas.errors import GraphNasError
+from graph_nas.errors import (GraphNasError, IdentityMismatch, Naming,
+                              SettingError, SettingsFault)
 from graph_nas.results import EvalResult
 from graph_nas.space import SearchSpace
 from graph_nas.store import TrialStore
@@ -81,30 +87,47 @@ class SearchSettings:
   # a longer interval loses nothing; it saves time when updates are cheap.
   checkpoint_every_s: float = 0.0
 
+  def check(self) -> "SearchSettings":
+    """Raises SettingError naming the first field with a value it cannot
+    take; returns self."""
+    if self.update_policy not in ("sync", "async"):
+      raise SettingError("update_policy", self.update_policy,
+                         "must be 'sync' or 'async'")
+    for name, least in (("max_trials", 1), ("walks_per_update", 1),
+                        ("max_consecutive_failures", 1), ("log_every", 1),
+                        ("max_staleness", 0), ("checkpoint_every_s", 0)):
+      value = getattr(self, name)
+      if not value >= least:  # also NaN
+        raise SettingError(name, value, f"must be >= {least}")
+    if not math.isfinite(self.failure_reward):
+      raise SettingError("failure_reward", self.failure_reward,
+                         "must be a finite number")
+    return self
+
 
 class SearchStopped(GraphNasError):
   """The search stopped before max_trials (e.g. too many failures)."""
 
 
+class TooManyFailures(SettingsFault, SearchStopped):
+  """max_consecutive_failures trials in a row failed."""
+
+  def __init__(self, failures: int, limit: int, last_reason: str,
+               store_path: str):
+    self.failures, self.limit = failures, limit
+    self.last_reason, self.store_path = last_reason, store_path
+    super().__init__()
+
+  def describe(self, naming: Naming) -> str:
+    return (f"{self.failures} consecutive trials failed (limit "
+            f"{naming.name('max_consecutive_failures')}={self.limit}); "
+            f"last reason: {self.last_reason}. Finished trials are in "
+            f"{self.store_path}")
+
+
 def _space_fingerprint(space: SearchSpace) -> str:
   return hashlib.sha256(space.proto.SerializeToString(
       deterministic=True)).hexdigest()[:16]
-
-
-IDENTITY_FLAGS = {"space": "--space", "space_name": "--space",
-                  "algorithm": "--algorithm", "seed": "--seed",
-                  "walks_per_update": "--walks_per_update"}
-# Budget entries (TrainSettings.budget_identity) -> the launcher's flags.
-BUDGET_FLAGS = {"dataset": "--dataset", "image_size": "--image_size",
-                "train_examples": "--train_examples",
-                "eval_examples": "--eval_examples",
-                "batch_size": "--batch_size", "epochs": "--epochs",
-                "steps": "--steps", "learning_rate": "--child_learning_rate",
-                "target_flops": "--target_flops",
-                "reward_alpha": "--flops_exponent",
-                "reward_beta": "--flops_exponent",
-                "mixed_precision": "--mixed_precision",
-                "augment": "--augment", "evaluator": "--evaluator"}
 
 
 # TensorBoard descriptions of the per-trial curves.
@@ -113,10 +136,6 @@ _SCALAR_TEXT = {"flops": "multiply-adds of one forward pass of one image "
                 "val_accuracy": "accuracy on the held-out part of the "
                                 "training split",
                 "params": "parameters of the child"}
-
-
-def _show(value) -> str:
-  return "(unset)" if value is None else str(value)
 
 
 def _fmt_duration(seconds: float) -> str:
@@ -135,10 +154,7 @@ class Search:
                executor=None, budget: Optional[Dict] = None):
     """budget: what gives the evaluator's rewards their meaning (e.g.
     TrainSettings.budget_identity()); part of the run's identity."""
-    from graph_nas import executors
-    if settings.update_policy not in ("sync", "async"):
-      raise GraphNasError(f"--update_policy must be sync or async, got "
-                          f"{settings.update_policy!r}")
+    settings.check()
     self.executor = executor or executors.InProcessExecutor(evaluator)
     self.space = space
     self.algorithm = algorithm
@@ -177,17 +193,13 @@ class Search:
         for name in sorted(set(value) | set(old["budget"])):
           before, now = old["budget"].get(name), value.get(name)
           if before != now:
-            flag = BUDGET_FLAGS.get(name, name)
-            raise GraphNasError(
-                f"{self.out_dir} holds a search trained with {flag}="
-                f"{_show(before)}, not {_show(now)}: rerun with {flag}="
-                f"{_show(before)} to resume it, or use another --out_dir")
+            raise IdentityMismatch(self.out_dir, name, before, now,
+                                   budget=True)
       elif old.get(key) != value:
-        flag = IDENTITY_FLAGS[key]
-        raise GraphNasError(
-            f"{self.out_dir} holds a search with {flag} "
-            f"{key}={old.get(key)!r}, not {value!r}: use another --out_dir "
-            "or the same settings to resume")
+        raise IdentityMismatch(
+            self.out_dir, key, old.get(key), value,
+            note="a fingerprint of the space's content" if key == "space"
+            else "the space's name" if key == "space_name" else "")
 
   # ---------------------------------------------------------------- loop
   def run(self) -> Dict:
@@ -276,11 +288,8 @@ class Search:
       return
     self._failures += 1
     if self._failures >= s.max_consecutive_failures:
-      raise SearchStopped(
-          f"{self._failures} consecutive trials failed (limit "
-          f"--max_consecutive_failures={s.max_consecutive_failures}); "
-          f"last reason: {row['reason']}. Finished trials are in "
-          f"{self.store.path}")
+      raise TooManyFailures(self._failures, s.max_consecutive_failures,
+                            row["reason"], self.store.path)
 
   def _reward_of(self, row):
     return row["reward"] if row["status"] == "ok" else \

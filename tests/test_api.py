@@ -182,7 +182,8 @@ def test_in_process_search_with_a_python_reward(tmp_path):
   with open(tmp_path / "run" / "best_architecture.json") as f:
     assert json.load(f)["trial_id"] == best["trial_id"]
   # The same folder resumes only with the same reward function.
-  with pytest.raises(GraphNasError, match="--evaluator"):
+  with pytest.raises(GraphNasError, match="trained with evaluate="
+                     "'tests.api_rewards:reward', not"):
     api.search(space, api_rewards.reward_with_metrics,
                str(tmp_path / "run"), max_trials=30, walks_per_update=3,
                seed=0, learning_rate=0.05, **SMALL)

@@ -141,7 +141,8 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
                         evaluators.FunctionEvaluator(tasks.reward_fn_for(space)),
                         str(tmp_path), search.SearchSettings(
                             max_trials=6, walks_per_update=3, seed=1))
-  with pytest.raises(GraphNasError, match="--algorithm"):
+  with pytest.raises(GraphNasError, match="holds a search with "
+                     "algorithm='pqt', not 'random'"):
     other.run()
   other.close()
 
@@ -309,9 +310,9 @@ def test_resuming_with_another_training_budget_is_refused(tmp_path):
   with pytest.raises(GraphNasError) as err:
     job.run()
   job.close()
-  assert "--epochs=1.0, not 2.0" in str(err.value)
+  assert "trained with epochs=1.0, not 2.0" in str(err.value)
   job = make({"epochs": 1.0, "train_examples": None})
-  with pytest.raises(GraphNasError, match="--train_examples=4096, not "
+  with pytest.raises(GraphNasError, match="train_examples=4096, not "
                      r"\(unset\)"):
     job.run()
   job.close()
