@@ -42,10 +42,13 @@ class TrialJob:
   """One architecture to evaluate."""
   key: int  # the driver's handle (a trial id or a proposal number)
   walk: Tuple[int, ...]
-  config: dict
+  config: Optional[dict]  # None: the walk does not decode (see reason)
   seed: int
   trial_id: int = -1
   proposed_at_update: int = 0
+  # Why the job is settled without an evaluation (the decode error of a
+  # walk that does not decode); "" for a job to evaluate.
+  reason: str = ""
 
 
 @dataclasses.dataclass

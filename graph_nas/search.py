@@ -28,6 +28,11 @@ IdentityMismatch naming the setting that differs.
 Messages name settings by their Python names (SearchSettings fields,
 budget entries); the launcher re-words them with its flags
 (graph_nas.launch).
+
+One trial path for both update policies: every proposed walk becomes a
+TrialJob (_job); one that needs no evaluation -- a walk that does not
+decode (a failed trial, with the reason) or an architecture evaluated
+before -- is settled at once (_settle); the others go to the executor.
 """
 
 import dataclasses
@@ -232,28 +237,40 @@ class Search:
       self._writer.flush()
     return timing
 
-  def _job(self, walk, trial_id, seed):
-    """A TrialJob, or a stored failed row when the walk does not decode."""
-    from graph_nas import executors
+  def _job(self, walk, trial_id: int, seed: int) -> executors.TrialJob:
+    """The TrialJob of a walk. A walk that does not decode gets config
+    None and the reason (it is settled as a failed trial by _settle).
+    trial_id < 0: provisional (async; the id is given when it is stored).
+    """
     try:
-      config = self.space.decode(walk)
+      config, reason = self.space.decode(walk), ""
     except GraphNasError as e:
-      now = time.time()
-      return None, self._record(executors.Finished(
-          executors.TrialJob(trial_id, tuple(walk), {}, seed, trial_id),
-          "failed", None, {}, f"decode: {e}", now, now))
-    return executors.TrialJob(trial_id, tuple(walk), config, seed,
-                              trial_id, self.algorithm.num_updates), None
+      config, reason = None, f"decode: {e}"
+    return executors.TrialJob(trial_id, tuple(walk), config, seed, trial_id,
+                              self.algorithm.num_updates, reason)
 
-  def _cached(self, job, batch: int) -> Optional[Dict]:
-    """Records `job` as a reuse of an earlier trial of its config, if any."""
-    if not self.settings.reuse_results:
-      return None
-    earlier = self.store.find_config(job.config)
-    if earlier is None:
-      return None
-    from graph_nas import executors
+  def _settle(self, job: executors.TrialJob, batch: int) -> Optional[Dict]:
+    """Stores a job that needs no evaluation and returns its row: a walk
+    that does not decode is a failed trial; an architecture evaluated
+    successfully before reuses that result (reuse_results), marked
+    cached_from. None: the job is to be evaluated.
+
+    A job with a provisional id takes the next trial id (and its seed)."""
+    earlier = None
+    if job.config is not None:
+      if not self.settings.reuse_results:
+        return None
+      earlier = self.store.find_config(job.config)
+      if earlier is None:
+        return None
+    if job.trial_id < 0:
+      job.trial_id = job.key = self.store.count()
+      job.seed = self.settings.seed + job.trial_id
     now = time.time()
+    if earlier is None:
+      return self._record(executors.Finished(
+          dataclasses.replace(job, config={}), "failed", None, {},
+          job.reason, now, now), batch)
     metrics = dict(earlier["metrics"])
     metrics["cached_from"] = earlier["trial_id"]
     return self._record(executors.Finished(
@@ -314,13 +331,12 @@ class Search:
                             trial_id, walk, row["walk"])
           rows[trial_id] = row
           continue
-        job, failed_row = self._job(walk, trial_id, s.seed + trial_id)
-        if job is None:
-          rows[trial_id] = failed_row
-        elif (cached := self._cached(job, batch)) is not None:
-          rows[trial_id] = cached
-        else:
+        job = self._job(walk, trial_id, s.seed + trial_id)
+        row = self._settle(job, batch)
+        if row is None:
           self.executor.submit(job)
+        else:
+          rows[trial_id] = row
       while self.executor.in_flight():
         fin = self.executor.wait_any()
         rows[fin.job.trial_id] = self._record(fin, batch)
@@ -334,7 +350,6 @@ class Search:
         last_save = time.time()
 
   def _run_async(self, consumed: int):
-    from graph_nas import executors
     s = self.settings
     # Trials stored after the last update (a crash before it): learn from
     # them first. Trials that were in flight are simply proposed again.
@@ -345,23 +360,13 @@ class Search:
       while (self.executor.in_flight() < self.executor.capacity and
              self.store.count() + self.executor.in_flight() < s.max_trials):
         walk = self.algorithm.propose(1)[0]
-        provisional = -1 - submitted  # the real id is given on completion
+        provisional = -1 - submitted  # the real id is given when stored
         submitted += 1
-        job = self._job_async(walk, provisional)
-        if job.config is None or (self.settings.reuse_results and
-                                  self.store.find_config(job.config)):
-          # Settled without an evaluation: a walk that does not decode is
-          # a failed trial, an architecture seen before reuses its result.
-          trial_id = self.store.count()
-          job.trial_id = job.key = trial_id
-          job.seed = s.seed + trial_id
-          if job.config is None:
-            now = time.time()
-            job.config = {}
-            row = self._record(executors.Finished(
-                job, "failed", None, {}, job.reason, now, now))
-          else:
-            row = self._cached(job, self.algorithm.num_updates)
+        # The seed the trial gets if it finishes in submission order.
+        seed = s.seed + self.store.count() + self.executor.in_flight()
+        job = self._job(walk, provisional, seed)
+        row = self._settle(job, self.algorithm.num_updates)
+        if row is not None:
           buffer.append((row, 0))
           if len(buffer) >= s.walks_per_update:
             self._async_update(buffer, row["trial_id"] + 1)
@@ -382,20 +387,6 @@ class Search:
         buffer = []
     if buffer:
       self._async_update(buffer, self.store.count())
-
-  def _job_async(self, walk, provisional):
-    """A TrialJob; config None (and .reason) when the walk does not decode."""
-    from graph_nas import executors
-    seed = self.settings.seed + self.store.count() + \
-        self.executor.in_flight()
-    try:
-      config, reason = self.space.decode(walk), ""
-    except GraphNasError as e:
-      config, reason = None, f"decode: {e}"
-    job = executors.TrialJob(provisional, tuple(walk), config, seed,
-                             provisional, self.algorithm.num_updates)
-    job.reason = reason
-    return job
 
   def _async_update(self, buffer, consumed):
     usable = [r for r, staleness in buffer
