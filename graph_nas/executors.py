@@ -12,7 +12,9 @@ All three share one small interface used by the search loop:
 - ``ProcessPoolExecutor``: each child in a fresh process of its own (one
   trial per process), so TensorFlow memory is returned to the OS between
   children, and a process that dies fails exactly its own trial (recorded
-  as failed, not retried; the other trials running beside it go on).
+  as failed, not retried; the other trials running beside it go on). A
+  trial's process ends as soon as the driver dies, SIGKILL included (no
+  orphan goes on training); a resumed search runs that trial again.
 - ``RayExecutor``: each child a Ray task with its CPUs/GPUs given by flags,
   on a local or remote Ray cluster (``pip install .[ray]``). A worker killed
   mid-trial is retried once (``retries=1``) or the trial is recorded as
@@ -27,8 +29,10 @@ import collections
 import dataclasses
 import multiprocessing
 import multiprocessing.connection
+import os
 import pickle
 import signal
+import threading
 import time
 import traceback
 import weakref
@@ -112,8 +116,36 @@ def _pool_worker(evaluator, job):
   return evaluate_safely(evaluator, job)
 
 
+# Exit status of a trial's process that ended because the driver died.
+DRIVER_GONE_EXIT = 75
+
+
+def _end_with_the_driver():
+  """Ends this trial's process as soon as the driver is gone (SIGKILL
+  included): nothing could receive its result any more, and a child left
+  training would hold CPUs, memory and accelerators for nothing.
+
+  multiprocessing gives a spawned process a pipe from its parent that
+  reaches end-of-file when the parent's end closes, i.e. when the parent
+  dies (or drops the process object, after the result came). A daemon
+  thread waits for that and ends the process at once, whatever its main
+  thread is doing (TensorFlow releases the GIL while it computes).
+  """
+  parent = multiprocessing.parent_process()
+  if parent is None:  # not started by multiprocessing
+    return
+
+  def watch():
+    parent.join()
+    os._exit(DRIVER_GONE_EXIT)  # pylint: disable=protected-access
+
+  threading.Thread(target=watch, name="graph_nas-driver-watch",
+                   daemon=True).start()
+
+
 def _process_worker(evaluator, job, conn):
   """Body of one trial's process: evaluate, send the result, exit."""
+  _end_with_the_driver()
   result = evaluate_safely(evaluator, job)
   try:
     conn.send(result)

@@ -3,6 +3,7 @@
 import json
 import os
 import pathlib
+import signal
 import subprocess
 import sys
 import time
@@ -196,3 +197,92 @@ def test_ray_missing_gives_install_hint(monkeypatch):
   monkeypatch.setattr(builtins, "__import__", no_ray)
   with pytest.raises(GraphNasError, match=r"pip install \.\[ray\]"):
     executors.RayExecutor(ev.PidEvaluator())
+
+
+def _running(pid: int) -> bool:
+  """True while process pid runs (a zombie -- ended, not yet reaped by
+  its new parent -- does not)."""
+  if not os.path.isdir("/proc"):
+    try:
+      os.kill(pid, 0)
+    except ProcessLookupError:
+      return False
+    return True
+  try:
+    with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
+      return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+  except (FileNotFoundError, ProcessLookupError, IndexError):
+    return False
+
+
+def _trial_rows(db):
+  import sqlite3
+  with sqlite3.connect(db, timeout=30) as conn:
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    return conn.execute("SELECT trial_id, walk, status, reward FROM trials "
+                        "ORDER BY trial_id").fetchall()
+
+
+def test_driver_killed_mid_trial_leaves_no_worker_and_resumes_the_same(
+    tmp_path):
+  """Process executor, sync policy: SIGKILL the driver while a worker
+  evaluates trial 7. The worker ends with the driver (no orphan keeps
+  training), and the resumed search stores the same walks and rewards as
+  an uninterrupted one, every trial once."""
+  from tests import crash_evaluators as ce
+  args = [sys.executable, "-m", "graph_nas.launch",
+          "--space=protos/select_optimizer_b2.textproto",
+          "--evaluator=tests.crash_evaluators:SlowReward",
+          "--algorithm=reinforce", "--max_trials=12",
+          "--walks_per_update=3", "--executor=process", "--workers=2",
+          "--noreuse_results", "--log_every=100"]
+  env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+  env.pop(ce.HOLD_ENV, None)
+
+  def run(out, marks, **extra):
+    return subprocess.run(args + [f"--out_dir={out}"], capture_output=True,
+                          text=True, cwd=ROOT, timeout=600, check=False,
+                          env=dict(env, **{ce.FOLDER_ENV: str(marks)},
+                                   **extra))
+
+  r = run(tmp_path / "whole", tmp_path / "marks-whole")
+  assert r.returncode == 0, r.stderr[-3000:]
+  want = _trial_rows(tmp_path / "whole" / "trials.sqlite")
+  assert [row[0] for row in want] == list(range(12))
+
+  out, marks = tmp_path / "killed", tmp_path / "marks-killed"
+  proc = subprocess.Popen(
+      args + [f"--out_dir={out}"], cwd=ROOT, stdout=subprocess.DEVNULL,
+      stderr=subprocess.DEVNULL,
+      env=dict(env, **{ce.FOLDER_ENV: str(marks), ce.HOLD_ENV: "7"}))
+  try:
+    deadline = time.time() + 300  # TF start-up is slow on a busy machine
+    while not list(marks.glob("holding-*")):
+      assert proc.poll() is None, "the search ended before trial 7"
+      assert time.time() < deadline, "trial 7 never started"
+      time.sleep(0.05)
+    holder = int(list(marks.glob("holding-*"))[0].name.split("-")[1])
+    assert _running(holder)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = _trial_rows(out / "trials.sqlite")
+    assert 6 <= len(before) < 9, before  # batches 0 and 1, part of 2
+    workers = {int(p.name.split("-")[2]) for p in marks.glob("started-*")}
+    assert holder in workers and len(workers) >= 8  # trials 0..7
+    deadline = time.time() + 60
+    while any(_running(pid) for pid in workers) and \
+        time.time() < deadline:
+      time.sleep(0.1)
+    alive = [pid for pid in workers if _running(pid)]
+    assert not alive, f"worker processes outlived the driver: {alive}"
+  finally:
+    (marks / "release").write_text("")  # frees an orphan, if any
+    if proc.poll() is None:
+      proc.kill()
+      proc.wait()
+
+  r = run(out, tmp_path / "marks-resumed")
+  assert r.returncode == 0, r.stderr[-3000:]
+  got = _trial_rows(out / "trials.sqlite")
+  assert got[:len(before)] == before  # finished trials untouched
+  assert got == want  # none lost, none twice; the same walks and rewards
