@@ -44,6 +44,9 @@ def main():
   parser.add_argument("--archs", type=int, default=10)
   parser.add_argument("--seed", type=int, default=7)
   parser.add_argument("--data_dir", default=None)
+  parser.add_argument("--partial", default=str(ROOT / "runs" /
+                                               "proxy_check.json"),
+                      help="accuracies measured so far (a rerun resumes)")
   args = parser.parse_args()
 
   import numpy as np
@@ -59,14 +62,28 @@ def main():
                 progress_every_s=0)
   budgets = {"demo": TrainSettings(train_examples=5120, **common),
              "4x": TrainSettings(train_examples=20480, **common)}
+  partial = pathlib.Path(args.partial)
+  done = json.loads(partial.read_text()) if partial.exists() else {}
+  if "configs" in done and done["configs"] != json.loads(
+      json.dumps(configs)):
+    sys.exit(f"{partial} holds other architectures: remove it or pass "
+             "another --partial")
   acc = {name: [] for name in budgets}
   for name, settings in budgets.items():
-    trainer = child_trainer.ChildTrainer(settings, child.build_child)
+    trainer = None
     for i, config in enumerate(configs):
-      result = trainer.train(config, seed=100 + i)
-      acc[name].append(result.metrics.get("val_accuracy", float("nan")))
-      print(f"{name} arch {i}: {acc[name][-1]:.4f} "
-            f"({result.metrics['total_s']:.0f}s)", flush=True)
+      key = f"{name}/{i}"
+      if key not in done:
+        trainer = trainer or child_trainer.ChildTrainer(settings,
+                                                        child.build_child)
+        result = trainer.train(config, seed=100 + i)
+        done[key] = result.metrics.get("val_accuracy", float("nan"))
+        done["configs"] = configs
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_text(json.dumps(done))
+        print(f"{name} arch {i}: {done[key]:.4f} "
+              f"({result.metrics['total_s']:.0f}s)", flush=True)
+      acc[name].append(done[key])
   rho = spearman(acc["demo"], acc["4x"])
   print("| arch | demo budget | 4x budget | layers |")
   print("|---|---|---|---|")

@@ -147,7 +147,7 @@ class _ControllerAlgorithm(Algorithm):
                learning_rate: float = 1e-3, entropy_weight: float = 0.1,
                embedding_dim: int = 32, hidden_dim: int = 64,
                controller: Optional[DynamicController] = None,
-               entropy_mode: str = "sum"):
+               entropy_mode: str = "sum", value_features: int = 0):
     super().__init__(space, seed)
     if learning_rate <= 0:
       raise GraphNasError(f"learning_rate must be > 0, got {learning_rate}")
@@ -158,8 +158,12 @@ class _ControllerAlgorithm(Algorithm):
       raise GraphNasError(f"entropy_mode must be one of "
                           f"{', '.join(ENTROPY_MODES)}, got '{entropy_mode}'")
     self.entropy_mode = entropy_mode
+    if value_features < 0 or value_features == 1:
+      raise GraphNasError(f"value_features must be 0 (the paper's "
+                          f"controller) or >= 2, got {value_features}")
     self.controller = controller or DynamicController(
-        space, embedding_dim=embedding_dim, hidden_dim=hidden_dim, seed=seed)
+        space, embedding_dim=embedding_dim, hidden_dim=hidden_dim, seed=seed,
+        value_features=value_features)
     self.entropy_weight = entropy_weight
     self.optimizer = keras.optimizers.Adam(learning_rate)
     self.optimizer.build(self.controller.trainable_variables)

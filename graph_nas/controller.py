@@ -13,6 +13,15 @@ walks of different lengths; log-probabilities and entropies of given walks
 are computed by replaying them with masks. Heads are gathered by vertex, so
 only visited vertices' heads receive gradient.
 
+Numeric actions (``value_features`` > 0, an option; 0 is the paper's
+controller): an action whose value is a number (e.g. one of an int_range's
+100 edges) also gets the logit h . (W phi(u) ) + b . phi(u), where u is its
+value scaled to [-1, 1] within its vertex, phi(u) = K Gaussian bumps
+centred on a regular grid of [-1, 1] (width: the grid step), and W [H, K],
+b [K] are shared by every vertex: an output embedding of the action's value.
+Neighbouring values then share what is learned about one of them, which the
+per-vertex heads (one unrelated logit per action) cannot do.
+
 Entropy of a walk (``entropy_mode``; H_t is the entropy of the action
 distribution at the walk's t-th step, at vertex v_t with |A_{v_t}| actions,
 and T the walk's number of steps, at least 1):
@@ -45,12 +54,33 @@ def check_entropy_mode(mode: str) -> str:
   return mode
 
 
+def value_feature_table(space: SearchSpace, k: int) -> np.ndarray:
+  """phi [V, A, k] float32 (module doc): Gaussian bumps of each numeric
+  action's value scaled to [-1, 1] within its vertex; zeros for actions
+  whose value is not a number and at vertices with fewer than two distinct
+  numeric values."""
+  table = np.zeros((len(space.vertex_names), space.max_actions, k),
+                   np.float32)
+  centres = np.linspace(-1.0, 1.0, k)
+  width = centres[1] - centres[0]
+  for vi, edges in enumerate(space.edges):
+    idx = [ai for ai, e in enumerate(edges)
+           if isinstance(e.value, (int, float)) and
+           not isinstance(e.value, bool)]
+    values = np.array([float(edges[ai].value) for ai in idx])
+    if len(set(values.tolist())) < 2:
+      continue
+    u = 2.0 * (values - values.min()) / (values.max() - values.min()) - 1.0
+    table[vi, idx] = np.exp(-0.5 * ((u[:, None] - centres) / width) ** 2)
+  return table
+
+
 class DynamicController(keras.Model):
   """LSTM controller over a :class:`~graph_nas.space.SearchSpace`."""
 
   def __init__(self, space: SearchSpace, embedding_dim: int = 32,
-               hidden_dim: int = 64, seed: int = 0, name="controller",
-               **kwargs):
+               hidden_dim: int = 64, seed: int = 0, value_features: int = 0,
+               name="controller", **kwargs):
     super().__init__(name=name, **kwargs)
     self.space = space
     self.num_vertices = len(space.vertex_names)
@@ -80,6 +110,19 @@ class DynamicController(keras.Model):
     self.head_bias = self.add_weight(
         shape=(self.num_vertices, self.max_actions), initializer="zeros",
         name="head_bias")
+    if value_features < 0 or value_features == 1:
+      raise ValueError(f"value_features must be 0 (off) or >= 2, got "
+                       f"{value_features}")
+    self.value_features = int(value_features)
+    if self.value_features:
+      self._phi = tf.constant(value_feature_table(space, value_features))
+      self.value_kernel = self.add_weight(
+          shape=(hidden_dim, value_features),
+          initializer=keras.initializers.RandomUniform(-0.1, 0.1,
+                                                       seed=seed + 5),
+          name="value_kernel")
+      self.value_bias = self.add_weight(
+          shape=(value_features,), initializer="zeros", name="value_bias")
     self._next_vertex = tf.constant(np.maximum(space.next_vertex, 0),
                                     tf.int32)
     self._action_offset = tf.constant(space.action_offset, tf.int32)
@@ -115,6 +158,9 @@ class DynamicController(keras.Model):
     h, new_state = self.cell(x, state)
     kernel = tf.gather(self.head_kernel, v)  # [B, H, A]
     logits = tf.einsum("bh,bha->ba", h, kernel) + tf.gather(self.head_bias, v)
+    if self.value_features:
+      coef = tf.matmul(h, self.value_kernel) + self.value_bias  # [B, K]
+      logits += tf.einsum("bk,bak->ba", coef, tf.gather(self._phi, v))
     logits = tf.where(tf.gather(self._mask, v), logits, _NEG)
     return logits, new_state
 

@@ -67,6 +67,11 @@ _ENTROPY_MODE = flags.DEFINE_enum(
     "entropy_mode", "sum", list(ENTROPY_MODES),
     "How a walk's entropy is formed from its steps' entropies: sum, mean, "
     "or normalized (each step's divided by log of its number of actions).")
+_VALUE_FEATURES = flags.DEFINE_integer(
+    "value_features", 0, "0: the paper's controller. K >= 2: numeric "
+    "actions also get a logit from an embedding of their value (K Gaussian "
+    "bumps; see graph_nas.controller), shared by neighbouring values.",
+    lower_bound=0)
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of replica 0 (replica i uses "
                              "seed + i).")
 _SPACES = flags.DEFINE_string("spaces_dir", "protos",
@@ -110,7 +115,7 @@ def run_form(form: str, task: str, *, algorithm: str, replicas: int,
              trials: int, learning_rate: float, entropy_weight: float,
              walks_per_update: int, seed: int, spaces_dir: str, out: str,
              queue_size: int = 10, pg_weight: float = 0.0,
-             entropy_mode: str = "sum",
+             entropy_mode: str = "sum", value_features: int = 0,
              log_every: bool = True) -> List[List[float]]:
   """All replicas of one form (replica i in <out>/<form>/replica_<i>, seed
   seed + i); returns their per-trial rewards (see best_so_far)."""
@@ -120,7 +125,7 @@ def run_form(form: str, task: str, *, algorithm: str, replicas: int,
   algo_name = "random" if form == "random" else algorithm
   kwargs = {} if form == "random" else {
       "learning_rate": learning_rate, "entropy_weight": entropy_weight,
-      "entropy_mode": entropy_mode}
+      "entropy_mode": entropy_mode, "value_features": value_features}
   if algo_name == "pqt":
     kwargs.update(queue_size=queue_size, pg_weight=pg_weight)
   runs = []
@@ -219,6 +224,7 @@ def main(argv):
   settings = {"task": task, "algorithm": _ALGORITHM.value,
               "learning_rate": lr, "entropy_weight": beta,
               "entropy_mode": _ENTROPY_MODE.value,
+              "value_features": _VALUE_FEATURES.value,
               "walks_per_update": _WPU.value, "seed": _SEED.value,
               "queue_size": _QUEUE.value, "pg_weight": _PG_WEIGHT.value}
   results, summary = {}, {}
@@ -232,7 +238,8 @@ def main(argv):
                         walks_per_update=_WPU.value, seed=_SEED.value,
                         spaces_dir=_SPACES.value, out=out,
                         queue_size=_QUEUE.value, pg_weight=_PG_WEIGHT.value,
-                        entropy_mode=_ENTROPY_MODE.value)
+                        entropy_mode=_ENTROPY_MODE.value,
+                        value_features=_VALUE_FEATURES.value)
       curves = [best_so_far(r) for r in rewards]
       results[form] = curves
       summary[form] = summarize(curves)
