@@ -52,7 +52,8 @@ def run_arm(arm, seed, trials, out, data_dir):
   cmd = [sys.executable, "-m", "graph_nas.launch", f"--space={space}",
          f"--algorithm={algorithm}", f"--max_trials={trials}",
          f"--seed={seed}", f"--out_dir={folder}", "--retrain_best=false",
-         *CHILD, *CONTROLLER]
+         *CHILD, *(CONTROLLER if algorithm != "random" else
+                   [f for f in CONTROLLER if "walks_per_update" in f])]
   if data_dir:
     cmd.append(f"--data_dir={data_dir}")
   t0 = time.time()

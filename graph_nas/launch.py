@@ -56,6 +56,12 @@ flags.DEFINE_enum("entropy_mode", "sum", ["sum", "mean", "normalized"],
                   "Entropy of a walk in the regulariser: sum or mean of the "
                   "step entropies, or mean of step entropies / log |A_v| "
                   "(see graph_nas.algorithms).")
+flags.DEFINE_integer("value_features", 0, "0: the paper's controller. K >= "
+                     "2: an action whose value is a number also gets a logit "
+                     "from an embedding of its value (K Gaussian bumps, "
+                     "shared by all vertices; see graph_nas.controller), so "
+                     "neighbouring values share what is learned.",
+                     lower_bound=0)
 flags.DEFINE_integer("queue_size", 10, "PQT: size K of the priority queue.",
                      lower_bound=1)
 flags.DEFINE_float("pg_weight", 0.0, "PQT: weight of an added REINFORCE "
@@ -245,6 +251,12 @@ def _flags_without_effect(space):
     unused(_RAY_FLAGS, "only with --executor=ray")
   if FLAGS.update_policy != "async":
     unused(["max_staleness"], "only with --update_policy=async")
+  if FLAGS.algorithm == "random":
+    unused(["learning_rate", "entropy_weight", "entropy_mode",
+            "value_features", "queue_size", "pg_weight"],
+           "--algorithm=random has no controller")
+  elif FLAGS.algorithm != "pqt":
+    unused(["queue_size", "pg_weight"], "only with --algorithm=pqt")
   return out
 
 
@@ -362,7 +374,8 @@ def main(argv):
     if FLAGS.algorithm != "random":
       kwargs = {"learning_rate": FLAGS.learning_rate,
                 "entropy_weight": FLAGS.entropy_weight,
-                "entropy_mode": FLAGS.entropy_mode}
+                "entropy_mode": FLAGS.entropy_mode,
+                "value_features": FLAGS.value_features}
     if FLAGS.algorithm == "pqt":
       kwargs.update(queue_size=FLAGS.queue_size, pg_weight=FLAGS.pg_weight)
     algorithm = algorithms.make_algorithm(FLAGS.algorithm, space,

@@ -28,6 +28,7 @@ CREATE TABLE IF NOT EXISTS trials (
   seconds REAL NOT NULL,
   cached_from INTEGER
 );
+CREATE INDEX IF NOT EXISTS trials_by_config ON trials (config);
 CREATE TABLE IF NOT EXISTS meta (
   key TEXT PRIMARY KEY,
   value TEXT NOT NULL

@@ -367,6 +367,17 @@ def test_flags_without_effect_are_one_line_naming_them(tmp_path):
       "--final_epochs (--retrain_best=false: the best child is not "
       "retrained); --tpu (only with --strategy=tpu); "
       "--gpus_per_child (only with --executor=ray). Drop them."], r.stderr
+  # Controller flags without a controller, PQT flags without PQT.
+  r = _launch(["--space=stack_layers", "--algorithm=random",
+               "--entropy_weight=0.1", "--value_features=8"])
+  assert _error_lines(r) == [
+      "error: flags with no effect here: --entropy_weight, --value_features "
+      "(--algorithm=random has no controller). Drop them."], r.stderr
+  r = _launch(["--space=stack_layers", "--algorithm=reinforce",
+               "--queue_size=5"])
+  assert _error_lines(r) == [
+      "error: flags with no effect here: --queue_size (only with "
+      "--algorithm=pqt). Drop them."], r.stderr
 
 
 def test_launcher_finds_a_shipped_space_by_name(tmp_path):
@@ -473,3 +484,21 @@ def test_many_sigkills_leave_a_sound_store_and_the_same_search(tmp_path):
                         "trial_id").fetchall()
   assert [row[0] for row in got] == list(range(120))
   assert got == want
+
+
+def test_launcher_value_features_reach_the_controller(tmp_path):
+  counts = {}
+  for k in (0, 8):
+    out = tmp_path / f"k{k}"
+    r = _launch(["--space=select_optimizer_b2", "--algorithm=reinforce",
+                 f"--value_features={k}", "--max_trials=4",
+                 "--retrain_best=false", f"--out_dir={out}"])
+    assert r.returncode == 0, r.stderr[-2000:]
+    with np.load(out / "checkpoint.npz") as ckpt:
+      weights = [ckpt[n] for n in ckpt.files if n.startswith("controller/")]
+    counts[k] = [w.shape for w in weights]
+  # The option adds exactly its two weights: value kernel [H, 8], bias [8].
+  extra = list(counts[8])
+  for shape in counts[0]:
+    extra.remove(shape)
+  assert sorted(extra) == [(8,), (64, 8)]
