@@ -89,7 +89,8 @@ def run_replica(space: space_lib.SearchSpace,
   evaluator = evaluator or evaluators.evaluator_for(space)
   settings = search_lib.SearchSettings(
       max_trials=trials, walks_per_update=walks_per_update, seed=seed,
-      log_every=trials, tensorboard=False, checkpoint_every_s=30.0)
+      log_every=trials, tensorboard=False, checkpoint_every_s=30.0,
+      sync_store=False)
   job = search_lib.Search(
       space, algorithm, evaluator, out_dir, settings,
       run_info={"space": space.source, "algorithm": algorithm.name,

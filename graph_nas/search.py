@@ -91,6 +91,9 @@ class SearchSettings:
   # resumed sync search replays the stored trials after its checkpoint, so
   # a longer interval loses nothing; it saves time when updates are cheap.
   checkpoint_every_s: float = 0.0
+  # Flush each stored trial to the disk (graph_nas.store.TrialStore sync);
+  # off, a killed search still loses no finished trial, an OS crash may.
+  sync_store: bool = True
 
   def check(self) -> "SearchSettings":
     """Raises SettingError naming the first field with a value it cannot
@@ -172,7 +175,8 @@ class Search:
     # One search per output folder: a second one ends here, naming the
     # running process; a lock left by a dead process is taken over.
     self._lock = RunLock(out_dir).acquire()
-    self.store = TrialStore(os.path.join(out_dir, DB_NAME))
+    self.store = TrialStore(os.path.join(out_dir, DB_NAME),
+                            sync=settings.sync_store)
     self.checkpoint_path = os.path.join(out_dir, CHECKPOINT_NAME)
     self._writer = None
     self._hparam_names = []

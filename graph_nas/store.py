@@ -39,12 +39,17 @@ CREATE TABLE IF NOT EXISTS meta (
 class TrialStore:
   """SQLite-backed record of a search's trials and settings."""
 
-  def __init__(self, path: str):
+  def __init__(self, path: str, sync: bool = True):
+    """sync: each trial's transaction reaches the disk before the search
+    goes on (survives a power loss). With sync=False a trial still survives
+    the search process being killed (SQLite's WAL), but an operating-system
+    crash can lose the last ones; for many trials of a few milliseconds
+    (toy tasks), where the disk flush would cost more than the trial."""
     self.path = path
     try:
       self._conn = sqlite3.connect(path, timeout=30)
       self._conn.execute("PRAGMA journal_mode=WAL")
-      self._conn.execute("PRAGMA synchronous=FULL")
+      self._conn.execute(f"PRAGMA synchronous={'FULL' if sync else 'NORMAL'}")
       self._conn.executescript(_SCHEMA)
       columns = [r[1] for r in self._conn.execute(
           "PRAGMA table_info(trials)")]
