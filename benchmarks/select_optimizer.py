@@ -77,6 +77,16 @@ VALUE_SWEEP = {
     "value_a": dict(SWEEP["sweep_a"], value_features=16),
     "value_b": dict(SWEEP["sweep_b"], value_features=16),
     "value_d": dict(SWEEP["sweep_d"], value_features=16),
+    # Aimed at 200 trials (more updates early): single-walk updates.
+    "value_e": {"algorithm": "reinforce", "learning_rate": 2e-2,
+                "entropy_weight": 0.01, "walks_per_update": 1,
+                "entropy_mode": "normalized", "value_features": 16},
+    "value_f": {"algorithm": "reinforce", "learning_rate": 5e-2,
+                "entropy_weight": 0.01, "walks_per_update": 2,
+                "entropy_mode": "normalized", "value_features": 16},
+    "value_g": {"algorithm": "reinforce", "learning_rate": 1e-2,
+                "entropy_weight": 0.01, "walks_per_update": 1,
+                "entropy_mode": "normalized", "value_features": 16},
 }
 SWEEP.update(VALUE_SWEEP)
 SETTINGS.update(SWEEP)
@@ -181,7 +191,10 @@ def plot(setting, data, window, path):
   plt.close(fig)
 
 
-def report_all(out, window, settings):
+def report_all(out, window, settings, replicas):
+  """Tables (markdown + JSON) and one plot per setting. A form counts at a
+  budget k only when all its replicas (3 for the sweep, else `replicas`)
+  have k trials; the bootstrap rows need both forms complete."""
   from graph_nas import experiment
   table = ["| setting | task | form | replicas | trials | " + " | ".join(
       f"best@{k}" for k in CHECKPOINTS) + " | mean reward, last 200 |",
@@ -191,41 +204,54 @@ def report_all(out, window, settings):
   summary = {}
   random = {task: load_form(out / "random" / task, "random")
             for task in TASKS}
+
+  def complete(rewards, k, expected):
+    vals = best_at(rewards, k)
+    return vals if len(vals) >= expected else None
+
+  def row(setting, task, form, rewards, expected):
+    n = min(len(r) for r in rewards)
+    cells = []
+    for k in CHECKPOINTS:
+      vals = complete(rewards, k, expected)
+      cells.append("-" if vals is None else
+                   f"{np.mean(vals):.3f} ({min(vals):.3f}-{max(vals):.3f})")
+    last = np.mean([np.nanmean(r[max(0, n - 200):n]) for r in rewards])
+    table.append(f"| {setting} | {task} | {form} | {len(rewards)} | {n} | "
+                 + " | ".join(cells) + f" | {last:.3f} |")
+    entry = {f"best@{k}": complete(rewards, k, expected)
+             for k in CHECKPOINTS}
+    entry["median_first_1.0"] = experiment.summarize(
+        [experiment.best_so_far(r) for r in rewards],
+        checkpoints=())["median_first_1.0"]
+    entry["replicas"], entry["trials"] = len(rewards), n
+    summary.setdefault(setting, {}).setdefault(task, {})[form] = entry
+
+  for task in TASKS:
+    if random[task]:
+      row("random search", task, "random", random[task], replicas)
   for setting in settings:
+    if setting == "random":
+      continue
+    expected = 3 if setting in SWEEP else replicas
     data = {}
     for task in TASKS:
       data[task] = {f: load_form(out / setting / task, f) for f in FORMS}
       data[task] = {f: r for f, r in data[task].items() if r}
-      if random[task]:
-        data[task]["random"] = random[task]
     if not any(data.values()):
       continue
-    plot(setting, data, window, RESULTS / f"select_optimizer_{setting}.png")
     for task in TASKS:
       for form, rewards in data[task].items():
-        n = min(len(r) for r in rewards)
-        cells = []
-        for k in CHECKPOINTS:
-          vals = best_at(rewards, k)
-          cells.append(f"{np.mean(vals):.3f} ({min(vals):.3f}-"
-                       f"{max(vals):.3f})" if len(vals) == len(rewards)
-                       else "-")
-        last = np.mean([np.nanmean(r[max(0, n - 200):n]) for r in rewards])
-        table.append(f"| {setting} | {task} | {form} | {len(rewards)} | {n} "
-                     f"| " + " | ".join(cells) + f" | {last:.3f} |")
-        summary.setdefault(setting, {}).setdefault(task, {})[form] = {
-            f"best@{k}": best_at(rewards, k) for k in CHECKPOINTS}
-        summary[setting][task][form]["first_1.0"] = experiment.summarize(
-            [experiment.best_so_far(r) for r in rewards],
-            checkpoints=())["median_first_1.0"]
+        row(setting, task, form, rewards, expected)
+      if random[task]:
+        data[task]["random"] = random[task]
+    plot(setting, data, window, RESULTS / f"select_optimizer_{setting}.png")
     for k in CHECKPOINTS:
-      cols = []
-      groups = {}
+      cols, groups = [], {}
       for task in TASKS:
-        g = best_at(data[task].get("graph", []), k)
-        li = best_at(data[task].get("linear", []), k)
-        if not g or not li or len(g) != len(data[task]["graph"]) or \
-            len(li) != len(data[task]["linear"]):
+        g = complete(data[task].get("graph", []), k, expected)
+        li = complete(data[task].get("linear", []), k, expected)
+        if g is None or li is None:
           cols.append("-")
           continue
         groups[task] = (g, li)
@@ -240,7 +266,8 @@ def report_all(out, window, settings):
       if any(c != "-" for c in cols):
         stats.append(f"| {setting} | best@{k} | " + " | ".join(cols) + " |")
   md = ("Mean over replicas of the best reward within the first k trials "
-        "(min-max over replicas in brackets).\n\n" + "\n".join(table) +
+        "(min-max over replicas in brackets; '-': not every replica has k "
+        "trials).\n\n" + "\n".join(table) +
         "\n\nGraph minus linear, mean best@k, with a bootstrap 95 % interval "
         "over replicas (10,000 resamples); an interval that excludes 0 is a "
         "difference at that level.\n\n" + "\n".join(stats) + "\n")
@@ -262,7 +289,10 @@ def load_form(folder, form):
       out.append([r["reward"] if r["status"] == "ok" else float("nan")
                   for r in store.trials()])
     i += 1
-  return out
+  # A form still running: the replicas that are as long as the longest
+  # (the one being run is left out until it gets there).
+  n = max((len(r) for r in out), default=0)
+  return [r for r in out if n and len(r) == n]
 
 
 def main():
@@ -298,7 +328,7 @@ def main():
             args.replicas, out)
   RESULTS.mkdir(exist_ok=True)
   report_all(out, args.window, [s for s in SETTINGS
-                                if (out / s).exists()])
+                                if (out / s).exists()], args.replicas)
 
 
 if __name__ == "__main__":
