@@ -212,6 +212,9 @@ class DynamicController(keras.Model):
 
   def sample_tensors(self, batch_size: int):
     """(actions [B, T] padded with -1, lengths [B], truncated [B]) numpy."""
+    if self.space.terminal[self._start]:  # every walk is the empty walk
+      return (np.zeros((batch_size, 0), np.int32),
+              np.zeros(batch_size, np.int32), np.zeros(batch_size, bool))
     actions, lengths, truncated = self._sample(tf.constant(batch_size))
     return actions.numpy(), lengths.numpy(), truncated.numpy()
 
