@@ -16,8 +16,9 @@ from graph_nas import (algorithms, evaluators, report, search,
 from graph_nas.errors import GraphNasError
 from graph_nas.store import TrialStore
 from tests.conftest import PROTOS, ROOT
-
-ENV = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+from tests.launch_helpers import ENV, count_trials as _count
+from tests.launch_helpers import launch as _launch
+from tests.launch_helpers import launch_and_sigkill
 
 
 def _toy_search(out_dir, max_trials=12, evaluator=None, wpu=3, **kw):
@@ -147,20 +148,6 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
   other.close()
 
 
-def _launch(args, **kw):
-  return subprocess.run([sys.executable, "-m", "graph_nas.launch", *args],
-                        capture_output=True, text=True, cwd=ROOT, env=ENV,
-                        **kw)
-
-
-def _count(db):
-  if not os.path.exists(db):
-    return 0
-  try:
-    with sqlite3.connect(db, timeout=5) as conn:
-      return conn.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
-  except sqlite3.OperationalError:
-    return 0
 
 
 def test_sigkill_mid_run_then_resume_loses_and_repeats_nothing(tmp_path):
@@ -456,22 +443,9 @@ def test_many_sigkills_leave_a_sound_store_and_the_same_search(tmp_path):
   db = str(out / "trials.sqlite")
   kills = 0
   for _ in range(4):
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "graph_nas.launch", *args,
-         f"--out_dir={out}"], cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
-    # A random moment of the run: 1 to 24 trials after this start's
-    # first (4 x 24 < 120: never past the end), plus up to 0.3 s.
-    until = _count(db) + int(rng.integers(1, 25))
-    deadline = time.time() + 300  # TF start-up is slow on a busy machine
-    while (_count(db) < until and proc.poll() is None and
-           time.time() < deadline):
-      time.sleep(0.02)
-    time.sleep(float(rng.uniform(0, 0.3)))
-    if proc.poll() is None:
-      proc.send_signal(signal.SIGKILL)
-      kills += 1
-    proc.wait()
+    # 4 x 24 < 120: never past the end.
+    kills += launch_and_sigkill(args + [f"--out_dir={out}"], db, rng,
+                                most_trials=24)
   assert kills == 4, "a run ended before its kill"
   r = _launch(args + [f"--out_dir={out}"], timeout=600)
   assert r.returncode == 0, r.stderr[-2000:]

@@ -2,12 +2,7 @@
 and resume after SIGKILL."""
 
 import collections
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
@@ -15,9 +10,10 @@ import pytest
 from graph_nas import algorithms, evaluators, executors, search, tasks
 from graph_nas import space as space_lib
 from graph_nas.errors import GraphNasError
-from tests.conftest import PROTOS, ROOT
+from tests.conftest import PROTOS
 
-ENV = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+from tests.launch_helpers import launch as _launch
+from tests.launch_helpers import launch_and_sigkill
 
 
 def _space():
@@ -139,20 +135,6 @@ def test_stale_results_are_stored_but_not_learned_from(tmp_path, order,
   assert algo.num_updates == 14  # a stale result still counts as an update
 
 
-def _launch(args, **kw):
-  return subprocess.run([sys.executable, "-m", "graph_nas.launch", *args],
-                        capture_output=True, text=True, cwd=ROOT, env=ENV,
-                        **kw)
-
-
-def _count(db):
-  if not os.path.exists(db):
-    return 0
-  try:
-    with sqlite3.connect(db, timeout=5) as conn:
-      return conn.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
-  except sqlite3.OperationalError:
-    return 0
 
 
 def _rows(db):
@@ -177,21 +159,7 @@ def test_async_resume_after_sigkills_loses_and_repeats_nothing(tmp_path):
   db = str(out / "trials.sqlite")
   kills, snapshots = 0, []
   for _ in range(4):
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "graph_nas.launch", *args], cwd=ROOT,
-        env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    # A random moment of the run: 1 to 30 trials after this start's
-    # first, plus up to 0.3 s (mid-trial, mid-update, mid-checkpoint).
-    until = _count(db) + int(rng.integers(1, 31))
-    deadline = time.time() + 300  # TF start-up is slow on a busy machine
-    while (_count(db) < until and proc.poll() is None and
-           time.time() < deadline):
-      time.sleep(0.02)
-    time.sleep(float(rng.uniform(0, 0.3)))
-    if proc.poll() is None:
-      proc.send_signal(signal.SIGKILL)
-      kills += 1
-    proc.wait()
+    kills += launch_and_sigkill(args, db, rng, most_trials=30)
     snapshots.append(_rows(db))
   assert kills == 4, "the search ran to its end before a kill"
   assert 0 < len(snapshots[0]) < n
