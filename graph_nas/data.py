@@ -197,13 +197,15 @@ def _missing_message(name, data_dir, builder, cause):
            "ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar from "
            f"https://image-net.org into {data_dir}/downloads/manual, then "
            f"prepare it with `tfds build imagenet2012 --data_dir={data_dir}` "
-           "(or pass --download once).")
+           "(or pass --download once; from Python: download=True).")
   else:
     how = (f"Three ways to provide it: (1) with internet access, pass "
-           f"--download (or run `tfds build {name} --data_dir={data_dir}`); "
-           f"(2) point --data_dir or TFDS_DATA_DIR at a folder holding a "
-           f"prepared {name}/; (3) put a prepared copy at "
-           f"{SHARED_RELATIVE} beside the repository.")
+           f"--download (from Python: download=True in TrainSettings or "
+           f"the data functions; or run `tfds build {name} "
+           f"--data_dir={data_dir}`); (2) point --data_dir (from Python: "
+           f"data_dir=...) or TFDS_DATA_DIR at a folder holding a prepared "
+           f"{name}/; (3) put a prepared copy at {SHARED_RELATIVE} beside "
+           f"the repository.")
   return f"dataset '{name}' is not prepared in {where}: {cause}. {how}"
 
 

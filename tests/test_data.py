@@ -135,6 +135,7 @@ def test_missing_cifar10_says_the_three_ways_to_get_it(tmp_path,
   message = str(err.value)
   assert str(empty) in message and "Three ways" in message
   assert "--download" in message and "TFDS_DATA_DIR" in message
+  assert "download=True" in message  # the Python spelling too
   assert "../shared/data/tfds" in message
   # The TFDS_DATA_DIR environment variable is the default data dir.
   monkeypatch.setenv("TFDS_DATA_DIR", str(empty))
