@@ -8,6 +8,11 @@ python benchmarks/toy_tasks.py --bench_out=${OUT:-benchmarks/results}
 # with --trials=5000 to extend every replica), each entropy convention, a
 # tuned setting and the numeric-action option; bootstrap intervals.
 python benchmarks/select_optimizer.py --trials=1000
+# The branching task in 200 trials (B = 4 graph form, best@200 >= 0.60):
+# REINFORCE, one walk per update, with the numeric-action option.
+python -m graph_nas.experiment --task=select_optimizer_b4 --forms=graph \
+  --learning_rate=0.01 --entropy_weight=0.2 --entropy_mode=normalized \
+  --value_features=32 --out=runs/toy/select_b4_fast
 # One task through the experiment runner (JSON curves + PNG); every replica
 # is a resumable search in runs/toy/stack_tuned/<form>/replica_<i>:
 python -m graph_nas.experiment --task=stack_layers --learning_rate=0.005 \
