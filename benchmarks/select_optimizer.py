@@ -206,9 +206,15 @@ def plot(setting, data, window, path):
   plt = report._pyplot()  # pylint: disable=protected-access
   fig, axes = plt.subplots(2, 2, figsize=(10, 6.5), sharex="col")
   colors = {"graph": "tab:blue", "linear": "tab:orange", "random": "tab:gray"}
+  # Random search is drawn over the setting's own budget, not beyond.
+  budget = max((len(r) for task in TASKS
+                for form, rewards in data.get(task, {}).items()
+                if form != "random" for r in rewards), default=None)
   for col, task in enumerate(TASKS):
     for form, rewards in data.get(task, {}).items():
       n = min(len(r) for r in rewards)
+      if form == "random" and budget:
+        n = min(n, budget)
       x = np.arange(1, n + 1)
       best = np.array([np.fmax.accumulate(np.nan_to_num(r[:n], nan=0.0))
                        for r in rewards])
