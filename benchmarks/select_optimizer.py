@@ -105,27 +105,16 @@ SWEEP200 = {
                                entropy_weight=0.01),
     "s200_pqt_l01_e001_k5": dict(_PQT, learning_rate=1e-2,
                                  entropy_weight=0.01, queue_size=5),
-    "s200_rf_l01_e002_v16": dict(_FAST, learning_rate=1e-2,
-                                 entropy_weight=0.02, value_features=16),
-    "s200_rf_l01_e005_v16": dict(_FAST, learning_rate=1e-2,
-                                 entropy_weight=0.05, value_features=16),
-    "s200_rf_l01_e01_v16": dict(_FAST, learning_rate=1e-2,
-                                entropy_weight=0.1, value_features=16),
-    "s200_rf_l01_e02_v16": dict(_FAST, learning_rate=1e-2,
-                                entropy_weight=0.2, value_features=16),
-    "s200_rf_l01_e03_v16": dict(_FAST, learning_rate=1e-2,
-                                entropy_weight=0.3, value_features=16),
-    "s200_rf_l01_e05_v16": dict(_FAST, learning_rate=1e-2,
-                                entropy_weight=0.5, value_features=16),
-    "s200_rf_l02_e02_v16": dict(_FAST, learning_rate=2e-2,
-                                entropy_weight=0.2, value_features=16),
-    "s200_rf_l02_e03_v16": dict(_FAST, learning_rate=2e-2,
-                                entropy_weight=0.3, value_features=16),
-    "s200_rf_l01_e01_v32": dict(_FAST, learning_rate=1e-2,
-                                entropy_weight=0.1, value_features=32),
-    "s200_rf_l01_e02_v32": dict(_FAST, learning_rate=1e-2,
-                                entropy_weight=0.2, value_features=32),
 }
+SWEEP200.update({  # (lr, entropy weight, value features)
+    f"s200_rf_{tag}": dict(_FAST, learning_rate=lr, entropy_weight=beta,
+                           value_features=k)
+    for tag, lr, beta, k in [
+        ("l01_e002_v16", 1e-2, 0.02, 16), ("l01_e005_v16", 1e-2, 0.05, 16),
+        ("l01_e01_v16", 1e-2, 0.1, 16), ("l01_e02_v16", 1e-2, 0.2, 16),
+        ("l01_e03_v16", 1e-2, 0.3, 16), ("l01_e05_v16", 1e-2, 0.5, 16),
+        ("l02_e02_v16", 2e-2, 0.2, 16), ("l02_e03_v16", 2e-2, 0.3, 16),
+        ("l01_e01_v32", 1e-2, 0.1, 32), ("l01_e02_v32", 1e-2, 0.2, 32)]})
 # The best of SWEEP200, run like the settings above (both forms, both B,
 # 10 replicas, 1,000 trials; linear was not tuned for it), and again on
 # seeds the sweep never saw (20 replicas from seed 100, B = 4 graph form,
