@@ -198,7 +198,7 @@ def plot(results: Dict[str, List[List[float]]], title: str, path: str):
                     color=colors.get(form))
   ax.set_xlabel("trials")
   ax.set_ylabel("best reward")
-  ax.set_title(title)
+  ax.set_title(title, fontsize=9)
   ax.set_ylim(0, 1.02)
   ax.legend(loc="lower right")
   ax.grid(alpha=0.3)
@@ -249,9 +249,11 @@ def main(argv):
   with open(os.path.join(out, "curves.json"), "w", encoding="utf-8") as f:
     json.dump({"settings": settings, "curves": results,
                "summary": summary}, f)
-  plot(results, f"{task} ({_ALGORITHM.value}, lr {lr:g}, "
-       f"entropy {beta:g} {_ENTROPY_MODE.value})",
-       os.path.join(out, "best_reward.png"))
+  option = (f", value features {_VALUE_FEATURES.value}"
+            if _VALUE_FEATURES.value else "")
+  plot(results, f"{task}: {_ALGORITHM.value}, lr {lr:g}, entropy {beta:g} "
+       f"{_ENTROPY_MODE.value}\n{_WPU.value} walk(s) per update{option}; "
+       "mean and min-max over replicas", os.path.join(out, "best_reward.png"))
   for form, s in summary.items():
     print(form, json.dumps(s))
   print(f"wrote {out}/curves.json and {out}/best_reward.png")
