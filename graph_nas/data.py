@@ -14,6 +14,8 @@ Each dataset has three *roles*:
 | `cifar10`      | `train[:45000]`  | `train[45000:]`   | `test`       |
 | `imagenet2012` | `train[:-50000]` | `train[-50000:]`  | `validation` |
 
+A prepared copy whose training split has another size (a subset, or the
+tests' generated data) holds out the same share of it, its last examples.
 (The ImageNet hold-out of 50,000 training images follows MnasNet.)
 
 Two kinds of split, both *raw* images (float32 or uint8 on the 0..255
@@ -242,15 +244,36 @@ def _as_dataset(builder, name, data_dir, split, **kwargs):
                         f"split '{split}': {e}") from e
 
 
+def _parts(name, builder):
+  """(training part, hold-out) sizes of the official training split.
+
+  The official split keeps the table's hold-out (5,000 of CIFAR-10's
+  50,000). A prepared copy of another size (a subset, or generated data)
+  holds out the same share of what it has, the last examples.
+  """
+  spec = _spec(name)
+  known = builder.info.splits.get("train") if builder.info.splits else None
+  total = known.num_examples if known is not None else spec["train_size"]
+  if total == spec["train_size"]:
+    holdout = spec["holdout"]
+  else:
+    holdout = max(1, round(total * spec["holdout"] / spec["train_size"]))
+  if total - holdout < 1:
+    raise GraphNasError(f"dataset '{name}': its training split has "
+                        f"{total} examples, too few to hold some out")
+  return total - holdout, holdout
+
+
 def _split(name, role, train_examples, builder):
   """The tfds split string of `role`, subsampled to `train_examples`."""
   spec = _spec(name)
   split = spec["splits"][role]
+  available, holdout = _parts(name, builder)
+  if available + holdout != spec["train_size"] and role != "test":
+    split = (f"train[:{available}]" if role == "train" else
+             f"train[{available}:]")
   if role == "train" and train_examples is not None:
     n = int(train_examples)
-    known = builder.info.splits.get("train") if builder.info.splits else None
-    total = known.num_examples if known is not None else spec["train_size"]
-    available = total - spec["holdout"]
     if n < 1 or n > available:
       raise GraphNasError(f"train_examples={n} is out of range for {name} "
                           f"(1..{available})")
