@@ -53,7 +53,9 @@ setup(
     extras_require={
         # grpcio-tools: protoc for the test that compares the committed
         # descriptor with protos/search_space.proto (any version does).
-        "test": ["pytest", "hypothesis", "grpcio-tools", "ray>=2.40"],
+        # pytest-timeout: every test has a time limit (pytest.ini).
+        "test": ["pytest", "pytest-timeout", "hypothesis", "grpcio-tools",
+                 "ray>=2.40"],
         "ray": ["ray>=2.40"],
         # TensorFlow with its CUDA libraries (Linux): children train on
         # the GPU.
