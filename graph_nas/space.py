@@ -247,15 +247,10 @@ class SearchSpace:
     verts = self._field_lines("vertices")
     if vi is not None and len(verts) == len(self.proto.vertices):
       # One `vertices {` per vertex: count them (names may repeat).
-      pos, line = verts[vi]
+      line = verts[vi][1]
       if spec is None:
         return line
-      end = verts[vi + 1][0] if vi + 1 < len(verts) else None
-      acts = [(p, l) for p, l in self._field_lines("actions")
-              if p > pos and (end is None or p < end)]
-      if len(acts) == len(self.proto.vertices[vi].actions):
-        return acts[spec][1]
-      return line
+      return self._action_line(vi, spec) or line
     lines = self._text.splitlines()
     pat_v = re.compile(r'name\s*:\s*"%s"' % re.escape(vertex))
     start = None
@@ -272,6 +267,35 @@ class SearchSpace:
       if pat_a.search(lines[i]):
         return i + 1
     return start + 1
+
+  def _action_line(self, vi, spec):
+    """The line of action `spec` of vertex `vi` when the text's `vertices`
+    and `actions` blocks can be counted (else None: no guess)."""
+    verts = self._field_lines("vertices")
+    if not verts or len(verts) != len(self.proto.vertices):
+      return None
+    pos = verts[vi][0]
+    end = verts[vi + 1][0] if vi + 1 < len(verts) else None
+    acts = [l for p, l in self._field_lines("actions")
+            if p > pos and (end is None or p < end)]
+    if len(acts) != len(self.proto.vertices[vi].actions):
+      return None
+    return acts[spec]
+
+  def _edge_clash(self, vi, first, second, edge_name):
+    """Message: actions `first` and `second` of vertex `vi` both expand to
+    an edge named `edge_name` (with their lines when known and not one)."""
+    lines = {spec: self._action_line(vi, spec) for spec in (first, second)}
+    if lines[first] == lines[second]:
+      lines = {}
+
+    def action(spec):
+      where = f" (line {lines[spec]})" if lines.get(spec) else ""
+      return f"action {_quote(self.proto.vertices[vi].actions[spec].name)}" \
+          f"{where}"
+    return (f"{action(first)} and {action(second)} both make an edge named "
+            f"{_quote(edge_name)} (an action's values expand to edges named "
+            "\"name=value\"); rename one of the two actions")
 
   def _error(self, message, vertex=None, action=None, vi=None, spec=None):
     return GraphNasError(message, source=self.source,
@@ -414,11 +438,11 @@ class SearchSpace:
         if e.name in seen:
           a = v.actions[e.spec]
           if seen[e.name] == e.spec:
-            raise self._error(f"value {_fmt(e.value)} is given twice",
+            raise self._error(f"value {_fmt(e.value)} is given twice (two "
+                              f"edges named {_quote(e.name)})",
                               v.name, a.name, vi, e.spec)
-          raise self._error(f"its edge '{e.name}' has the same name as an "
-                            f"edge of action '{v.actions[seen[e.name]].name}'"
-                            " (expanded names are \"name=value\")",
+          raise self._error(self._edge_clash(vi, seen[e.name], e.spec,
+                                             e.name),
                             v.name, a.name, vi, e.spec)
         seen[e.name] = e.spec
       for c in v.active_if:
@@ -938,8 +962,21 @@ class LinearTwin(SearchSpace):
     return config
 
 
+_BOM = "\ufeff"
+
+
 def loads(text: str, source: str = "<string>") -> SearchSpace:
-  """Parses and validates a textproto given as a string."""
+  """Parses and validates a textproto given as a string (or as UTF-8
+  bytes). A leading byte-order mark (some Windows editors write one) is
+  dropped."""
+  if isinstance(text, (bytes, bytearray)):
+    try:
+      text = bytes(text).decode("utf-8")
+    except UnicodeDecodeError as e:
+      raise GraphNasError(f"cannot parse textproto: not UTF-8 ({e})",
+                          source=source) from None
+  if text.startswith(_BOM):
+    text = text[len(_BOM):]
   proto = pb.SearchSpace()
   try:
     text_format.Parse(text, proto)

@@ -3,7 +3,6 @@
 import collections
 import os
 import re
-import shutil
 import subprocess
 import sys
 
@@ -14,11 +13,14 @@ from graph_nas import dot, policy as policy_lib, space as space_lib
 from graph_nas.controller import DynamicController
 from graph_nas.errors import GraphNasError
 from graph_nas.store import TrialStore
-from tests.conftest import PROTOS, ROOT
+from tests.conftest import PROTOS, ROOT, require_tool
 from tests.report_fixtures import shared_toy_run, toy_run
 
 ENV = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
 PNG = b"\x89PNG\r\n\x1a\n"
+# Seconds a `python -m graph_nas.dot` subprocess may take (it imports
+# TensorFlow and samples a controller: generous for 2 loaded cores).
+SUBPROCESS_TIMEOUT_S = 300
 
 TINY = """
 name: "tiny"
@@ -108,10 +110,15 @@ def test_policy_graph_of_a_toy_run(toy_dir):
   for k in ("p1", "p2", "p3", "p4"):
     line = next(l for l in red if l.strip().startswith(f'"{opt}_{k}"'))
     assert f"best trial: {best['config'][k]} " in line
-  if shutil.which("dot"):
-    png = toy_dir / "policy.png"
-    dot.render_png(text, str(png))
-    assert png.read_bytes()[:8] == PNG
+
+
+def test_policy_graph_of_a_toy_run_renders_to_png(toy_dir, tmp_path):
+  require_tool("dot", "graphviz")
+  space = space_lib.load(str(PROTOS / "select_optimizer_b2.textproto"))
+  text = dot.run_policy_dot(space, str(toy_dir), num_walks=64)
+  png = tmp_path / "policy.png"
+  dot.render_png(text, str(png))
+  assert png.read_bytes()[:8] == PNG
 
 
 def test_policy_graph_of_an_image_space_expands_few_values():
@@ -184,22 +191,36 @@ def test_space_without_a_run_is_one_edge_per_action():
   assert "probability=" not in text
 
 
-@pytest.mark.skipif(shutil.which("dot") is None, reason="needs Graphviz")
+def _dot_cli(*args):
+  return subprocess.run([sys.executable, "-m", "graph_nas.dot", *args],
+                        capture_output=True, text=True, cwd=ROOT, env=ENV,
+                        check=False, timeout=SUBPROCESS_TIMEOUT_S)
+
+
 def test_dot_cli_draws_a_runs_policy(toy_dir, tmp_path):
+  require_tool("dot", "graphviz")
   png, dot_file = tmp_path / "p.png", tmp_path / "p.dot"
-  r = subprocess.run([sys.executable, "-m", "graph_nas.dot",
-                      f"--space={PROTOS / 'select_optimizer_b2.textproto'}",
-                      f"--runs={toy_dir}", f"--png={png}",
-                      f"--dot={dot_file}", "--walks=32"],
-                     capture_output=True, text=True, cwd=ROOT, env=ENV,
-                     check=False)
+  r = _dot_cli(f"--space={PROTOS / 'select_optimizer_b2.textproto'}",
+               f"--runs={toy_dir}", f"--png={png}", f"--dot={dot_file}",
+               "--walks=32")
   assert r.returncode == 0, r.stderr[-3000:]
   assert png.read_bytes()[:8] == PNG
   assert len(dot.edge_probabilities(dot_file.read_text())) == 10
-  r = subprocess.run([sys.executable, "-m", "graph_nas.dot",
-                      f"--space={PROTOS / 'select_optimizer_b4.textproto'}",
-                      f"--runs={toy_dir}"], capture_output=True, text=True,
-                     cwd=ROOT, env=ENV, check=False)
+
+
+def test_dot_cli_writes_a_runs_policy_without_graphviz(toy_dir, tmp_path):
+  dot_file = tmp_path / "p.dot"
+  r = _dot_cli(f"--space={PROTOS / 'select_optimizer_b2.textproto'}",
+               f"--runs={toy_dir}", f"--dot={dot_file}", "--walks=32")
+  assert r.returncode == 0, r.stderr[-3000:]
+  text = dot_file.read_text()
+  assert len(dot.edge_probabilities(text)) == 10
+  assert "best trial, #" in text
+
+
+def test_dot_cli_refuses_a_run_of_another_space(toy_dir):
+  r = _dot_cli(f"--space={PROTOS / 'select_optimizer_b4.textproto'}",
+               f"--runs={toy_dir}")
   assert r.returncode != 0
   assert r.stderr.strip().splitlines()[-1].startswith("error: ")
   assert "searched space 'select_optimizer_b2'" in r.stderr

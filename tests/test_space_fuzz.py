@@ -24,7 +24,7 @@ from google.protobuf import text_format
 from hypothesis import HealthCheck, assume, given, note, settings
 from hypothesis import strategies as st
 
-from graph_nas import space as space_lib
+from graph_nas import dot as dot_lib, space as space_lib
 from graph_nas.errors import GraphNasError, SpaceWarning
 from graph_nas.protos import search_space_pb2 as pb
 from tests.conftest import PROTOS
@@ -274,12 +274,7 @@ def exercise(text, seed, walks=3):
   for walk in _walks(s, rng, walks):
     _decode(s, walk.actions)
   _dot_ok(s.to_dot())
-  try:
-    from graph_nas import dot as dot_lib
-  except ImportError:  # pragma: no cover
-    dot_lib = None
-  if dot_lib is not None and hasattr(dot_lib, "policy_dot"):
-    _dot_ok(dot_lib.policy_dot(s))
+  _dot_ok(dot_lib.policy_dot(s))
   try:
     twin = s.linear_twin()
   except GraphNasError as e:
@@ -304,20 +299,32 @@ def exercise(text, seed, walks=3):
 
 
 # ---------------------------------------------------------------- tests
-@settings(max_examples=2000, **FUZZ)
-@given(SEEDS)
-def test_mutated_random_graphs(seed):
-  text = graph_case(seed)
-  note(text)
-  exercise(text, seed)
+def _fuzz(case, examples, walks, least_loaded):
+  """Runs `examples` derandomized cases of `case` (seed -> text) through
+  every stage; asserts that at least a `least_loaded` share of them loaded,
+  so that the stages after load are exercised, not only load's errors."""
+  counts = {"cases": 0, "loaded": 0}
+
+  @settings(max_examples=examples, **FUZZ)
+  @given(SEEDS)
+  def check(seed):
+    text = case(seed)
+    note(text)
+    counts["cases"] += 1
+    counts["loaded"] += exercise(text, seed, walks=walks) is not None
+
+  check()
+  assert counts["cases"] >= examples // 2, counts
+  assert counts["loaded"] >= least_loaded * counts["cases"], counts
+  assert counts["loaded"] < counts["cases"], counts  # some mutations break
 
 
-@settings(max_examples=300, **FUZZ)
-@given(SEEDS)
-def test_mutated_shipped_spaces(seed):
-  text = shipped_case(seed)
-  note(text)
-  exercise(text, seed, walks=2)
+def test_mutated_random_graphs():
+  _fuzz(graph_case, 2000, walks=3, least_loaded=0.25)  # about 38% load
+
+
+def test_mutated_shipped_spaces():
+  _fuzz(shipped_case, 300, walks=2, least_loaded=0.25)  # about 48% load
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
