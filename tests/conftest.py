@@ -28,6 +28,8 @@ PROTOS = ROOT / "protos"
 SHARED = ROOT.parent / "shared"
 TFDS_DIR = SHARED / "data" / "tfds"
 NO_SKIPS_ENV = "GRAPH_NAS_NO_SKIPS"
+# Set to 1 to hide the real copy from the tests too (tests/test_fresh_machine).
+FRESH_ENV = "GRAPH_NAS_TEST_FRESH_MACHINE"
 # The generated CIFAR-10 of this test session (one folder per session, set
 # before any test starts so every subprocess inherits it).
 GENERATED_ENV = "GRAPH_NAS_TEST_TFDS"
@@ -81,7 +83,8 @@ def cifar():
 @pytest.fixture
 def real_cifar():
   """The real prepared CIFAR-10 at ../shared/data/tfds (CI has it)."""
-  if not (TFDS_DIR / "cifar10").is_dir():
+  if (os.environ.get(FRESH_ENV, "") not in ("", "0") or
+      not (TFDS_DIR / "cifar10").is_dir()):
     pytest.skip(f"needs the prepared CIFAR-10 at {TFDS_DIR} "
                 "(see ../shared/README.md)")
   return Cifar(str(TFDS_DIR), True)

@@ -15,6 +15,7 @@ LAUNCH = [sys.executable, "-m", "graph_nas.launch"]
 
 def launch(args, **kw):
   """Runs the launcher to its end; the CompletedProcess."""
+  kw.setdefault("timeout", 600)
   return subprocess.run([*LAUNCH, *args], capture_output=True, text=True,
                         cwd=ROOT, env=ENV, **kw)
 
@@ -47,5 +48,5 @@ def launch_and_sigkill(args, db, rng, most_trials) -> bool:
   killed = proc.poll() is None
   if killed:
     proc.send_signal(signal.SIGKILL)
-  proc.wait()
+  proc.wait(timeout=60)
   return killed

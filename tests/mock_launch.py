@@ -2,9 +2,10 @@
 
   python tests/mock_launch.py NUM_EXAMPLES --space=... [launcher flags]
 
-A fresh machine has no prepared CIFAR-10: the end-to-end tests then run the
-real launcher on tfds' mock data (random images and labels with the real
-splits and shapes).
+ImageNet cannot be generated cheaply on disk: the ImageNet launcher test
+runs the real launcher on tfds' mock data (random JPEGs and labels with the
+real splits), in-process, so the mock reaches every reader. (CIFAR-10
+tests read generated data on disk: tests/generated_data.py.)
 """
 
 import os

@@ -177,7 +177,8 @@ def test_in_process_search_with_a_python_reward(tmp_path):
   assert all(r["reward"] == api_rewards.reward(r["config"]) for r in rows)
   best = result["best"]
   assert best["reward"] == max(rewards)
-  assert best["reward"] > np.mean(rewards[:6])
+  # (That the controller learns is tests/test_algorithms.py's
+  # test_reinforce_learns_stack_layers; 24 trials are too few to show it.)
   assert best["reward"] == api_rewards.reward(best["config"])
   with open(tmp_path / "run" / "best_architecture.json") as f:
     assert json.load(f)["trial_id"] == best["trial_id"]

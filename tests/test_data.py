@@ -26,18 +26,30 @@ def test_cifar10_roles_shapes_and_subsampling(cifar):
                          eval_examples=100)
   assert train.images.dtype == tf.uint8 and train.labels.dtype == tf.int32
   assert tuple(train.images.shape[1:]) == (32, 32, 3)
-  assert len(val) == 100
-  if cifar.real:
-    assert len(train) == 640
-    labels = data.load_arrays("cifar10", "test",
-                              data_dir=cifar.data_dir).labels.numpy()
-    assert len(labels) == 10000
-    assert np.bincount(labels).tolist() == [1000] * 10  # the original's
-  with pytest.raises(GraphNasError, match="train_examples=50000"):
+  assert len(val) == 100 and len(train) == 640
+  # The generated copy is smaller than the real one: the package holds out
+  # the same share (10 %) of its training split, the last examples.
+  whole = data.load_arrays("cifar10", "train", data_dir=cifar.data_dir)
+  held = data.load_arrays("cifar10", "validation", data_dir=cifar.data_dir)
+  assert (len(whole), len(held)) == (1800, 200)
+  np.testing.assert_array_equal(whole.images.numpy()[:640],
+                                train.images.numpy())
+  with pytest.raises(GraphNasError, match=r"train_examples=1801 .*1\.\.1800"):
     data.load_arrays("cifar10", "train", data_dir=cifar.data_dir,
-                     train_examples=50000)
+                     train_examples=1801)
   with pytest.raises(GraphNasError, match="unknown split role"):
     data.load_arrays("cifar10", "holdout", data_dir=cifar.data_dir)
+
+
+def test_the_real_cifar10_copy_has_the_original_splits(real_cifar):
+  """../shared/data/tfds: 45,000 / 5,000 of the training split, and the
+  original's balanced 10,000 test images."""
+  kw = dict(data_dir=real_cifar.data_dir)
+  assert len(data.load_arrays("cifar10", "validation", **kw)) == 5000
+  labels = data.load_arrays("cifar10", "test", **kw).labels.numpy()
+  assert np.bincount(labels).tolist() == [1000] * 10  # the original's
+  with pytest.raises(GraphNasError, match="train_examples=45001"):
+    data.load_arrays("cifar10", "train", train_examples=45001, **kw)
 
 
 def test_image_size_resizes_cifar_once(cifar):

@@ -83,14 +83,15 @@ def test_cli_writes_curves_and_refuses_other_settings(tmp_path):
   env = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT),
          "PATH": "/usr/bin:/bin"}
   proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
-                        env=env, check=False)
+                        env=env, check=False, timeout=600)
   assert proc.returncode == 0, proc.stderr[-2000:]
   data = json.loads((tmp_path / "curves.json").read_text())
   assert set(data["curves"]) == {"graph", "random"}
   assert data["settings"]["entropy_mode"] == "normalized"
   assert (tmp_path / "best_reward.png").stat().st_size > 1000
   proc = subprocess.run(cmd[:-1] + ["--entropy_mode=mean"], cwd=ROOT,
-                        capture_output=True, text=True, env=env, check=False)
+                        capture_output=True, text=True, env=env, check=False,
+                        timeout=600)
   assert proc.returncode != 0
   last = proc.stderr.strip().splitlines()[-1]
   assert "settings.json: written by an experiment with other" in last
@@ -134,7 +135,7 @@ def test_sigkilled_experiment_resumes_to_the_same_curves(tmp_path):
   assert len(kept) >= 20 and [t for t, _ in kept] == list(range(len(kept)))
   for out in ("killed", "full"):
     r = subprocess.run(cmd + [f"--out={tmp_path / out}"], cwd=ROOT, env=env,
-                       capture_output=True, text=True, check=False)
+                       capture_output=True, text=True, check=False, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
   a, b = (json.loads((tmp_path / o / "curves.json").read_text())
           for o in ("killed", "full"))

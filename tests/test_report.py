@@ -3,7 +3,6 @@
 import base64
 import os
 import re
-import shutil
 import subprocess
 import sys
 
@@ -11,7 +10,7 @@ import numpy as np
 import pytest
 
 from graph_nas import block_args, child, html_report, report
-from tests.conftest import ROOT
+from tests.conftest import ROOT, require_tool
 from tests.report_fixtures import image_run, shared_toy_run
 
 ENV = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
@@ -153,8 +152,7 @@ def _images(page):
 
 
 def test_html_report_of_a_toy_run_is_self_contained(toy_dir):
-  if shutil.which("dot") is None:
-    pytest.skip("needs Graphviz `dot` (apt-get install graphviz)")
+  require_tool("dot", "graphviz")
   path = html_report.write_html(str(toy_dir), walks=64)
   assert path == str(toy_dir / "report.html")
   page = (toy_dir / "report.html").read_text()
@@ -192,17 +190,16 @@ def test_report_cli_writes_html(toy_dir):
   r = subprocess.run([sys.executable, "-m", "graph_nas.report",
                       f"--runs={toy_dir}", "--html", "--walks=32"],
                      capture_output=True, text=True, cwd=ROOT, env=ENV,
-                     check=False)
+                     timeout=300, check=False)
   assert r.returncode == 0, r.stderr[-3000:]
   assert f"wrote {toy_dir / 'report.html'}" in r.stdout
   assert "multiply-adds (M)" in r.stdout
   assert "no Pareto plot" in r.stderr  # the log line of a toy run
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None or
-                    shutil.which("dot") is None,
-                    reason="needs chromium and graphviz")
 def test_report_renders_in_headless_chromium(toy_dir, tmp_path):
+  require_tool("chromium", "chromium")
+  require_tool("dot", "graphviz")
   from PIL import Image
   html_report.write_html(str(toy_dir), walks=32)
   shot = tmp_path / "shot.png"

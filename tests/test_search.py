@@ -204,13 +204,14 @@ def test_report_cli_summarises_and_plots(tmp_path):
   png = tmp_path / "both.png"
   r = subprocess.run([sys.executable, "-m", "graph_nas.report",
                       f"--runs={tmp_path / 'a'}", f"--plot={png}"],
-                     capture_output=True, text=True, cwd=ROOT, env=ENV)
+                     capture_output=True, text=True, cwd=ROOT, env=ENV,
+                     timeout=600)
   assert r.returncode == 0, r.stderr
   assert "'trials': 6" in r.stdout
   assert png.read_bytes()[:4] == b"\x89PNG"
   r = subprocess.run([sys.executable, "-m", "graph_nas.report",
                       f"--runs={tmp_path / 'nothing'}"], capture_output=True,
-                     text=True, cwd=ROOT, env=ENV)
+                     text=True, cwd=ROOT, env=ENV, timeout=600)
   assert r.returncode != 0
   assert "not a search output folder" in r.stderr
 
@@ -371,7 +372,7 @@ def test_launcher_finds_a_shipped_space_by_name(tmp_path):
   def launch(args):  # from another folder than the repository
     return subprocess.run([sys.executable, "-m", "graph_nas.launch", *args],
                           capture_output=True, text=True, cwd=tmp_path,
-                          env=ENV)
+                          env=ENV, timeout=600)
   r = launch(["--space=stack_layers", "--max_trials=3",
               f"--out_dir={tmp_path / 'a'}"])
   assert r.returncode == 0, r.stderr[-2000:]
@@ -387,7 +388,7 @@ def test_a_keras_backend_other_than_tensorflow_is_one_line(tmp_path):
   r = subprocess.run([sys.executable, "-m", "graph_nas.launch",
                       "--space=stack_layers", f"--out_dir={tmp_path}"],
                      capture_output=True, text=True, cwd=ROOT,
-                     env=dict(ENV, KERAS_BACKEND="jax"))
+                     env=dict(ENV, KERAS_BACKEND="jax"), timeout=600)
   assert r.returncode != 0
   assert _error_lines(r) == [
       "error: graph-nas needs the TensorFlow Keras backend, but "
