@@ -35,9 +35,17 @@ the reason. Mistakes of the caller (bad settings, a missing dataset) raise
 
 Reward: validation accuracy, or with ``target_flops`` MnasNet's
 ``accuracy * (flops / target_flops) ** w``.
+
+Progress: every ``settings.progress_every_s`` a child logs a line with its
+step, speed and the ETA of its training (``trial 3: step 41/7020, 80
+images/s, ETA 2h55m, 31s elapsed``); each such moment, and the end of the
+training, is also handed as a `Progress` to every callable in
+``trainer.observers`` (the launcher projects the whole search's time from
+the first child this way).
 """
 
 import contextlib
+import dataclasses
 import gc
 import math
 import time
@@ -56,6 +64,51 @@ from graph_nas.results import EvalResult
 from graph_nas.train_settings import TrainSettings, mnas_reward
 
 _SUM = tf.distribute.ReduceOp.SUM
+
+
+def format_duration(seconds) -> str:
+  """A duration in the units that matter: 45s, 12m05s, 2h55m, 3d04h."""
+  seconds = int(round(max(0.0, float(seconds))))
+  if seconds < 60:
+    return f"{seconds}s"
+  minutes, s = divmod(seconds, 60)
+  if minutes < 60:
+    return f"{minutes}m{s:02d}s"
+  hours, m = divmod(minutes, 60)
+  if hours < 24:
+    return f"{hours}h{m:02d}m"
+  days, h = divmod(hours, 24)
+  return f"{days}d{h:02d}h"
+
+
+@dataclasses.dataclass(frozen=True)
+class Progress:
+  """Where a child's training stands, as its observers see it.
+
+  step of total training steps are done; elapsed_s since the training
+  started (the first step, which traces the train function, included);
+  images_per_s over the steps after the first (0.0 while only the first is
+  done); eta_s: the rest of the training at that speed (None while the
+  speed is unknown, 0.0 at the end).
+  """
+  label: str
+  step: int
+  total: int
+  elapsed_s: float
+  images_per_s: float
+  eta_s: float | None
+
+  @property
+  def finished(self) -> bool:
+    return self.step >= self.total
+
+  def line(self) -> str:
+    """The progress line: 'trial 3: step 41/7020, 80 images/s, ETA 2h55m,
+    31s elapsed'."""
+    eta = "unknown" if self.eta_s is None else format_duration(self.eta_s)
+    return (f"{self.label}: step {self.step}/{self.total}, "
+            f"{self.images_per_s:.0f} images/s, ETA {eta}, "
+            f"{self.elapsed_s:.0f}s elapsed")
 
 
 class _ChildFailure(Exception):
@@ -146,6 +199,9 @@ class ChildTrainer:
     self.in_memory = data_lib.is_in_memory(settings.dataset)
     self._train_data = self._eval_data = None
     self.data_seconds = 0.0
+    # Callables given a Progress at each progress line and at the end of
+    # each child's training (see the module docstring).
+    self.observers = []
 
   # ----------------------------------------------------------- long-lived
   @property
@@ -482,12 +538,10 @@ class ChildTrainer:
         t_first = now
       if (s.progress_every_s and now - t_last >= s.progress_every_s and
           done < total):
-        rate = ((done - 1) * s.batch_size / (now - t_first)
-                if now > t_first else 0.0)
-        logging.info("%s: step %d/%d, %.0f images/s, %.0fs elapsed", label,
-                     done, total, rate, now - t0)
+        self._progress(label, done, total, now - t0, now - t_first, True)
         t_last = now
     end = time.perf_counter()
+    self._progress(label, total, total, end - t0, end - t_first, False)
     examples = tail_steps * s.batch_size
     metrics = {"first_step_s": t_first - t0, "train_s": end - t_first,
                "train_loss": tail_loss / examples,
@@ -495,6 +549,21 @@ class ChildTrainer:
     if total > 1 and end > t_first:
       metrics["images_per_s"] = (total - 1) * s.batch_size / (end - t_first)
     return metrics
+
+  def _progress(self, label, done, total, elapsed, since_first, log):
+    """The child's Progress: logged as the progress line when `log`, and
+    handed to the observers. since_first: seconds since the first step
+    ended (the speed leaves out that step: it traces the function)."""
+    s = self.settings
+    rate = ((done - 1) * s.batch_size / since_first
+            if done > 1 and since_first > 0 else 0.0)
+    eta = ((total - done) * s.batch_size / rate if rate > 0 else
+           (0.0 if done >= total else None))
+    progress = Progress(label, done, total, elapsed, rate, eta)
+    if log:
+      logging.info("%s", progress.line())
+    for observe in self.observers:
+      observe(progress)
 
   # ---------------------------------------------------------- evaluation
   def _evaluate(self, model, from_logits):

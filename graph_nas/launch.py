@@ -15,6 +15,15 @@ the repository, package data when installed). A flag that would change
 nothing in the chosen configuration (--workers with the in-process
 executor, child-training flags for a toy space, ...) is an error naming it.
 
+With the in-process executor, once the first child has trained ~30 s (or
+has finished, if sooner), one line projects the time of a child and of the
+whole search on this device (trials x that child's training time /
+workers); a CPU search projected far beyond a day also gets a line naming
+the CPU-sized space and the demo. On a machine without a GPU, TensorFlow's
+CUDA probe is skipped (TF_ENABLED_DEVICE_TYPES=CPU) and the oneDNN notice
+TensorFlow logs at error level once per process is spent quietly at start
+(_ONEDNN_NOTICE), so no error-level start-up line appears.
+
 Rerunning the same command on the same --out_dir resumes the search.
 Results: <out_dir>/trials.sqlite (every trial), top_trials.md,
 rewards.png, best_architecture.json, best_child/model.keras, tensorboard/
@@ -22,9 +31,13 @@ rewards.png, best_architecture.json, best_child/model.keras, tensorboard/
 tensorboard/trials/).
 """
 
+import contextlib
+import glob
 import json
 import os
+import re
 import sys
+import tempfile
 
 # Quiet TensorFlow's C++ start-up lines (set before TF is first imported).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -325,11 +338,189 @@ def _check_keras_backend():
              "unset it)")
 
 
+# ------------------------------------------------ quiet TensorFlow start-up
+# Device nodes of accelerators TensorFlow may use: CUDA GPUs (/dev/nvidia*,
+# also in containers), WSL GPUs (/dev/dxg), ROCm (/dev/kfd), TPUs.
+_ACCELERATOR_NODES = ("nvidia*", "dxg", "kfd", "accel*", "vfio")
+
+
+def cpu_only_machine(dev="/dev", search_path=None) -> bool:
+  """Whether this is a Linux machine without any accelerator TensorFlow
+  could use: none of _ACCELERATOR_NODES under `dev` and no PluggableDevice
+  plugin (a non-empty tensorflow-plugins/ on `search_path`, default
+  sys.path). Other systems: False (their wheels carry no CUDA)."""
+  if not sys.platform.startswith("linux"):
+    return False
+  if any(glob.glob(os.path.join(dev, name)) for name in _ACCELERATOR_NODES):
+    return False
+  for entry in (sys.path if search_path is None else search_path):
+    plugins = os.path.join(entry or ".", "tensorflow-plugins")
+    if os.path.isdir(plugins) and os.listdir(plugins):
+      return False
+  return True
+
+
+def _skip_absent_gpu_probe():
+  """TensorFlow's wheel carries CUDA: on a machine without a GPU its start-up
+  probe logs `E0000 ... failed call to cuInit: ...` at error level.
+  CUDA_VISIBLE_DEVICES="" does not stop the probe (checked with TF 2.21);
+  TF_ENABLED_DEVICE_TYPES=CPU does (TensorFlow then asks only its CPU
+  device factory for devices). Set here, before TensorFlow is first
+  imported (process and local Ray workers inherit it), and only on a
+  cpu_only_machine(), without --strategy=tpu, where the user has not set
+  it."""
+  if ("TF_ENABLED_DEVICE_TYPES" in os.environ or FLAGS.strategy == "tpu" or
+      not cpu_only_machine()):
+    return
+  os.environ["TF_ENABLED_DEVICE_TYPES"] = "CPU"
+
+
+# TensorFlow's oneDNN graph pass logs this at error level, once per process
+# (absl::call_once), the first time a graph holds an op of a type oneDNN does
+# not take: the controller's sampling ends in an int32 transpose. The
+# "fallback" is TensorFlow's ordinary CPU kernel: nothing is wrong (and
+# CPUs with AVX-512 get the line too).
+_ONEDNN_NOTICE = re.compile(r"^E\d{4} .*\] oneDNN supports DT_\w+ only on "
+                            r"platforms with AVX-512\.")
+
+
+@contextlib.contextmanager
+def _stderr_without(pattern):
+  """Captures the process's stderr (file descriptor 2, where TensorFlow's
+  C++ logs go) while the block runs, then writes back every captured line
+  except those matching `pattern` (logged at debug level instead)."""
+  sys.stderr.flush()
+  saved = os.dup(2)
+  with tempfile.TemporaryFile() as captured:
+    os.dup2(captured.fileno(), 2)
+    try:
+      yield
+    finally:
+      sys.stderr.flush()
+      os.dup2(saved, 2)
+      os.close(saved)
+      captured.seek(0)
+      for line in captured.read().decode(errors="replace").splitlines(True):
+        if pattern.match(line):
+          logging.debug("TensorFlow (not an error): %s", line.strip())
+        else:
+          sys.stderr.write(line)
+      sys.stderr.flush()
+
+
+def _spend_onednn_notice():
+  """Spends the once-per-process _ONEDNN_NOTICE on a throw-away int32
+  transpose, with stderr captured (everything else it held is written
+  back). TensorFlow's devices are set up first, outside the capture."""
+  import tensorflow as tf
+  tf.config.list_logical_devices()
+  transpose = tf.function(tf.transpose, autograph=False)
+  with _stderr_without(_ONEDNN_NOTICE), tf.device("/CPU:0"):
+    transpose(tf.zeros([2, 3], tf.int32))
+
+
+# ------------------------------------------- how long the search will take
+# A projected search longer than this on a CPU gets the advice line.
+ADVICE_AFTER_S = 3 * 86400
+_CPU_SPACES = ("cifar_cpu", "cifar_cpu_linear")
+_DEMO = ("bash launch/cifar_cpu_demo.sh: 14 trials, about 8 minutes on 2 "
+         "cores")
+
+
+def rough_duration(seconds) -> str:
+  """'~0.4 s', '~40 s', '~12 min', '~2.9 h', '~4.5 days', '~180 days'."""
+  s = max(0.0, float(seconds))
+  if s < 10:
+    return f"~{s:.1f} s"
+  if s < 90:
+    return f"~{s:.0f} s"
+  if s < 90 * 60:
+    return f"~{s / 60:.0f} min"
+  if s < 36 * 3600:
+    return f"~{s / 3600:.1f} h"
+  days = s / 86400
+  return f"~{days:.1f} days" if days < 10 else f"~{days:,.0f} days"
+
+
+def projection_lines(progress, trials, max_trials, workers=1, device="CPU",
+                     space_name=""):
+  """The projection line and, for a CPU search far beyond a day, the
+  advice line, from the first child's `progress` (a
+  graph_nas.child_trainer.Progress): trials (still to run) x that child's
+  training time / workers."""
+  child_s = progress.elapsed_s + (progress.eta_s or 0.0)
+  search_s = child_s * trials / max(1, workers)
+  which = (f"{trials:,} trials" if trials == max_trials else
+           f"the remaining {trials:,} of {max_trials:,} trials")
+  measured = (f"its {progress.total:,} steps" if progress.finished else
+              f"its first {progress.step:,} of {progress.total:,} steps")
+  lines = [f"projected: {rough_duration(child_s)} per child, "
+           f"{rough_duration(search_s)} for {which} on {workers} {device} "
+           f"worker{'s' if workers != 1 else ''} (rough: trials x "
+           f"{progress.label}'s training time / workers; measured over "
+           f"{measured}, {progress.images_per_s:,.0f} images/s)"]
+  if device == "CPU" and search_s > ADVICE_AFTER_S:
+    if space_name in _CPU_SPACES:
+      how = ("this is the CPU-sized space already: cut the budget "
+             "(--max_trials, --epochs, --train_examples) as the demo does "
+             f"({_DEMO})")
+    else:
+      how = ("search the CPU-sized space (--space=protos/cifar_cpu.textproto"
+             f", a child in seconds) or run the demo ({_DEMO})")
+    lines.append(f"{rough_duration(search_s)} is far beyond a day on this "
+                 f"CPU; to try graph-nas here, {how}")
+  return lines
+
+
+class SearchProjection:
+  """A child-trainer observer (ChildTrainer.observers) that logs the
+  projection_lines once: at the first Progress at least `min_seconds` into
+  a child's training with a known speed, or at the end of the first
+  child's training if that comes sooner."""
+
+  def __init__(self, trials, max_trials, workers=1, device="CPU",
+               space_name="", min_seconds=30.0):
+    self.args = (trials, max_trials, workers, device, space_name)
+    self.min_seconds = min_seconds
+    self.lines = None  # the lines once logged
+
+  def __call__(self, progress):
+    if self.lines is not None:
+      return
+    if not progress.finished and (progress.eta_s is None or
+                                  progress.elapsed_s < self.min_seconds):
+      return
+    self.lines = projection_lines(progress, *self.args)
+    logging.info("%s", self.lines[0])
+    for line in self.lines[1:]:
+      logging.warning("%s", line)
+
+
+def _device_kind():
+  import tensorflow as tf
+  if FLAGS.strategy == "tpu":
+    return "TPU"
+  return "GPU" if tf.config.list_logical_devices("GPU") else "CPU"
+
+
+def _watch_first_child(evaluator, job, space):
+  """In-process children: a SearchProjection on the evaluator's trainer
+  (children in worker processes are not watched)."""
+  trainer = getattr(evaluator, "trainer", None)
+  observers = getattr(trainer, "observers", None)
+  left = FLAGS.max_trials - job.store.count()
+  if FLAGS.executor != "inprocess" or observers is None or left < 1:
+    return
+  observers.append(SearchProjection(left, FLAGS.max_trials, 1,
+                                    _device_kind(), space.name))
+
+
 def main(argv):
   if len(argv) > 1:
     sys.exit(f"error: unexpected arguments: {' '.join(argv[1:])}")
   _check_flags()
   _check_keras_backend()
+  _skip_absent_gpu_probe()  # before TensorFlow is imported
   from graph_nas import space as space_lib  # no TensorFlow: fast errors
   from graph_nas.errors import GraphNasError
   try:
@@ -349,6 +540,8 @@ def main(argv):
              "written by graph_nas.api): score it with "
              "--evaluator=module:function")
   from graph_nas import algorithms, evaluators, search
+  if FLAGS.strategy != "tpu":
+    _spend_onednn_notice()
   try:
     out_dir = FLAGS.out_dir or os.path.join("runs", space.name)
     train_settings = final_settings = None
@@ -407,6 +600,8 @@ def main(argv):
     run_info["space"] = space.source  # the file, also when given by name
     job = search.Search(space, algorithm, evaluator, out_dir, settings,
                         run_info, executor=executor, budget=budget)
+    if train_settings is not None:
+      _watch_first_child(evaluator, job, space)
     try:
       timing = job.run()
       result = job.finalize(retrain=FLAGS.retrain_best)
