@@ -200,7 +200,11 @@ class DynamicController(keras.Model):
     _, v, _, _, _, done, lengths, ta = tf.while_loop(
         cond, body, (t0, v, prev, state[0], state[1], done, lengths,
                       actions_ta))
-    actions = tf.transpose(ta.stack())  # [B, T]
+    # [B, T], transposed as float32 (action indices are small integers,
+    # exact there): oneDNN has no int32 transpose, and TensorFlow logs an
+    # (harmless) error-level line once per process for one.
+    actions = tf.cast(tf.transpose(tf.cast(ta.stack(), tf.float32)),
+                      tf.int32)
     actions = tf.reshape(actions, [batch_size, -1])
     return actions, lengths, tf.logical_not(done)
 

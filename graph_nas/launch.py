@@ -20,9 +20,8 @@ has finished, if sooner), one line projects the time of a child and of the
 whole search on this device (trials x that child's training time /
 workers); a CPU search projected far beyond a day also gets a line naming
 the CPU-sized space and the demo. On a machine without a GPU, TensorFlow's
-CUDA probe is skipped (TF_ENABLED_DEVICE_TYPES=CPU) and the oneDNN notice
-TensorFlow logs at error level once per process is spent quietly at start
-(_ONEDNN_NOTICE), so no error-level start-up line appears.
+CUDA probe is skipped (TF_ENABLED_DEVICE_TYPES=CPU), so no error-level
+start-up line appears.
 
 Rerunning the same command on the same --out_dir resumes the search.
 Results: <out_dir>/trials.sqlite (every trial), top_trials.md,
@@ -31,13 +30,11 @@ rewards.png, best_architecture.json, best_child/model.keras, tensorboard/
 tensorboard/trials/).
 """
 
-import contextlib
 import glob
 import json
 import os
 import re
 import sys
-import tempfile
 
 # Quiet TensorFlow's C++ start-up lines (set before TF is first imported).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -375,50 +372,6 @@ def _skip_absent_gpu_probe():
   os.environ["TF_ENABLED_DEVICE_TYPES"] = "CPU"
 
 
-# TensorFlow's oneDNN graph pass logs this at error level, once per process
-# (absl::call_once), the first time a graph holds an op of a type oneDNN does
-# not take: the controller's sampling ends in an int32 transpose. The
-# "fallback" is TensorFlow's ordinary CPU kernel: nothing is wrong (and
-# CPUs with AVX-512 get the line too).
-_ONEDNN_NOTICE = re.compile(r"^E\d{4} .*\] oneDNN supports DT_\w+ only on "
-                            r"platforms with AVX-512\.")
-
-
-@contextlib.contextmanager
-def _stderr_without(pattern):
-  """Captures the process's stderr (file descriptor 2, where TensorFlow's
-  C++ logs go) while the block runs, then writes back every captured line
-  except those matching `pattern` (logged at debug level instead)."""
-  sys.stderr.flush()
-  saved = os.dup(2)
-  with tempfile.TemporaryFile() as captured:
-    os.dup2(captured.fileno(), 2)
-    try:
-      yield
-    finally:
-      sys.stderr.flush()
-      os.dup2(saved, 2)
-      os.close(saved)
-      captured.seek(0)
-      for line in captured.read().decode(errors="replace").splitlines(True):
-        if pattern.match(line):
-          logging.debug("TensorFlow (not an error): %s", line.strip())
-        else:
-          sys.stderr.write(line)
-      sys.stderr.flush()
-
-
-def _spend_onednn_notice():
-  """Spends the once-per-process _ONEDNN_NOTICE on a throw-away int32
-  transpose, with stderr captured (everything else it held is written
-  back). TensorFlow's devices are set up first, outside the capture."""
-  import tensorflow as tf
-  tf.config.list_logical_devices()
-  transpose = tf.function(tf.transpose, autograph=False)
-  with _stderr_without(_ONEDNN_NOTICE), tf.device("/CPU:0"):
-    transpose(tf.zeros([2, 3], tf.int32))
-
-
 # ------------------------------------------- how long the search will take
 # A projected search longer than this on a CPU gets the advice line.
 ADVICE_AFTER_S = 3 * 86400
@@ -540,8 +493,6 @@ def main(argv):
              "written by graph_nas.api): score it with "
              "--evaluator=module:function")
   from graph_nas import algorithms, evaluators, search
-  if FLAGS.strategy != "tpu":
-    _spend_onednn_notice()
   try:
     out_dir = FLAGS.out_dir or os.path.join("runs", space.name)
     train_settings = final_settings = None

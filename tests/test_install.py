@@ -4,6 +4,7 @@ the commands, the license and dependency metadata that resolve; installed
 
 import email
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -121,3 +122,16 @@ def test_installed_commands_run_outside_the_repository(wheel, tmp_path):
   assert r.stderr.strip().splitlines()[-1].startswith(
       "error: no search space 'no_such_space': not a file, nor a shipped "
       "space (shipped: cifar, cifar_cpu, ")
+
+
+def test_ci_runs_the_readme_test_command_word_for_word():
+  """The README's two commands (set up + main job; tests), each one line;
+  .ci/run ends with the second, word for word, with skips forbidden."""
+  readme = (ROOT / "README.md").read_text()
+  two = readme.split("## The two commands")[1].split("\n## ")[0]
+  blocks = re.findall(r"```bash\n(.*?)\n```", two, re.S)
+  assert len(blocks) == 2 and all("\n" not in b for b in blocks), blocks
+  assert blocks[1].startswith('pip install ".[test]" && ')
+  lines = (ROOT / ".ci" / "run").read_text().strip().splitlines()
+  assert lines[-1] == blocks[1]
+  assert "export GRAPH_NAS_NO_SKIPS=1" in lines

@@ -181,19 +181,6 @@ def test_cpu_only_machine_looks_for_accelerators(tmp_path):
     (dev / node).unlink()
 
 
-def test_captured_stderr_drops_only_the_notice(capfd):
-  notice = (b"E0000 00:00:1.2 4519 util.cc:131] oneDNN supports DT_INT32 "
-            b"only on platforms with AVX-512. Falling back to the default "
-            b"Eigen-based implementation if present.\n")
-  # pylint: disable-next=protected-access
-  with launch._stderr_without(launch._ONEDNN_NOTICE):
-    os.write(2, b"E0000 00:00:1.1 4519 real.cc:1] a real error\n" + notice +
-             b"E0000 00:00:1.3 4519 util.cc:131] oneDNN supports nothing\n")
-  err = capfd.readouterr().err
-  assert err == ("E0000 00:00:1.1 4519 real.cc:1] a real error\n"
-                 "E0000 00:00:1.3 4519 util.cc:131] oneDNN supports nothing\n")
-
-
 def _launch(args, timeout):
   return subprocess.run([sys.executable, "-m", "graph_nas.launch", *args],
                         capture_output=True, text=True, cwd=ROOT, env=ENV,
