@@ -1,6 +1,6 @@
 """The time a child and a search will take (the ETA of the progress line,
 the launcher's one projection line) and a quiet TensorFlow start-up on a
-CPU-only machine (graph_nas.child_trainer, graph_nas.launch)."""
+CPU-only machine (graph_nas.child_trainer, graph_nas.projection)."""
 
 import os
 import re
@@ -11,7 +11,8 @@ import keras
 import pytest
 from absl import logging
 
-from graph_nas import child_trainer, launch
+from graph_nas import child_trainer
+from graph_nas import projection as projection_lib
 from graph_nas.child_trainer import Progress, format_duration
 from graph_nas.train_settings import TrainSettings
 from tests.conftest import ROOT
@@ -36,7 +37,7 @@ def test_format_duration(seconds, text):
     (2.9 * 3600, "~2.9 h"), (4.5 * 86400, "~4.5 days"),
     (180 * 86400, "~180 days"), (1500 * 86400, "~1,500 days")])
 def test_rough_duration(seconds, text):
-  assert launch.rough_duration(seconds) == text
+  assert projection_lib.rough_duration(seconds) == text
 
 
 def test_progress_line_has_the_eta_of_the_child():
@@ -97,7 +98,7 @@ def test_progress_lines_carry_the_eta_and_reach_the_observers(cifar, logged):
 
 def test_projection_line_from_a_short_training(cifar, logged):
   trainer = _trainer(cifar, progress_every_s=0)
-  projection = launch.SearchProjection(1500, 1500, 1, "CPU", "cifar")
+  projection = projection_lib.SearchProjection(1500, 1500, 1, "CPU", "cifar")
   trainer.observers.append(projection)
   assert trainer.train({}, 1, label="trial 0").ok
   assert trainer.train({}, 2, label="trial 1").ok
@@ -114,7 +115,7 @@ def test_projection_line_from_a_short_training(cifar, logged):
 def test_projection_of_a_long_search_names_the_cpu_way(cifar, logged):
   trainer = _trainer(cifar, progress_every_s=0)
   trainer.observers.append(
-      launch.SearchProjection(10 ** 8, 10 ** 8, 1, "CPU", "cifar"))
+      projection_lib.SearchProjection(10 ** 8, 10 ** 8, 1, "CPU", "cifar"))
   assert trainer.train({}, 1, label="trial 0").ok
   assert [level for level, l in logged
           if "projected:" in l or "far beyond" in l] == ["info", "warning"]
@@ -132,7 +133,7 @@ def _paper_child(step, elapsed):
 
 
 def test_projection_waits_for_a_few_progress_intervals_then_logs_once(logged):
-  projection = launch.SearchProjection(1500, 1500, 1, "CPU", "cifar")
+  projection = projection_lib.SearchProjection(1500, 1500, 1, "CPU", "cifar")
   projection(_paper_child(9, 11.0))
   projection(Progress("trial 0", 18, 7020, 40.0, 0.0, None))  # no speed
   assert projection.lines is None and not logged
@@ -152,18 +153,18 @@ def test_projection_waits_for_a_few_progress_intervals_then_logs_once(logged):
 
 def test_projection_wording_per_device_space_and_resume():
   child = _paper_child(27, 31.0)
-  gpu = launch.projection_lines(child, 1500, 1500, 4, "GPU", "cifar")
+  gpu = projection_lib.projection_lines(child, 1500, 1500, 4, "GPU", "cifar")
   assert gpu == ["projected: ~3.1 h per child, ~49 days for 1,500 trials "
                  "on 4 GPU workers (rough: trials x trial 0's training time "
                  "/ workers; measured over its first 27 of 7,020 steps, 80 "
                  "images/s)"]  # no CPU advice on a GPU
-  cpu_space = launch.projection_lines(child, 1443, 1500, 1, "CPU",
+  cpu_space = projection_lib.projection_lines(child, 1443, 1500, 1, "CPU",
                                       "cifar_cpu")
   assert "for the remaining 1,443 of 1,500 trials on 1 CPU worker" in \
       cpu_space[0]
   assert "this is the CPU-sized space already: cut the budget" in \
       cpu_space[1] and "bash launch/cifar_cpu_demo.sh" in cpu_space[1]
-  short = launch.projection_lines(child, 5, 1500, 1, "CPU", "cifar")
+  short = projection_lib.projection_lines(child, 5, 1500, 1, "CPU", "cifar")
   assert len(short) == 1 and "~15.6 h for the remaining 5" in short[0]
 
 
@@ -172,12 +173,12 @@ def test_cpu_only_machine_looks_for_accelerators(tmp_path):
   dev.mkdir()
   (path / "tensorflow-plugins").mkdir(parents=True)  # empty: no plugin
   expected = sys.platform.startswith("linux")
-  assert launch.cpu_only_machine(str(dev), [str(path)]) is expected
+  assert projection_lib.cpu_only_machine(str(dev), [str(path)]) is expected
   (path / "tensorflow-plugins" / "libmetal.so").write_text("")
-  assert not launch.cpu_only_machine(str(dev), [str(path)])
+  assert not projection_lib.cpu_only_machine(str(dev), [str(path)])
   for node in ("nvidia0", "nvidiactl", "dxg", "kfd", "accel0"):
     (dev / node).write_text("")
-    assert not launch.cpu_only_machine(str(dev), []), node
+    assert not projection_lib.cpu_only_machine(str(dev), []), node
     (dev / node).unlink()
 
 
@@ -193,7 +194,7 @@ def _check_no_error_lines(r):
   # A machine with an accelerator may log its own start-up lines; the two
   # of a CPU-only machine (the CUDA probe, the oneDNN notice) never appear.
   assert not [l for l in errors if "cuInit" in l or "oneDNN supports" in l]
-  if launch.cpu_only_machine():
+  if projection_lib.cpu_only_machine():
     assert not errors, errors
 
 
