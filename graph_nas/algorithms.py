@@ -50,6 +50,11 @@ import tensorflow as tf
 
 from graph_nas import losses
 from graph_nas.controller import ENTROPY_MODES, DynamicController
+from graph_nas.settings import ALGORITHM_DEFAULTS, AlgorithmSettings
+from graph_nas.settings import defaults as _declared
+
+# The declared defaults (graph_nas.settings), not numbers said again here.
+_D = _declared(AlgorithmSettings)
 from graph_nas.errors import GraphNasError
 from graph_nas.priority_queue import TopKQueue
 from graph_nas.space import SearchSpace
@@ -144,10 +149,14 @@ class _ControllerAlgorithm(Algorithm):
   """Shared machinery of the learning algorithms."""
 
   def __init__(self, space: SearchSpace, seed: int = 0,
-               learning_rate: float = 1e-3, entropy_weight: float = 0.1,
-               embedding_dim: int = 32, hidden_dim: int = 64,
+               learning_rate: float = _D["learning_rate"],
+               entropy_weight: float = ALGORITHM_DEFAULTS["reinforce"][
+                   "entropy_weight"],
+               embedding_dim: int = _D["embedding_dim"],
+               hidden_dim: int = _D["hidden_dim"],
                controller: Optional[DynamicController] = None,
-               entropy_mode: str = "sum", value_features: int = 0):
+               entropy_mode: str = _D["entropy_mode"],
+               value_features: int = _D["value_features"]):
     super().__init__(space, seed)
     if learning_rate <= 0:
       raise GraphNasError(f"learning_rate must be > 0, got {learning_rate}")
@@ -244,8 +253,10 @@ class Reinforce(_ControllerAlgorithm):
 
   name = "reinforce"
 
-  def __init__(self, space, seed=0, learning_rate=1e-3, entropy_weight=0.1,
-               baseline_decay=0.95, **kwargs):
+  def __init__(self, space, seed=0, learning_rate=_D["learning_rate"],
+               entropy_weight=ALGORITHM_DEFAULTS["reinforce"][
+                   "entropy_weight"],
+               baseline_decay=_D["baseline_decay"], **kwargs):
     super().__init__(space, seed, learning_rate, entropy_weight, **kwargs)
     if not 0 <= baseline_decay < 1:
       raise GraphNasError(f"baseline_decay must be in [0, 1), got "
@@ -296,8 +307,10 @@ class PriorityQueueTraining(Reinforce):
 
   name = "pqt"
 
-  def __init__(self, space, seed=0, learning_rate=1e-3, entropy_weight=0.8,
-               queue_size=10, pg_weight=0.0, **kwargs):
+  def __init__(self, space, seed=0, learning_rate=_D["learning_rate"],
+               entropy_weight=ALGORITHM_DEFAULTS["pqt"]["entropy_weight"],
+               queue_size=_D["queue_size"], pg_weight=_D["pg_weight"],
+               **kwargs):
     super().__init__(space, seed, learning_rate, entropy_weight, **kwargs)
     self.queue = TopKQueue(queue_size)
     self.pg_weight = pg_weight

@@ -41,6 +41,7 @@ from typing import Any, Dict, Optional, Sequence, Union
 
 from google.protobuf import text_format
 
+from graph_nas import settings as settings_lib
 from graph_nas import space as space_lib
 from graph_nas.errors import (GraphNasError, Naming, SettingError,
                               SettingsFault)
@@ -313,30 +314,26 @@ def _check_picklable(evaluator, executor: str) -> None:
         "nested function), or use executor='inprocess'") from None
 
 
-# search()'s keyword arguments for the settings that errors name by another
-# Python name (the budget entry "evaluator" is its `evaluate` argument;
-# RayExecutor's arguments come in executor_kwargs).
-API_NAMES = Naming({"evaluator": "evaluate", "address": "executor_kwargs"
-                    "['address']", "retries": "executor_kwargs['retries']"})
+# search()'s keyword arguments are the settings' own names (graph_nas.
+# settings); the budget entry "evaluator" is its `evaluate` argument.
+API_NAMES = Naming({"evaluator": "evaluate"})
 
 
 # ---------------------------------------------------------------- search
-def search(space, evaluate, out_dir: str, *, algorithm: str = "pqt",
-           max_trials: int = 100, walks_per_update: int = 1, seed: int = 0,
-           executor: str = "inprocess", workers: int = 1,
-           update_policy: str = "sync", failure_reward: float = 0.0,
-           max_consecutive_failures: int = 10, reuse_results: bool = True,
+def search(space, evaluate, out_dir: str, *,
            executor_kwargs: Optional[Dict[str, Any]] = None,
-           **algorithm_kwargs) -> Dict[str, Any]:
+           **settings) -> Dict[str, Any]:
   """Runs (or, on the same out_dir, resumes) a search; returns its best.
 
   space: a SearchSpace, a SpaceBuilder, or a textproto path / shipped name.
   evaluate: a reward function or an evaluator (see the module docstring).
-  executor: "inprocess", "process" (one fresh process per trial, `workers`
-    at once) or "ray" (executor_kwargs: address, cpus_per_child,
-    gpus_per_child, retries).
-  algorithm_kwargs go to the algorithm (learning_rate, entropy_weight,
-    queue_size, hidden_dim, ...; see graph_nas.algorithms).
+  executor_kwargs: the Ray settings (address, cpus_per_child,
+    gpus_per_child, retries) as one dict; they may also be given directly.
+  settings: any of the settings below, by name (keyword-only). Each is
+    declared once in graph_nas.settings, with the default every front door
+    (the launcher's flags included) uses.
+
+{settings}
 
   Returns {"best": {trial_id, reward, walk, config, metrics, space},
   "store": path of trials.sqlite, "out_dir", "timing", "table"}. The
@@ -347,65 +344,45 @@ def search(space, evaluate, out_dir: str, *, algorithm: str = "pqt",
   (evaluate=..., max_consecutive_failures=10).
   """
   try:
-    return _search(space, evaluate, out_dir, algorithm=algorithm,
-                   max_trials=max_trials, walks_per_update=walks_per_update,
-                   seed=seed, executor=executor, workers=workers,
-                   update_policy=update_policy,
-                   failure_reward=failure_reward,
-                   max_consecutive_failures=max_consecutive_failures,
-                   reuse_results=reuse_results,
-                   executor_kwargs=executor_kwargs, **algorithm_kwargs)
+    return _search(space, evaluate, out_dir, dict(executor_kwargs or {},
+                                                  **settings))
   except SettingsFault as e:
     e.named(API_NAMES)
     raise
 
 
-def _search(space, evaluate, out_dir, *, algorithm, max_trials,
-            walks_per_update, seed, executor, workers, update_policy,
-            failure_reward, max_consecutive_failures, reuse_results,
-            executor_kwargs, **algorithm_kwargs):
-  from graph_nas import algorithms, executors
-  from graph_nas import search as search_lib
+search.__doc__ = search.__doc__.replace("{settings}",
+                                        settings_lib.describe(indent=2))
+
+
+def _as_space(space):
   if isinstance(space, SpaceBuilder):
-    space = space.build()
-  elif isinstance(space, (str, os.PathLike)):
-    space = space_lib.load(os.fspath(space))
-  elif not isinstance(space, space_lib.SearchSpace):
+    return space.build()
+  if isinstance(space, (str, os.PathLike)):
+    return space_lib.load(os.fspath(space))
+  if not isinstance(space, space_lib.SearchSpace):
     raise GraphNasError(f"space must be a SearchSpace, a SpaceBuilder or a "
                         f"textproto path, got {type(space).__name__}")
+  return space
+
+
+def _search(space, evaluate, out_dir, overrides):
+  from graph_nas import assemble
+  from graph_nas import search as search_lib
+  space = _as_space(space)
   evaluator = as_evaluator(evaluate)
-  if executor != "inprocess":
-    _check_picklable(evaluator, executor)
-  if executor == "inprocess" and workers != 1:
-    raise SettingError("workers", workers, "applies to executor='process' "
-                       "or 'ray'; the in-process executor runs one trial "
-                       "at a time")
-  settings = search_lib.SearchSettings(
-      max_trials=max_trials, walks_per_update=walks_per_update, seed=seed,
-      failure_reward=failure_reward,
-      max_consecutive_failures=max_consecutive_failures,
-      update_policy=update_policy, reuse_results=reuse_results)
-  algo = algorithms.make_algorithm(algorithm, space, seed=seed,
-                                   **algorithm_kwargs)
-  ex = executors.make_executor(executor, evaluator, workers=workers,
-                               **(executor_kwargs or {}))
-  run_info = {"space": space.source, "algorithm": algorithm,
-              "max_trials": max_trials, "walks_per_update": walks_per_update,
-              "seed": seed, "executor": executor, "workers": workers,
-              "update_policy": update_policy,
-              "evaluator": repr(evaluator), "api": True}
-  try:
-    job = search_lib.Search(space, algo, evaluator, out_dir, settings,
-                            run_info, executor=ex,
-                            budget={"evaluator": evaluator_name(evaluate)})
-  except BaseException:
-    ex.shutdown()
-    raise
-  try:
-    timing = job.run()
-    result = job.finalize(retrain=False)
-  finally:
-    job.close()
+  chosen = settings_lib.split_overrides(overrides)
+  executor = chosen[settings_lib.ExecutorSettings]
+  if executor.executor != "inprocess":
+    _check_picklable(evaluator, executor.executor)
+  job = assemble.assemble(
+      space, evaluator, out_dir, search=chosen[settings_lib.SearchSettings],
+      algorithm=chosen[settings_lib.AlgorithmSettings], executor=executor,
+      budget={"evaluator": evaluator_name(evaluate)},
+      record={"evaluator": repr(evaluator), "api": True})
+  done = assemble.run_search(job)
+  result = done["result"]
   return {"best": result["best"],
           "store": os.path.join(out_dir, search_lib.DB_NAME),
-          "out_dir": out_dir, "timing": timing, "table": result["table"]}
+          "out_dir": out_dir, "timing": done["timing"],
+          "table": result["table"]}

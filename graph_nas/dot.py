@@ -288,9 +288,10 @@ def run_policy_dot(space, out_dir: str, num_walks: int = 512, seed: int = 0,
   """DOT text of the policy and best trial of a search output folder."""
   from graph_nas import policy as policy_lib
   from graph_nas.store import TrialStore
-  db = os.path.join(out_dir, "trials.sqlite")
+  from graph_nas.run_folder import DB_NAME
+  db = os.path.join(out_dir, DB_NAME)
   if not os.path.exists(db):
-    raise GraphNasError("no trials.sqlite here: not a search output folder",
+    raise GraphNasError(f"no {DB_NAME} here: not a search output folder",
                         source=out_dir)
   with TrialStore(db) as store:
     identity = store.get_meta("identity") or {}
@@ -316,11 +317,8 @@ def run_policy_dot(space, out_dir: str, num_walks: int = 512, seed: int = 0,
                     rankdir=rankdir)
 
 
-def space_fingerprint(space) -> str:
-  """The fingerprint a search stores in its identity (graph_nas.search)."""
-  import hashlib
-  return hashlib.sha256(space.proto.SerializeToString(
-      deterministic=True)).hexdigest()[:16]
+# The fingerprint a search stores in its identity (said once, in space).
+space_fingerprint = space_lib.fingerprint
 
 
 def edge_probabilities(dot_text: str) -> List[tuple]:

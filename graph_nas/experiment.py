@@ -14,6 +14,7 @@ an interrupted experiment resumes where it stopped when rerun with the
 same flags; <out>/settings.json refuses a rerun with other settings.
 """
 
+import dataclasses
 import json
 import math
 import os
@@ -23,10 +24,11 @@ from typing import Dict, List
 import numpy as np
 from absl import app, flags, logging
 
-from graph_nas import algorithms, evaluators, search as search_lib
+from graph_nas import assemble, evaluators
+from graph_nas import settings as settings_lib
 from graph_nas import space as space_lib
-from graph_nas.controller import ENTROPY_MODES
 from graph_nas.errors import GraphNasError
+from graph_nas.settings import AlgorithmSettings, SearchSettings
 
 # The paper's settings (sections 4.1, 4.2): REINFORCE with these.
 PAPER_SETTINGS = {
@@ -41,62 +43,53 @@ _TASK = flags.DEFINE_enum("task", "stack_layers", sorted(PAPER_SETTINGS),
                           "protos/<task>.textproto and <task>_linear).")
 _FORMS = flags.DEFINE_list("forms", list(FORMS),
                            "Which of graph, linear, random to run.")
-_ALGORITHM = flags.DEFINE_enum("algorithm", "reinforce",
-                               ["reinforce", "pqt"],
-                               "Learning algorithm for the graph and linear "
-                               "forms.")
 _REPLICAS = flags.DEFINE_integer("replicas", 10, "Independent replicas.",
                                  lower_bound=1)
 _TRIALS = flags.DEFINE_integer("trials", 200, "Walks per replica.",
                                lower_bound=1)
-_LR = flags.DEFINE_float("learning_rate", None,
-                         "Adam learning rate (default: the paper's for the "
-                         "task).", lower_bound=0.0)
-_ENTROPY = flags.DEFINE_float("entropy_weight", None,
-                              "Entropy regularisation weight (default: the "
-                              "paper's for the task).", lower_bound=0.0)
-_WPU = flags.DEFINE_integer("walks_per_update", 1,
-                            "Walks sampled per controller update.",
-                            lower_bound=1)
-_QUEUE = flags.DEFINE_integer("queue_size", 10, "PQT queue size K.",
-                              lower_bound=1)
-_PG_WEIGHT = flags.DEFINE_float("pg_weight", 0.0,
-                                "PQT: weight of the added REINFORCE term.",
-                                lower_bound=0.0)
-_ENTROPY_MODE = flags.DEFINE_enum(
-    "entropy_mode", "sum", list(ENTROPY_MODES),
-    "How a walk's entropy is formed from its steps' entropies: sum, mean, "
-    "or normalized (each step's divided by log of its number of actions).")
-_VALUE_FEATURES = flags.DEFINE_integer(
-    "value_features", 0, "0: the paper's controller. K >= 2: numeric "
-    "actions also get a logit from an embedding of their value (K Gaussian "
-    "bumps; see graph_nas.controller), shared by neighbouring values.",
-    lower_bound=0)
-_SEED = flags.DEFINE_integer("seed", 0, "Seed of replica 0 (replica i uses "
-                             "seed + i).")
 _SPACES = flags.DEFINE_string("spaces_dir", "protos",
                               "Folder with the task textprotos.")
 _OUT = flags.DEFINE_string("out", None, "Output folder (default: "
                            "runs/toy/<task>).")
+# The algorithm's settings and the loop's walks_per_update and seed: the
+# launcher's flags, derived from the same declarations (graph_nas.settings).
+# The experiment reproduces the paper: its algorithm is REINFORCE, and the
+# learning rate and entropy weight default to the paper's for the task.
+_PAPER = "(default: the paper's for the task, PAPER_SETTINGS)"
+settings_lib.define_flags(
+    AlgorithmSettings, defaults_={"algorithm": "reinforce",
+                                  "learning_rate": None},
+    help_={"learning_rate": f"Controller (Adam) learning rate {_PAPER}.",
+           "entropy_weight": f"Entropy regularisation weight {_PAPER}.",
+           "algorithm": "Learning algorithm for the graph and linear forms "
+                        "(the random form is random search)."})
+settings_lib.define_flags(
+    SearchSettings, names=("walks_per_update", "seed"),
+    help_={"seed": "Seed of replica 0 (replica i uses seed + i)."})
+FLAGS = flags.FLAGS
+# The settings.json of an experiment records these always (folders written
+# before the other algorithm settings existed still resume), the others
+# when they differ from their declared default.
+_ALWAYS_RECORDED = ("algorithm", "learning_rate", "entropy_weight",
+                    "entropy_mode", "value_features", "queue_size",
+                    "pg_weight")
 
 
 def run_replica(space: space_lib.SearchSpace,
-                algorithm: algorithms.Algorithm, out_dir: str, *,
+                algorithm: AlgorithmSettings, out_dir: str, *,
                 trials: int, walks_per_update: int, seed: int,
                 evaluator=None) -> List[float]:
-  """One search through graph_nas.search.Search in out_dir (rerunning
-  resumes it); returns the reward of each trial (NaN for a failed one)."""
+  """One search (graph_nas.assemble) in out_dir (rerunning resumes it);
+  returns the reward of each trial (NaN for a failed one)."""
   evaluator = evaluator or evaluators.evaluator_for(space)
-  settings = search_lib.SearchSettings(
+  settings = SearchSettings(
       max_trials=trials, walks_per_update=walks_per_update, seed=seed,
       log_every=trials, tensorboard=False, checkpoint_every_s=30.0,
       sync_store=False)
-  job = search_lib.Search(
-      space, algorithm, evaluator, out_dir, settings,
-      run_info={"space": space.source, "algorithm": algorithm.name,
-                "max_trials": trials, "walks_per_update": walks_per_update,
-                "seed": seed, "experiment": True},
-      budget={"evaluator": f"toy:{space.proto.task}"})
+  job = assemble.assemble(space, evaluator, out_dir, search=settings,
+                          algorithm=algorithm,
+                          budget={"evaluator": f"toy:{space.proto.task}"},
+                          record={"experiment": True})
   try:
     job.run()
     rows = job.store.trials()[:trials]  # a rerun may ask for fewer
@@ -117,23 +110,21 @@ def run_form(form: str, task: str, *, algorithm: str, replicas: int,
              walks_per_update: int, seed: int, spaces_dir: str, out: str,
              queue_size: int = 10, pg_weight: float = 0.0,
              entropy_mode: str = "sum", value_features: int = 0,
-             log_every: bool = True) -> List[List[float]]:
+             log_every: bool = True, more: Dict = None) -> List[List[float]]:
   """All replicas of one form (replica i in <out>/<form>/replica_<i>, seed
-  seed + i); returns their per-trial rewards (see best_so_far)."""
+  seed + i); returns their per-trial rewards (see best_so_far). `more`:
+  other AlgorithmSettings fields."""
   name = task + ("_linear" if form == "linear" else "")
   space = space_lib.load(os.path.join(spaces_dir, name + ".textproto"))
   evaluator = evaluators.evaluator_for(space)
-  algo_name = "random" if form == "random" else algorithm
-  kwargs = {} if form == "random" else {
-      "learning_rate": learning_rate, "entropy_weight": entropy_weight,
-      "entropy_mode": entropy_mode, "value_features": value_features}
-  if algo_name == "pqt":
-    kwargs.update(queue_size=queue_size, pg_weight=pg_weight)
+  algo = AlgorithmSettings(
+      algorithm="random" if form == "random" else algorithm,
+      learning_rate=learning_rate, entropy_weight=entropy_weight,
+      entropy_mode=entropy_mode, value_features=value_features,
+      queue_size=queue_size, pg_weight=pg_weight, **(more or {})).check()
   runs = []
   start = time.time()
   for i in range(replicas):
-    algo = algorithms.make_algorithm(algo_name, space, seed=seed + i,
-                                     **kwargs)
     runs.append(run_replica(
         space, algo, os.path.join(out, form, f"replica_{i}"), trials=trials,
         walks_per_update=walks_per_update, seed=seed + i,
@@ -214,33 +205,37 @@ def main(argv):
   bad = [f for f in _FORMS.value if f not in FORMS]
   if bad:
     raise app.UsageError(f"--forms: unknown form(s) {bad}; use {FORMS}")
-  lr = _LR.value if _LR.value is not None else \
-      PAPER_SETTINGS[task]["learning_rate"]
-  beta = _ENTROPY.value if _ENTROPY.value is not None else \
-      PAPER_SETTINGS[task]["entropy_weight"]
-  if lr <= 0:
-    raise app.UsageError("--learning_rate must be > 0")
+  try:
+    chosen = settings_lib.from_flags(AlgorithmSettings, **{
+        name: (FLAGS[name].value if FLAGS[name].value is not None else
+               PAPER_SETTINGS[task][name])
+        for name in ("learning_rate", "entropy_weight")})
+  except GraphNasError as e:
+    raise SystemExit(f"error: {e.named(settings_lib.flag_naming())}") \
+        from None
+  lr, beta = chosen.learning_rate, chosen.entropy_weight
   out = _OUT.value or os.path.join("runs", "toy", task)
   os.makedirs(out, exist_ok=True)
-  settings = {"task": task, "algorithm": _ALGORITHM.value,
-              "learning_rate": lr, "entropy_weight": beta,
-              "entropy_mode": _ENTROPY_MODE.value,
-              "value_features": _VALUE_FEATURES.value,
-              "walks_per_update": _WPU.value, "seed": _SEED.value,
-              "queue_size": _QUEUE.value, "pg_weight": _PG_WEIGHT.value}
+  declared = settings_lib.defaults(AlgorithmSettings)
+  record = {k: v for k, v in dataclasses.asdict(chosen).items()
+            if k in _ALWAYS_RECORDED or v != declared[k]}
+  more = {k: v for k, v in record.items() if k not in _ALWAYS_RECORDED}
+  settings = dict(task=task, **record,
+                  walks_per_update=FLAGS.walks_per_update, seed=FLAGS.seed)
   results, summary = {}, {}
   try:
     check_settings(out, settings)
     settings.update(replicas=_REPLICAS.value, trials=_TRIALS.value)
     for form in _FORMS.value:
-      rewards = run_form(form, task, algorithm=_ALGORITHM.value,
-                        replicas=_REPLICAS.value, trials=_TRIALS.value,
-                        learning_rate=lr, entropy_weight=beta,
-                        walks_per_update=_WPU.value, seed=_SEED.value,
-                        spaces_dir=_SPACES.value, out=out,
-                        queue_size=_QUEUE.value, pg_weight=_PG_WEIGHT.value,
-                        entropy_mode=_ENTROPY_MODE.value,
-                        value_features=_VALUE_FEATURES.value)
+      rewards = run_form(form, task, algorithm=chosen.algorithm,
+                         replicas=_REPLICAS.value, trials=_TRIALS.value,
+                         learning_rate=lr, entropy_weight=beta,
+                         walks_per_update=FLAGS.walks_per_update,
+                         seed=FLAGS.seed, spaces_dir=_SPACES.value, out=out,
+                         queue_size=chosen.queue_size,
+                         pg_weight=chosen.pg_weight,
+                         entropy_mode=chosen.entropy_mode,
+                         value_features=chosen.value_features, more=more)
       curves = [best_so_far(r) for r in rewards]
       results[form] = curves
       summary[form] = summarize(curves)
@@ -249,10 +244,11 @@ def main(argv):
   with open(os.path.join(out, "curves.json"), "w", encoding="utf-8") as f:
     json.dump({"settings": settings, "curves": results,
                "summary": summary}, f)
-  option = (f", value features {_VALUE_FEATURES.value}"
-            if _VALUE_FEATURES.value else "")
-  plot(results, f"{task}: {_ALGORITHM.value}, lr {lr:g}, entropy {beta:g} "
-       f"{_ENTROPY_MODE.value}\n{_WPU.value} walk(s) per update{option}; "
+  option = (f", value features {chosen.value_features}"
+            if chosen.value_features else "")
+  plot(results, f"{task}: {chosen.algorithm}, lr {lr:g}, entropy {beta:g} "
+       f"{chosen.entropy_mode}\n{FLAGS.walks_per_update} walk(s) per "
+       f"update{option}; "
        "mean and min-max over replicas", os.path.join(out, "best_reward.png"))
   for form, s in summary.items():
     print(form, json.dumps(s))

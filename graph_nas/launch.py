@@ -41,7 +41,16 @@ from absl import app, flags, logging  # noqa: E402
 
 from graph_nas import projection  # noqa: E402  (no TensorFlow)
 
+from graph_nas import settings as settings_lib  # noqa: E402
+from graph_nas.train_settings import MNAS_EXPONENT  # noqa: E402
+from graph_nas.settings import (AlgorithmSettings,  # noqa: E402
+                                ExecutorSettings, SearchSettings)
+
 FLAGS = flags.FLAGS
+# The search's, the algorithm's and the executor's settings: one flag each,
+# derived from their declarations (graph_nas.settings).
+for _cls in (SearchSettings, AlgorithmSettings, ExecutorSettings):
+  settings_lib.define_flags(_cls)
 
 flags.DEFINE_string("space", None, "Search space: a textproto file, e.g. "
                     "protos/cifar.textproto, or a shipped space's name, "
@@ -51,33 +60,6 @@ flags.DEFINE_string("evaluator", None, "Score every architecture with your "
                     "module:function (fn(config) -> reward, or "
                     "fn(config, trial_id, seed); see graph_nas.api). No "
                     "child is trained.")
-flags.DEFINE_enum("algorithm", "pqt", ["pqt", "reinforce", "random"],
-                  "Search algorithm.")
-flags.DEFINE_integer("max_trials", 1500, "Architectures to sample in all.",
-                     lower_bound=1)
-flags.DEFINE_integer("walks_per_update", 1,
-                     "Architectures proposed per controller update.",
-                     lower_bound=1)
-flags.DEFINE_float("learning_rate", 0.001, "Controller (Adam) learning "
-                   "rate.", lower_bound=1e-12)
-flags.DEFINE_float("entropy_weight", 0.8, "Entropy regularisation weight.",
-                   lower_bound=0.0)
-flags.DEFINE_enum("entropy_mode", "sum", ["sum", "mean", "normalized"],
-                  "Entropy of a walk in the regulariser: sum or mean of the "
-                  "step entropies, or mean of step entropies / log |A_v| "
-                  "(see graph_nas.algorithms).")
-flags.DEFINE_integer("value_features", 0, "0: the paper's controller. K >= "
-                     "2: an action whose value is a number also gets a logit "
-                     "from an embedding of its value (K Gaussian bumps, "
-                     "shared by all vertices; see graph_nas.controller), so "
-                     "neighbouring values share what is learned.",
-                     lower_bound=0)
-flags.DEFINE_integer("queue_size", 10, "PQT: size K of the priority queue.",
-                     lower_bound=1)
-flags.DEFINE_float("pg_weight", 0.0, "PQT: weight of an added REINFORCE "
-                   "term.", lower_bound=0.0)
-flags.DEFINE_integer("seed", 0, "Seed of the controller and of every "
-                     "child's training (seed + trial id).", lower_bound=0)
 flags.DEFINE_string("out_dir", None, "Output folder (default runs/<space "
                     "name>); rerun on it to resume.")
 # Child training.
@@ -123,9 +105,6 @@ flags.DEFINE_boolean("final_augment", True, "Augment the best child's "
 flags.DEFINE_boolean("deterministic", False, "TensorFlow op determinism: a "
                      "resumed search stores the same rewards as an "
                      "uninterrupted one (slower on some devices).")
-flags.DEFINE_boolean("reuse_results", True, "An architecture evaluated "
-                     "before in this search reuses its result instead of "
-                     "training again.")
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "tpu"],
                   "tf.distribute strategy for child training.")
 flags.DEFINE_string("tpu", None, "TPU address (with --strategy=tpu).")
@@ -135,36 +114,10 @@ flags.DEFINE_enum("mixed_precision", "none",
 flags.DEFINE_float("target_flops", None, "MnasNet multi-objective reward: "
                    "accuracy * (flops / target)^w; off when unset.",
                    lower_bound=1.0)
-flags.DEFINE_float("flops_exponent", -0.07, "w of the MnasNet reward.",
+flags.DEFINE_float("flops_exponent", MNAS_EXPONENT, "w of the MnasNet reward.",
                    upper_bound=0.0)
-flags.DEFINE_float("failure_reward", 0.0, "Reward given to a failed child.")
-flags.DEFINE_integer("max_consecutive_failures", 10, "Stop after this many "
-                     "failed trials in a row.", lower_bound=1)
 flags.DEFINE_boolean("retrain_best", True, "Retrain the best child at the "
                      "end, score it on the test split, save it as .keras.")
-flags.DEFINE_enum("executor", "inprocess", ["inprocess", "process", "ray"],
-                  "Where children are evaluated: in this process, one fresh "
-                  "local process per child, or Ray tasks.")
-flags.DEFINE_integer("workers", 1, "Children evaluated at once (process "
-                     "and ray executors).", lower_bound=1)
-flags.DEFINE_string("ray_address", None, "Ray cluster: 'auto' or HOST:PORT "
-                    "(default: start a local Ray).")
-flags.DEFINE_float("cpus_per_child", 1.0, "Ray: CPUs reserved per child.",
-                   lower_bound=0.0)
-flags.DEFINE_float("gpus_per_child", 0.0, "Ray: GPUs reserved per child.",
-                   lower_bound=0.0)
-flags.DEFINE_integer("worker_retries", 1, "Ray: times a trial whose worker "
-                     "died is retried before it is recorded failed.",
-                     lower_bound=0)
-flags.DEFINE_enum("update_policy", "sync", ["sync", "async"],
-                  "sync: evaluate a batch of --walks_per_update walks, then "
-                  "update; async: keep all workers busy and update after "
-                  "every --walks_per_update results.")
-flags.DEFINE_integer("max_staleness", 2, "async: results of walks proposed "
-                     "more than this many updates ago are not learned from.",
-                     lower_bound=0)
-flags.DEFINE_integer("log_every", 1, "Log a line every N trials.",
-                     lower_bound=1)
 
 
 def _parse_flags(argv):
@@ -213,9 +166,6 @@ def _train_settings(space, evaluators):
   return search.check(), final.check()
 
 
-# = evaluators.IMAGE_TASK (that module imports TensorFlow: not before the
-# flag checks, which should answer within a second).
-_IMAGE_TASK = "image_classification"
 # Flags of child training: no effect on a space that trains no child.
 _IMAGE_FLAGS = ("epochs", "steps", "batch_size", "train_examples",
                 "eval_examples", "child_learning_rate", "dataset",
@@ -224,12 +174,36 @@ _IMAGE_FLAGS = ("epochs", "steps", "batch_size", "train_examples",
                 "target_flops", "flops_exponent", "final_epochs",
                 "final_train_examples", "final_augment",
                 "steps_per_execution")
-_RAY_FLAGS = ("ray_address", "cpus_per_child", "gpus_per_child",
-              "worker_retries")
+# The launcher's wording where "only with --x=..." would say less.
+_NO_EFFECT_NOTES = {
+    ("algorithm", "random"): "--algorithm=random has no controller",
+    ("executor", "inprocess"): "--executor=inprocess evaluates one child at "
+                               "a time; use --executor=process or ray",
+}
+
+
+def _settings_without_effect():
+  """[(flag names, why)] of the declared settings given on the command line
+  whose declaration says they act only with another setting's values
+  (Option.only) that it does not take now, grouped by reason."""
+  groups = {}
+  for cls in (ExecutorSettings, SearchSettings, AlgorithmSettings):
+    for _, flag, opt in settings_lib.given_flags(cls):
+      if not opt.only:
+        continue
+      other, values = opt.only
+      now = FLAGS[other].value
+      if now in values:
+        continue
+      why = _NO_EFFECT_NOTES.get((other, now)) or (
+          f"only with --{other}=" + " or ".join(values))
+      groups.setdefault(why, []).append(flag)
+  return [(names, why) for why, names in groups.items()]
 
 
 def _flags_without_effect(space):
   """[(flag names, why)] of the flags given that change nothing here."""
+  from graph_nas.evaluators import IMAGE_TASK  # no TensorFlow
   given = [name for name in FLAGS if FLAGS[name].present]
   out = []
 
@@ -241,7 +215,7 @@ def _flags_without_effect(space):
   if FLAGS.evaluator:
     unused(_IMAGE_FLAGS, f"--evaluator={FLAGS.evaluator} scores the "
                          "architectures: no child is trained")
-  elif space.proto.task != _IMAGE_TASK:
+  elif space.proto.task != IMAGE_TASK:
     unused(_IMAGE_FLAGS, f"{FLAGS.space} is a {space.proto.task!r} task: "
                          "no child is trained")
   else:
@@ -254,32 +228,17 @@ def _flags_without_effect(space):
              "--retrain_best=false: the best child is not retrained")
     if FLAGS.strategy != "tpu":
       unused(["tpu"], "only with --strategy=tpu")
-  if FLAGS.executor == "inprocess":
-    unused(["workers"], "--executor=inprocess evaluates one child at a "
-                        "time; use --executor=process or ray")
-  if FLAGS.executor != "ray":
-    unused(_RAY_FLAGS, "only with --executor=ray")
-  if FLAGS.update_policy != "async":
-    unused(["max_staleness"], "only with --update_policy=async")
-  if FLAGS.algorithm == "random":
-    unused(["learning_rate", "entropy_weight", "entropy_mode",
-            "value_features", "queue_size", "pg_weight"],
-           "--algorithm=random has no controller")
-  elif FLAGS.algorithm != "pqt":
-    unused(["queue_size", "pg_weight"], "only with --algorithm=pqt")
+  for names, why in _settings_without_effect():
+    unused(names, why)
   return out
 
 
 # The library names settings by their Python names (graph_nas.errors.Naming);
-# a one-line error of the launcher names the flags instead.
-# Settings of the search and the executors -> flags.
-SETTING_FLAGS = {name: "--" + name for name in (
-    "space", "algorithm", "seed", "walks_per_update", "max_trials",
-    "update_policy", "max_staleness", "max_consecutive_failures",
-    "failure_reward", "log_every", "reuse_results", "executor", "workers",
-    "evaluator", "out_dir")}
-SETTING_FLAGS.update({"space_name": "--space", "address": "--ray_address",
-                      "retries": "--worker_retries"})
+# a one-line error of the launcher names the flags instead: the declared
+# settings' flags (graph_nas.settings), and the launcher's own.
+SETTING_NAMING = settings_lib.flag_naming(extra={
+    "space": "space", "space_name": "space", "evaluator": "evaluator",
+    "out_dir": "out_dir"})
 # Entries of the evaluator's budget (TrainSettings.budget_identity) ->
 # flags; an entry without a flag (set by the space) keeps its name.
 BUDGET_FLAGS = {name: "--" + name for name in (
@@ -296,10 +255,17 @@ def _error_line(error) -> str:
   """The launcher's one line for a GraphNasError, naming flags."""
   from graph_nas import errors
   if isinstance(error, errors.SettingsFault):
-    names = BUDGET_FLAGS if getattr(error, "budget", False) else \
-        SETTING_FLAGS
-    error.named(errors.Naming(names, quote_strings=False))
+    error.named(errors.Naming(BUDGET_FLAGS, quote_strings=False)
+                if getattr(error, "budget", False) else SETTING_NAMING)
   return f"error: {error}"
+
+
+# The launcher's own flags in the run's record (beside its settings).
+_RECORDED_FLAGS = ("epochs", "steps", "batch_size", "train_examples",
+                   "eval_examples", "target_flops", "image_size",
+                   "deterministic", "final_epochs", "final_train_examples",
+                   "augment", "final_augment", "child_learning_rate",
+                   "evaluator")
 
 
 def _check_flags_have_effect(space):
@@ -354,12 +320,8 @@ def _watch_first_child(evaluator, job, space):
       left, FLAGS.max_trials, 1, _device_kind(), space.name))
 
 
-def main(argv):
-  if len(argv) > 1:
-    sys.exit(f"error: unexpected arguments: {' '.join(argv[1:])}")
-  _check_flags()
-  _check_keras_backend()
-  projection.skip_absent_gpu_probe(FLAGS.strategy)  # before TensorFlow
+def _load_space():
+  """The space of --space, its flags checked; exits with one line."""
   from graph_nas import space as space_lib  # no TensorFlow: fast errors
   from graph_nas.errors import GraphNasError
   try:
@@ -367,85 +329,58 @@ def main(argv):
   except GraphNasError as e:
     sys.exit(f"error: {e}")
   _check_flags_have_effect(space)
-  user_evaluator = None
-  if FLAGS.evaluator:
-    from graph_nas import api
-    try:
-      user_evaluator = api.load_evaluator(FLAGS.evaluator)
-    except GraphNasError as e:
-      sys.exit(_error_line(e))
-  elif not space.proto.task:
+  if not FLAGS.evaluator and not space.proto.task:
     sys.exit(f"error: {space.source}: the space names no task (e.g. one "
              "written by graph_nas.api): score it with "
              "--evaluator=module:function")
-  from graph_nas import algorithms, evaluators, search
-  try:
-    out_dir = FLAGS.out_dir or os.path.join("runs", space.name)
-    train_settings = final_settings = None
-    budget = None
-    if user_evaluator is not None:
-      evaluator = user_evaluator
-      budget = {"evaluator": FLAGS.evaluator}  # resume with the same one
-    else:
-      if space.proto.task == evaluators.IMAGE_TASK:
-        train_settings, final_settings = _train_settings(space, evaluators)
-        budget = train_settings.budget_identity()
-      evaluator = evaluators.evaluator_for(space, train_settings,
-                                           final_settings)
-    if train_settings is not None:
-      from graph_nas import strategies
-      import keras
-      logging.info("children train on %s; Keras backend: %s",
-                   strategies.describe_devices(), keras.backend.backend())
-      # Fail within seconds when the dataset is missing; the data is read
-      # once for the whole search.
-      evaluator.prepare()
-    kwargs = {}
-    if FLAGS.algorithm != "random":
-      kwargs = {"learning_rate": FLAGS.learning_rate,
-                "entropy_weight": FLAGS.entropy_weight,
-                "entropy_mode": FLAGS.entropy_mode,
-                "value_features": FLAGS.value_features}
-    if FLAGS.algorithm == "pqt":
-      kwargs.update(queue_size=FLAGS.queue_size, pg_weight=FLAGS.pg_weight)
-    algorithm = algorithms.make_algorithm(FLAGS.algorithm, space,
-                                          seed=FLAGS.seed, **kwargs)
-    settings = search.SearchSettings(
-        max_trials=FLAGS.max_trials,
-        walks_per_update=FLAGS.walks_per_update, seed=FLAGS.seed,
-        failure_reward=FLAGS.failure_reward,
-        max_consecutive_failures=FLAGS.max_consecutive_failures,
-        log_every=FLAGS.log_every, update_policy=FLAGS.update_policy,
-        max_staleness=FLAGS.max_staleness,
-        reuse_results=FLAGS.reuse_results)
-    from graph_nas import executors
-    executor = executors.make_executor(
-        FLAGS.executor, evaluator, workers=FLAGS.workers,
-        **({"address": FLAGS.ray_address,
-            "cpus_per_child": FLAGS.cpus_per_child,
-            "gpus_per_child": FLAGS.gpus_per_child,
-            "retries": FLAGS.worker_retries}
-           if FLAGS.executor == "ray" else {}))
-    run_info = {name: FLAGS[name].value for name in
-                ("space", "algorithm", "max_trials", "walks_per_update",
-                 "learning_rate", "entropy_weight", "epochs", "steps",
-                 "batch_size", "train_examples", "eval_examples", "seed",
-                 "executor", "workers", "update_policy", "target_flops",
-                 "image_size", "deterministic", "final_epochs",
-                 "final_train_examples", "augment", "final_augment",
-                 "child_learning_rate", "evaluator")}
-    run_info["space"] = space.source  # the file, also when given by name
-    job = search.Search(space, algorithm, evaluator, out_dir, settings,
-                        run_info, executor=executor, budget=budget)
-    if train_settings is not None:
-      _watch_first_child(evaluator, job, space)
-    try:
-      timing = job.run()
-      result = job.finalize(retrain=FLAGS.retrain_best)
-    finally:
-      job.close()
-  except GraphNasError as e:
-    sys.exit(_error_line(e))
+  return space
+
+
+def _evaluator(space):
+  """(evaluator, budget, training settings or None) of this run."""
+  from graph_nas import api, evaluators
+  if FLAGS.evaluator:  # resumes with the same one only
+    return (api.load_evaluator(FLAGS.evaluator),
+            {"evaluator": FLAGS.evaluator}, None)
+  train_settings = final_settings = budget = None
+  if space.proto.task == evaluators.IMAGE_TASK:
+    train_settings, final_settings = _train_settings(space, evaluators)
+    budget = train_settings.budget_identity()
+  evaluator = evaluators.evaluator_for(space, train_settings, final_settings)
+  if train_settings is not None:
+    from graph_nas import strategies
+    import keras
+    logging.info("children train on %s; Keras backend: %s",
+                 strategies.describe_devices(), keras.backend.backend())
+    # Fail within seconds when the dataset is missing; the data is read
+    # once for the whole search.
+    evaluator.prepare()
+  return evaluator, budget, train_settings
+
+
+def _search(space):
+  """Assembles and runs the search; {"timing", "result"}, "out_dir"."""
+  from graph_nas import assemble
+  evaluator, budget, train_settings = _evaluator(space)
+  out_dir = FLAGS.out_dir or os.path.join("runs", space.name)
+  # The record of the run: its settings (assemble adds them) and the
+  # launcher's own flags.
+  record = {name: FLAGS[name].value for name in _RECORDED_FLAGS}
+  job = assemble.assemble(
+      space, evaluator, out_dir,
+      search=settings_lib.from_flags(SearchSettings),
+      algorithm=settings_lib.from_flags(AlgorithmSettings),
+      executor=settings_lib.from_flags(ExecutorSettings), budget=budget,
+      record=record)
+  if train_settings is not None:
+    _watch_first_child(evaluator, job, space)
+  done = assemble.run_search(job, retrain=FLAGS.retrain_best)
+  done["out_dir"] = out_dir
+  return done
+
+
+def _print_summary(done):
+  timing, result, out_dir = done["timing"], done["result"], done["out_dir"]
   print(result["table"])
   print(f"search time {timing['wall_s']:.1f}s, of which outside child "
         f"evaluation {100 * timing['outside_evaluation_share']:.1f}%")
@@ -457,6 +392,21 @@ def main(argv):
         "best_architecture.json" + (", best_child/model.keras"
                                     if final.get("files") else "") +
         f"; TensorBoard: tensorboard --logdir {out_dir}/tensorboard")
+
+
+def main(argv):
+  if len(argv) > 1:
+    sys.exit(f"error: unexpected arguments: {' '.join(argv[1:])}")
+  _check_flags()
+  _check_keras_backend()
+  projection.skip_absent_gpu_probe(FLAGS.strategy)  # before TensorFlow
+  space = _load_space()
+  from graph_nas.errors import GraphNasError
+  try:
+    done = _search(space)
+  except GraphNasError as e:
+    sys.exit(_error_line(e))
+  _print_summary(done)
   logging.flush()
 
 

@@ -26,7 +26,7 @@ import numpy as np
 from graph_nas.errors import GraphNasError
 from graph_nas.space import SearchSpace
 
-CHECKPOINT_NAME = "checkpoint.npz"
+from graph_nas.run_folder import CHECKPOINT_NAME
 
 
 @dataclasses.dataclass

@@ -29,10 +29,8 @@ from absl import app, flags, logging
 from graph_nas.errors import GraphNasError
 from graph_nas.store import TrialStore
 
-DB_NAME = "trials.sqlite"
-PARETO_NAME = "pareto.png"
-REWARDS_NAME = "rewards.png"
-TOP_NAME = "top_trials.md"
+from graph_nas.run_folder import (DB_NAME, PARETO_NAME,  # noqa: F401
+                                  REWARDS_NAME, TOP_NAME)
 
 # Column headers: every cost says what it holds and in which unit.
 COLUMNS = ("rank", "trial", "reward", "val accuracy", "multiply-adds (M)",

@@ -36,7 +36,6 @@ before -- is settled at once (_settle); the others go to the executor.
 """
 
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -48,13 +47,14 @@ from absl import logging
 from graph_nas import executors
 from graph_nas.algorithms import Algorithm
 from graph_nas.errors import (GraphNasError, IdentityMismatch, Naming,
-                              SettingError, SettingsFault)
+                              SettingsFault)
 from graph_nas.results import EvalResult
-from graph_nas.space import SearchSpace
+from graph_nas.settings import SearchSettings  # noqa: F401  (its home)
+from graph_nas.space import SearchSpace, fingerprint
 from graph_nas.store import TrialStore
 
-DB_NAME = "trials.sqlite"
-CHECKPOINT_NAME = "checkpoint.npz"
+from graph_nas.run_folder import (BEST_NAME, CHECKPOINT_NAME,  # noqa: F401
+                                  DB_NAME, TENSORBOARD_DIR)
 
 
 class Evaluator(Protocol):
@@ -62,55 +62,6 @@ class Evaluator(Protocol):
 
   def evaluate(self, config: dict, trial_id: int, seed: int) -> EvalResult:
     ...
-
-
-@dataclasses.dataclass
-class SearchSettings:
-  max_trials: int = 1500
-  walks_per_update: int = 1
-  seed: int = 0
-  failure_reward: float = 0.0
-  max_consecutive_failures: int = 10
-  log_every: int = 1
-  # "sync": propose a batch of walks_per_update walks, evaluate them (in
-  # parallel on the executor), update, repeat; resume reproduces an
-  # uninterrupted seeded run. "async": keep the executor full; update after
-  # every walks_per_update finished trials; results of walks proposed more
-  # than max_staleness updates ago are stored but not learned from.
-  update_policy: str = "sync"
-  max_staleness: int = 2
-  # Reuse the stored result of an architecture (decoded config) evaluated
-  # before in this search instead of evaluating it again.
-  reuse_results: bool = True
-  # Per-trial TensorBoard curves and HParams sessions (tensorboard/). Off
-  # for many cheap trials (toy experiments), where they would cost more
-  # than the trials.
-  tensorboard: bool = True
-  # Sync policy: seconds between controller checkpoints (0: after every
-  # update; the async policy saves after every update). A
-  # resumed sync search replays the stored trials after its checkpoint, so
-  # a longer interval loses nothing; it saves time when updates are cheap.
-  checkpoint_every_s: float = 0.0
-  # Flush each stored trial to the disk (graph_nas.store.TrialStore sync);
-  # off, a killed search still loses no finished trial, an OS crash may.
-  sync_store: bool = True
-
-  def check(self) -> "SearchSettings":
-    """Raises SettingError naming the first field with a value it cannot
-    take; returns self."""
-    if self.update_policy not in ("sync", "async"):
-      raise SettingError("update_policy", self.update_policy,
-                         "must be 'sync' or 'async'")
-    for name, least in (("max_trials", 1), ("walks_per_update", 1),
-                        ("max_consecutive_failures", 1), ("log_every", 1),
-                        ("max_staleness", 0), ("checkpoint_every_s", 0)):
-      value = getattr(self, name)
-      if not value >= least:  # also NaN
-        raise SettingError(name, value, f"must be >= {least}")
-    if not math.isfinite(self.failure_reward):
-      raise SettingError("failure_reward", self.failure_reward,
-                         "must be a finite number")
-    return self
 
 
 class SearchStopped(GraphNasError):
@@ -131,11 +82,6 @@ class TooManyFailures(SettingsFault, SearchStopped):
             f"{naming.name('max_consecutive_failures')}={self.limit}); "
             f"last reason: {self.last_reason}. Finished trials are in "
             f"{self.store_path}")
-
-
-def _space_fingerprint(space: SearchSpace) -> str:
-  return hashlib.sha256(space.proto.SerializeToString(
-      deterministic=True)).hexdigest()[:16]
 
 
 # TensorBoard descriptions of the per-trial curves.
@@ -185,7 +131,7 @@ class Search:
   def _check_identity(self):
     """A resumed folder must hold the same search (space, algorithm, seed,
     walks per update, evaluation budget)."""
-    identity = {"space": _space_fingerprint(self.space),
+    identity = {"space": fingerprint(self.space),
                 "space_name": self.space.name,
                 "algorithm": self.algorithm.name,
                 "seed": self.settings.seed,
@@ -411,7 +357,7 @@ class Search:
     return n
 
   def _tensorboard_dir(self):
-    return os.path.join(self.out_dir, "tensorboard")
+    return os.path.join(self.out_dir, TENSORBOARD_DIR)
 
   def _summary_writer(self):
     """The run's writer (tensorboard/): curves against the trial number
@@ -465,7 +411,7 @@ class Search:
     best_info = {"trial_id": best["trial_id"], "reward": best["reward"],
                  "walk": list(best["walk"]), "config": best["config"],
                  "metrics": best["metrics"], "space": self.space.source}
-    with open(os.path.join(self.out_dir, "best_architecture.json"), "w",
+    with open(os.path.join(self.out_dir, BEST_NAME), "w",
               encoding="utf-8") as f:
       json.dump(best_info, f, indent=2, default=str)
     final = {}

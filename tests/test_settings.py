@@ -1,0 +1,155 @@
+"""Every setting declared once (graph_nas.settings); every front door
+derives its flags, keyword arguments, defaults and error wording from it."""
+
+import dataclasses
+import json
+import subprocess
+import sys
+
+import pytest
+
+from graph_nas import api, settings as settings_lib
+from graph_nas.errors import GraphNasError, SettingError
+from graph_nas.settings import (AlgorithmSettings, ExecutorSettings,
+                                SearchSettings)
+from tests.conftest import ROOT
+
+CLASSES = settings_lib.SETTINGS_CLASSES
+_DUMP = ("import json, sys; import graph_nas.{module}; from absl import "
+         "flags; print('FLAGS ' + json.dumps({{n: [flags.FLAGS[n].default, "
+         "flags.FLAGS[n].help] for n in flags.FLAGS}}))")
+
+
+def _front_door_flags(module):
+  """{flag: [default, help]} of a front end's flags (its own process: the
+  launcher and the experiment both define flags at import)."""
+  proc = subprocess.run([sys.executable, "-c", _DUMP.format(module=module)],
+                        capture_output=True, text=True, cwd=ROOT,
+                        timeout=300, check=False)
+  lines = [l for l in proc.stdout.splitlines() if l.startswith("FLAGS ")]
+  assert lines, proc.stderr[-2000:]
+  return json.loads(lines[0][len("FLAGS "):])
+
+
+@pytest.fixture(scope="module")
+def launcher_flags():
+  return _front_door_flags("launch")
+
+
+@pytest.fixture(scope="module")
+def experiment_flags():
+  return _front_door_flags("experiment")
+
+
+def _declared():
+  """(class, field name, flag name, default, Option) of every setting."""
+  for cls in CLASSES:
+    for f in dataclasses.fields(cls):
+      opt = settings_lib.options(cls).get(f.name)
+      if opt is not None:
+        yield cls, f.name, opt.flag or f.name, f.default, opt
+
+
+def test_every_declared_setting_has_help_and_a_default_of_its_kind():
+  seen = set()
+  for cls, name, flag, default, opt in _declared():
+    assert flag not in seen, f"{flag} declared twice"
+    seen.add(flag)
+    assert len(opt.help) > 10 and opt.help.endswith("."), (cls, name)
+    assert default is None or isinstance(default, opt.kind), (cls, name)
+    if opt.choices:
+      assert default in opt.choices, (cls, name)
+    cls().check()  # the defaults pass their own bounds
+
+
+def test_the_launcher_and_api_search_share_every_default(launcher_flags):
+  """The same setting has the same default through the launcher's flags
+  and graph_nas.api.search's keyword arguments (which take the
+  declaration's), and the launcher's help is the declaration's."""
+  chosen = settings_lib.split_overrides({})
+  for cls, name, flag, default, opt in _declared():
+    assert getattr(chosen[cls], name) == default
+    if not opt.flagged:
+      assert flag not in launcher_flags, flag
+      continue
+    flag_default, flag_help = launcher_flags[flag]
+    assert flag_default == default, flag
+    assert flag_help.endswith(opt.help), flag  # (enums: "<a|b>: " first)
+  # api.search documents every setting with its default.
+  for cls, name, _, default, _ in _declared():
+    assert f"{name}={default!r}: " in api.search.__doc__, name
+
+
+def test_the_experiment_shares_the_launchers_defaults_but_the_papers(
+    experiment_flags, launcher_flags):
+  declared = {flag for _, _, flag, _, _ in _declared()}
+  shared = sorted(set(experiment_flags) & set(launcher_flags) & declared)
+  assert {"walks_per_update", "seed", "learning_rate", "entropy_weight",
+          "entropy_mode", "value_features", "queue_size", "pg_weight",
+          "algorithm"} <= set(shared)
+  differ = {n for n in shared
+            if experiment_flags[n][0] != launcher_flags[n][0]}
+  # The experiment reproduces the paper: REINFORCE, and the paper's
+  # learning rate for the task (its help says so).
+  assert differ == {"algorithm", "learning_rate"}
+  assert experiment_flags["algorithm"][0] == "reinforce"
+  assert "the paper's for the task" in experiment_flags["learning_rate"][1]
+
+
+def test_per_algorithm_defaults_are_resolved_alike():
+  assert AlgorithmSettings().entropy_weight is None
+  assert AlgorithmSettings(algorithm="reinforce").resolved() \
+      .entropy_weight == 0.1
+  assert AlgorithmSettings().resolved().entropy_weight == 0.8
+  assert AlgorithmSettings(entropy_weight=0.3).resolved() \
+      .entropy_weight == 0.3
+  from graph_nas import algorithms
+  from graph_nas.space import load
+  space = load(str(ROOT / "protos" / "stack_layers.textproto"))
+  for name, weight in (("reinforce", 0.1), ("pqt", 0.8)):
+    kwargs = AlgorithmSettings(algorithm=name, hidden_dim=4,
+                               embedding_dim=4).algorithm_kwargs()
+    assert kwargs["entropy_weight"] == weight
+    algo = algorithms.make_algorithm(name, space, **kwargs)
+    assert algo.entropy_weight == weight
+    # The class's own default is the declared one too.
+    assert algorithms.ALGORITHMS[name](space, hidden_dim=4,
+                                       embedding_dim=4).entropy_weight == \
+        weight
+  assert "queue_size" not in AlgorithmSettings(
+      algorithm="reinforce").algorithm_kwargs()
+  assert AlgorithmSettings(algorithm="random").algorithm_kwargs() == {}
+
+
+def test_bounds_choices_and_unknown_names_are_setting_errors():
+  cases = [(SearchSettings(max_trials=0), "max_trials=0: must be >= 1"),
+           (SearchSettings(update_policy="fast"),
+            "update_policy='fast': must be 'sync' or 'async'"),
+           (SearchSettings(failure_reward=float("nan")),
+            "failure_reward=nan: must be a finite number"),
+           (AlgorithmSettings(algorithm="bayes"),
+            "algorithm='bayes': must be 'pqt', 'reinforce' or 'random'"),
+           (AlgorithmSettings(value_features=1),
+            "value_features=1: must be 0 (the paper's controller) or >= 2"),
+           (ExecutorSettings(workers=2),
+            "workers=2: applies to executor='process' or 'ray'; the "
+            "in-process executor runs one trial at a time")]
+  for obj, text in cases:
+    with pytest.raises(SettingError) as err:
+      obj.check()
+    assert str(err.value) == text
+  with pytest.raises(SettingError, match=r"^max_trails=3: unknown setting "
+                     r"\(known: .*max_trials"):
+    settings_lib.split_overrides({"max_trails": 3})
+  with pytest.raises(GraphNasError, match="not a setting of SearchSettings"):
+    SearchSettings().replace(learning_rate=1.0)
+
+
+def test_error_wording_derives_from_the_declarations():
+  naming = settings_lib.flag_naming(extra={"out_dir": "out_dir"})
+  assert naming.name("address") == "--ray_address"
+  assert naming.name("retries") == "--worker_retries"
+  assert naming.name("max_trials") == "--max_trials"
+  assert naming.name("out_dir") == "--out_dir"
+  error = SettingError("retries", -1, "must be >= 0").named(naming)
+  assert str(error) == "--worker_retries=-1: must be >= 0"
