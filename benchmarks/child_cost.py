@@ -3,7 +3,7 @@
 A search trains many short-lived children, so what a child costs besides
 its steady training steps (build, trace, first step) adds up. This script
 trains children of a CPU-sized CIFAR-10 child (protos/cifar_cpu.textproto's
-kind: stem stride 2, ~3-4 M multiply-adds) with graph_nas.child_trainer,
+kind: stem stride 2, ~3-4 M multiply-adds) with graph_nas.child.trainer,
 one seed per child as in a real search, and the same model with a plain
 Keras ``compile`` + ``fit`` on in-memory tensors (normalised float32, no
 augmentation: the cheapest input Keras can get), side by side in one
@@ -71,7 +71,8 @@ def main():
   import keras
   import numpy as np
   import tensorflow as tf
-  from graph_nas import child, child_trainer, data, train_settings
+  from graph_nas import child
+  from graph_nas.child import (trainer as child_trainer, data, settings as train_settings)
 
   settings = train_settings.TrainSettings(
       data_dir=args.data_dir, train_examples=args.steps * args.batch_size,

@@ -82,9 +82,10 @@ def main():
   seeds = [int(s) for s in args.seeds.split(",")]
   out = pathlib.Path(args.out)
 
-  from graph_nas import evaluators, report
-  from graph_nas.store import TrialStore
-  from graph_nas.train_settings import TrainSettings
+  from graph_nas import report
+  from graph_nas.search import evaluators
+  from graph_nas.search.store import TrialStore
+  from graph_nas.child.settings import TrainSettings
 
   runs = {arm: [] for arm in ARMS}
   for seed in seeds:  # interleaved: load from other work hits every arm

@@ -21,7 +21,8 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 from absl import app, flags  # noqa: E402
 
-from graph_nas import algorithms, executors, search  # noqa: E402
+from graph_nas import search
+from graph_nas.search import algorithms, executors  # noqa: E402
 from graph_nas import space as space_lib  # noqa: E402
 
 _SLEEP = flags.DEFINE_float("sleep", 1.0, "Seconds per simulated trial.")

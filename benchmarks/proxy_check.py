@@ -50,8 +50,9 @@ def main():
   args = parser.parse_args()
 
   import numpy as np
-  from graph_nas import child, child_trainer, report, space
-  from graph_nas.train_settings import TrainSettings
+  from graph_nas import child, report, space
+  from graph_nas.child import trainer as child_trainer
+  from graph_nas.child.settings import TrainSettings
 
   sp = space.load(str(ROOT / "protos" / "cifar_cpu.textproto"))
   rng = np.random.default_rng(args.seed)

@@ -12,7 +12,7 @@ resumes and extends every replica; best@200 and best@1000 are read from the
 same runs as best@5000 (no setting depends on the budget).
 
 Settings: the paper's (REINFORCE, lr 1e-4, entropy 0.8, one walk per
-update) under each entropy convention of graph_nas.controller (sum, mean,
+update) under each entropy convention of graph_nas.search.controller (sum, mean,
 normalized), and TUNED below (chosen by the same small sweep for graph and
 linear; see benchmarks/README.md).
 
@@ -49,7 +49,7 @@ SETTINGS = {
     "tuned": {"algorithm": "reinforce", "learning_rate": 5e-3,
               "entropy_weight": 0.01, "walks_per_update": 10,
               "entropy_mode": "normalized"},
-    # The same with the numeric-action option (graph_nas.controller,
+    # The same with the numeric-action option (graph_nas.search.controller,
     # value_features): the best of its sweep.
     "tuned_value": {"algorithm": "reinforce", "learning_rate": 5e-3,
                     "entropy_weight": 0.01, "walks_per_update": 10,
@@ -71,7 +71,7 @@ SWEEP = {
                 "entropy_weight": 0.01, "walks_per_update": 1,
                 "entropy_mode": "normalized"},
 }
-# The numeric-action option (graph_nas.controller, value_features), swept
+# The numeric-action option (graph_nas.search.controller, value_features), swept
 # the same way.
 VALUE_SWEEP = {
     "value_a": dict(SWEEP["sweep_a"], value_features=16),
@@ -128,7 +128,7 @@ CHECKPOINTS = (200, 1000, 5000)
 
 
 def run(setting, params, task, forms, trials, replicas, out):
-  from graph_nas import experiment
+  from graph_nas.cli import experiment
   folder = out / setting / task
   folder.mkdir(parents=True, exist_ok=True)
   seed = params.get("seed", 0)
@@ -236,7 +236,7 @@ def report_all(out, window, settings, replicas):
   """Tables (markdown + JSON) and one plot per setting. A form counts at a
   budget k only when all its replicas (3 for the sweep, else `replicas`)
   have k trials; the bootstrap rows need both forms complete."""
-  from graph_nas import experiment
+  from graph_nas.cli import experiment
   table = ["| setting | task | form | replicas | trials | " + " | ".join(
       f"best@{k}" for k in CHECKPOINTS) + " | mean reward, last 200 |",
            "|" + "---|" * (6 + len(CHECKPOINTS))]
@@ -325,7 +325,7 @@ def report_all(out, window, settings, replicas):
 
 def load_form(folder, form):
   """Per-trial rewards of every replica of one form in folder."""
-  from graph_nas.store import TrialStore
+  from graph_nas.search.store import TrialStore
   out = []
   i = 0
   while (folder / form / f"replica_{i}" / "trials.sqlite").exists():

@@ -23,8 +23,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from graph_nas import algorithms, experiment, space as space_lib  # noqa
-from graph_nas.controller import DynamicController  # noqa: E402
+from graph_nas import space as space_lib
+from graph_nas.search import algorithms
+from graph_nas.cli import experiment  # noqa
+from graph_nas.search.controller import DynamicController  # noqa: E402
 
 # --replicas and --trials are graph_nas.experiment's flags.
 _REPLICAS = experiment._REPLICAS  # pylint: disable=protected-access

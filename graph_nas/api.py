@@ -24,7 +24,7 @@ would: a GraphNasError naming the vertex and action at fault.
 A reward is a plain function `fn(config) -> float` (or
 `fn(config, trial_id, seed)`); it may also return a dict with a "reward"
 entry (the other entries are stored as the trial's metrics) or a
-`graph_nas.results.EvalResult`. An object with an
+`graph_nas.search.results.EvalResult`. An object with an
 `evaluate(config, trial_id, seed)` method returning an EvalResult is used
 as it is. To run on the process or Ray
 executor the function must be importable by the workers: define it at the
@@ -41,12 +41,12 @@ from typing import Any, Dict, Optional, Sequence, Union
 
 from google.protobuf import text_format
 
-from graph_nas import settings as settings_lib
+from graph_nas.search import settings as settings_lib
 from graph_nas import space as space_lib
 from graph_nas.errors import (GraphNasError, Naming, SettingError,
                               SettingsFault)
 from graph_nas.protos import search_space_pb2 as pb
-from graph_nas.evaluators import FunctionEvaluator
+from graph_nas.search.evaluators import FunctionEvaluator
 
 _OPS = {name: number for name, number in pb.Action.Op.items()}
 TEXTPROTO_HEADER = ("# proto-file: protos/search_space.proto\n"
@@ -330,7 +330,7 @@ def search(space, evaluate, out_dir: str, *,
   executor_kwargs: the Ray settings (address, cpus_per_child,
     gpus_per_child, retries) as one dict; they may also be given directly.
   settings: any of the settings below, by name (keyword-only). Each is
-    declared once in graph_nas.settings, with the default every front door
+    declared once in graph_nas.search.settings, with the default every front door
     (the launcher's flags included) uses.
 
 {settings}
@@ -367,7 +367,7 @@ def _as_space(space):
 
 
 def _search(space, evaluate, out_dir, overrides):
-  from graph_nas import assemble
+  from graph_nas.search import assemble
   from graph_nas import search as search_lib
   space = _as_space(space)
   evaluator = as_evaluator(evaluate)

@@ -15,7 +15,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 def main(out_dir):
   import ray
   from graph_nas import api
-  from graph_nas.store import TrialStore
+  from graph_nas.search.store import TrialStore
   from tests import api_rewards
   ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
   try:

@@ -45,7 +45,7 @@ class SlowReward:
 
   def evaluate(self, config, trial_id, seed):
     del seed
-    from graph_nas.results import EvalResult
+    from graph_nas.search.results import EvalResult
     self.folder.mkdir(parents=True, exist_ok=True)
     (self.folder / f"started-{trial_id}-{os.getpid()}").write_text("")
     if trial_id == self.hold:

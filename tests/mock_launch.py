@@ -16,7 +16,7 @@ import tensorflow_datasets as tfds
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
-from graph_nas import launch  # noqa: E402  pylint: disable=wrong-import-position
+from graph_nas.cli import launch  # noqa: E402  pylint: disable=wrong-import-position
 
 if __name__ == "__main__":
   examples = int(sys.argv.pop(1))

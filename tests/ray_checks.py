@@ -14,9 +14,10 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 
 def toy_searches(tmp):
-  from graph_nas import algorithms, executors, search, space as space_lib
-  from graph_nas import evaluators, tasks
-  from graph_nas.store import TrialStore
+  from graph_nas import search, space as space_lib
+  from graph_nas.search import algorithms, executors
+  from graph_nas.search import evaluators, tasks
+  from graph_nas.search.store import TrialStore
   from tests.conftest import PROTOS
   out = {}
   for policy in ("sync", "async"):
@@ -43,7 +44,7 @@ def toy_searches(tmp):
 
 
 def worker_kills(tmp):
-  from graph_nas import executors
+  from graph_nas.search import executors
   from tests.test_executors import KillOnceEvaluator, _drain, _jobs
   out = {}
   for retries in (1, 0):

@@ -11,9 +11,9 @@ import time
 
 import numpy as np
 
-from graph_nas import (algorithms, evaluators, search, space as space_lib,
-                       tasks)
-from graph_nas.store import TrialStore
+from graph_nas import search, space as space_lib
+from graph_nas.search import algorithms, evaluators, tasks
+from graph_nas.search.store import TrialStore
 from tests.conftest import PROTOS
 
 
@@ -48,7 +48,7 @@ def image_run(out_dir, n=40, target_flops=None, seed=0, extra=()):
   extra: (config, metrics, reward) rows added after the random ones.
   Returns the stored rows' (trial_id, config, metrics, reward)."""
   from graph_nas import child
-  from graph_nas.dot import space_fingerprint
+  from graph_nas.report.dot import space_fingerprint
   path = str(PROTOS / "cifar.textproto")
   space = space_lib.load(path)
   rng = np.random.default_rng(seed)

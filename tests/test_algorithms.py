@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from graph_nas import algorithms, space as space_lib, tasks
-from graph_nas.controller import DynamicController
+from graph_nas import space as space_lib
+from graph_nas.search import algorithms, tasks
+from graph_nas.search.controller import DynamicController
 from graph_nas.errors import GraphNasError
-from graph_nas.priority_queue import TopKQueue
+from graph_nas.search.priority_queue import TopKQueue
 from tests.conftest import PROTOS
 from tests.test_controller import tiny_space
 

@@ -11,8 +11,8 @@ import pytest
 
 from graph_nas import api, space as space_lib
 from graph_nas.errors import GraphNasError
-from graph_nas.results import EvalResult
-from graph_nas.store import TrialStore
+from graph_nas.search.results import EvalResult
+from graph_nas.search.store import TrialStore
 from tests import api_rewards
 from tests.conftest import PROTOS, ROOT
 

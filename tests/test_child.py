@@ -1,4 +1,4 @@
-"""Tests of graph_nas.child / graph_nas.block_args and the image spaces.
+"""Tests of graph_nas.child / graph_nas.child.block_args and the image spaces.
 
 Building a Keras child costs about 1-2 s on 2 CPU cores (variable creation
 dominates), so of the 50 random walks drawn from each image space every one
@@ -19,8 +19,7 @@ import pytest
 
 from graph_nas import child
 from graph_nas import space as space_lib
-from graph_nas.block_args import (BlockArgs, ChildConfigError,
-                                  decode_block_string, encode_block_string)
+from graph_nas.child.block_args import (BlockArgs, ChildConfigError, decode_block_string, encode_block_string)
 from graph_nas.errors import GraphNasError
 from tests.conftest import PROTOS
 

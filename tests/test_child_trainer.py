@@ -1,4 +1,4 @@
-"""Tests of graph_nas.child_trainer: training and scoring children."""
+"""Tests of graph_nas.child.trainer: training and scoring children."""
 
 import json
 import os
@@ -13,9 +13,10 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from absl import logging
 
-from graph_nas import child, child_trainer, data, optimizers
+from graph_nas import child
+from graph_nas.child import trainer as child_trainer, data, optimizers
 from graph_nas.errors import GraphNasError
-from graph_nas.train_settings import TrainSettings, mnas_reward
+from graph_nas.child.settings import TrainSettings, mnas_reward
 from tests.conftest import ROOT, cifar_data
 
 
@@ -278,7 +279,7 @@ def test_imagenet_stream_trains_under_mock_data(tmp_path):
 def test_the_saved_best_child_stands_alone(tmp_path, data_dir):
   """load_model(path).predict(raw uint8 images) gives the reported test
   accuracy, in a process that never imports graph_nas."""
-  from graph_nas import evaluators
+  from graph_nas.search import evaluators
   settings = _settings(data_dir, steps=6, eval_examples=None)
   final = settings.replace(eval_role="test",
                            eval_examples=300 if data_dir.real else None)
@@ -326,7 +327,7 @@ def test_mirrored_strategy_over_two_logical_cpus(data_dir):
           cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
       sys.path.insert(0, {str(ROOT)!r})
       from graph_nas import child_trainer
-      from graph_nas.train_settings import TrainSettings
+      from graph_nas.child.settings import TrainSettings
       from tests.conftest import cifar_data
       from tests.test_child_trainer import small_cnn
       with cifar_data({str(ROOT / '.pytest_cache' / 'mock_tfds')!r}) as c:

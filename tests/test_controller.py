@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from graph_nas import space as space_lib
-from graph_nas.controller import DynamicController, value_feature_table
+from graph_nas.search.controller import DynamicController, value_feature_table
 from tests.conftest import PROTOS
 
 TINY = """
@@ -175,7 +175,7 @@ def test_value_features_let_neighbouring_values_share(value_features):
   # features the untouched neighbours 48..52 gain on distant values (71..100)
   # by an order of magnitude or more; with the paper's per-action heads
   # they only drift (measured: 0.4-2x over two seeds).
-  from graph_nas import algorithms
+  from graph_nas.search import algorithms
   s = space_lib.load(str(PROTOS / "select_optimizer_b2.textproto"))
   algo = algorithms.make_algorithm(
       "reinforce", s, seed=0, learning_rate=0.01, entropy_weight=0.0,

@@ -1,4 +1,4 @@
-"""Tests of graph_nas.data: tfds splits, in memory and streamed."""
+"""Tests of graph_nas.child.data: tfds splits, in memory and streamed."""
 
 import os
 import socket
@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from graph_nas import data
+from graph_nas.child import data
 from graph_nas.errors import GraphNasError
 from tests.conftest import TFDS_DIR
 

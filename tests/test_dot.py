@@ -9,10 +9,11 @@ import sys
 import numpy as np
 import pytest
 
-from graph_nas import dot, policy as policy_lib, space as space_lib
-from graph_nas.controller import DynamicController
+from graph_nas import space as space_lib
+from graph_nas.report import dot, policy as policy_lib
+from graph_nas.search.controller import DynamicController
 from graph_nas.errors import GraphNasError
-from graph_nas.store import TrialStore
+from graph_nas.search.store import TrialStore
 from tests.conftest import PROTOS, ROOT, require_tool
 from tests.report_fixtures import shared_toy_run, toy_run
 

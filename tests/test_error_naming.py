@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from graph_nas import (algorithms, api, evaluators, executors, search,
-                       space as space_lib, tasks)
+from graph_nas import api, search, space as space_lib
+from graph_nas.search import algorithms, evaluators, executors, tasks
 from graph_nas.errors import (GraphNasError, IdentityMismatch, SettingError,
                               SetupError)
 from tests import api_rewards, crash_evaluators

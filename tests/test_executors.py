@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from graph_nas import executors, search
+from graph_nas import search
+from graph_nas.search import executors
 from graph_nas.errors import GraphNasError, SetupError
 from tests import executor_evaluators as ev
 from tests.conftest import ROOT

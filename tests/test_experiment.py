@@ -7,9 +7,9 @@ import sys
 import numpy as np
 import pytest
 
-from graph_nas import experiment
+from graph_nas.cli import experiment
 from graph_nas.errors import GraphNasError
-from graph_nas.store import TrialStore
+from graph_nas.search.store import TrialStore
 from tests.conftest import PROTOS, ROOT
 
 FORM_ARGS = dict(algorithm="reinforce", replicas=2, trials=12,

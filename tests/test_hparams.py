@@ -9,9 +9,10 @@ import warnings
 import numpy as np
 import pytest
 
-from graph_nas import hparams, search, space as space_lib
+from graph_nas import search, space as space_lib
+from graph_nas.report import hparams
 from graph_nas.errors import GraphNasError, SpaceWarning
-from graph_nas.store import TrialStore
+from graph_nas.search.store import TrialStore
 from tests.conftest import PROTOS
 from tests.test_search import _toy_search
 

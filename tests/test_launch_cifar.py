@@ -65,7 +65,7 @@ def test_tiny_cifar_search_end_to_end(tmp_path, cifar):
   assert arch["training"]["train_examples"] == 256
   assert arch["training"]["epochs"] == 1.0
   assert "best child retrained: status ok" in r.stdout
-  from graph_nas import strategies
+  from graph_nas.child import strategies
   assert f"children train on {strategies.describe_devices()};" in r.stderr
   # Per-trial tfds reading lines are gone from the default log.
   assert "Load dataset info" not in r.stderr

@@ -1,4 +1,4 @@
-"""Exact-gradient tests of the one loss (graph_nas.losses) that REINFORCE and
+"""Exact-gradient tests of the one loss (graph_nas.search.losses) that REINFORCE and
 PQT share, after brain_coder's agent test.
 
 On a tiny space every walk is enumerated (space.exact_walks). The loss is fed
@@ -21,8 +21,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from graph_nas import losses, space as space_lib
-from graph_nas.controller import ENTROPY_MODES, DynamicController
+from graph_nas import space as space_lib
+from graph_nas.search import losses
+from graph_nas.search.controller import ENTROPY_MODES, DynamicController
 
 # A branch (a -> b or a -> c -> d), a one-action vertex (c), a self loop on
 # a (so some walks are truncated at max_steps) and 1-3 actions per vertex.

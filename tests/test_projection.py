@@ -1,6 +1,6 @@
 """The time a child and a search will take (the ETA of the progress line,
 the launcher's one projection line) and a quiet TensorFlow start-up on a
-CPU-only machine (graph_nas.child_trainer, graph_nas.projection)."""
+CPU-only machine (graph_nas.child.trainer, graph_nas.cli.projection)."""
 
 import os
 import re
@@ -11,10 +11,10 @@ import keras
 import pytest
 from absl import logging
 
-from graph_nas import child_trainer
-from graph_nas import projection as projection_lib
-from graph_nas.child_trainer import Progress, format_duration
-from graph_nas.train_settings import TrainSettings
+from graph_nas.child import trainer as child_trainer
+from graph_nas.cli import projection as projection_lib
+from graph_nas.child.trainer import Progress, format_duration
+from graph_nas.child.settings import TrainSettings
 from tests.conftest import ROOT
 
 # A CPU-only launcher run: the launcher decides itself (not preset here).

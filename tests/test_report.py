@@ -9,7 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-from graph_nas import block_args, child, html_report, report
+from graph_nas import child, report
+from graph_nas.child import block_args
+from graph_nas.report import html as html_report
 from tests.conftest import ROOT, require_tool
 from tests.report_fixtures import image_run, shared_toy_run
 

@@ -1,4 +1,4 @@
-"""Tests of graph_nas.run_lock: one search per output folder."""
+"""Tests of graph_nas.search.run_lock: one search per output folder."""
 
 import os
 import signal
@@ -9,14 +9,14 @@ import time
 
 import pytest
 
-from graph_nas import run_lock
+from graph_nas.search import run_lock
 from graph_nas.errors import GraphNasError
 from tests.conftest import ROOT
 
 # A process that takes the lock, says so, and holds it until killed.
 HOLDER = """
 import sys, time
-from graph_nas.run_lock import RunLock
+from graph_nas.search.run_lock import RunLock
 lock = RunLock(sys.argv[1]).acquire()
 print("LOCKED", flush=True)
 time.sleep(600)
@@ -100,7 +100,7 @@ def test_lock_outlives_its_object_and_ends_with_its_process(tmp_path):
   env = dict(os.environ, PYTHONPATH=str(ROOT))
   # The RunLock object is dropped at once; the lock must hold regardless
   # until the process ends (never released by hand).
-  code = ("import gc, sys\nfrom graph_nas.run_lock import RunLock\n"
+  code = ("import gc, sys\nfrom graph_nas.search.run_lock import RunLock\n"
           "from graph_nas.errors import GraphNasError\n"
           "RunLock(sys.argv[1]).acquire()\ngc.collect()\n"
           "try:\n  RunLock(sys.argv[1]).acquire()\n"

@@ -11,10 +11,10 @@ import time
 import numpy as np
 import pytest
 
-from graph_nas import (algorithms, evaluators, report, search,
-                       space as space_lib, tasks)
+from graph_nas import report, search, space as space_lib
+from graph_nas.search import algorithms, evaluators, tasks
 from graph_nas.errors import GraphNasError
-from graph_nas.store import TrialStore
+from graph_nas.search.store import TrialStore
 from tests.conftest import PROTOS, ROOT
 from tests.launch_helpers import ENV, count_trials as _count
 from tests.launch_helpers import launch as _launch
@@ -410,7 +410,7 @@ class _RaisingEvaluator:
 
 
 def test_only_a_setup_error_stops_the_search(tmp_path):
-  from graph_nas.block_args import ChildConfigError
+  from graph_nas.child.block_args import ChildConfigError
   from graph_nas.errors import SetupError
   # A user's (or the builder's) GraphNasError fails its own trial only.
   job = _toy_search(tmp_path / "a", max_trials=4, evaluator=_RaisingEvaluator(

@@ -7,7 +7,8 @@ import sqlite3
 import numpy as np
 import pytest
 
-from graph_nas import algorithms, evaluators, executors, search, tasks
+from graph_nas import search
+from graph_nas.search import algorithms, evaluators, executors, tasks
 from graph_nas import space as space_lib
 from graph_nas.errors import GraphNasError
 from tests.conftest import PROTOS

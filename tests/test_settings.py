@@ -1,4 +1,4 @@
-"""Every setting declared once (graph_nas.settings); every front door
+"""Every setting declared once (graph_nas.search.settings); every front door
 derives its flags, keyword arguments, defaults and error wording from it."""
 
 import dataclasses
@@ -8,10 +8,10 @@ import sys
 
 import pytest
 
-from graph_nas import api, settings as settings_lib
+from graph_nas import api
+from graph_nas.search import settings as settings_lib
 from graph_nas.errors import GraphNasError, SettingError
-from graph_nas.settings import (AlgorithmSettings, ExecutorSettings,
-                                SearchSettings)
+from graph_nas.search.settings import (AlgorithmSettings, ExecutorSettings, SearchSettings)
 from tests.conftest import ROOT
 
 CLASSES = settings_lib.SETTINGS_CLASSES
@@ -103,7 +103,7 @@ def test_per_algorithm_defaults_are_resolved_alike():
   assert AlgorithmSettings().resolved().entropy_weight == 0.8
   assert AlgorithmSettings(entropy_weight=0.3).resolved() \
       .entropy_weight == 0.3
-  from graph_nas import algorithms
+  from graph_nas.search import algorithms
   from graph_nas.space import load
   space = load(str(ROOT / "protos" / "stack_layers.textproto"))
   for name, weight in (("reinforce", 0.1), ("pqt", 0.8)):

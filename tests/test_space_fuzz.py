@@ -24,7 +24,8 @@ from google.protobuf import text_format
 from hypothesis import HealthCheck, assume, given, note, settings
 from hypothesis import strategies as st
 
-from graph_nas import dot as dot_lib, space as space_lib
+from graph_nas import space as space_lib
+from graph_nas.report import dot as dot_lib
 from graph_nas.errors import GraphNasError, SpaceWarning
 from graph_nas.protos import search_space_pb2 as pb
 from tests.conftest import PROTOS
@@ -358,7 +359,7 @@ def test_controller_samples_mutated_small_spaces(seed):
   note(text)
   s = exercise(text, seed, walks=1)
   assume(s is not None)
-  from graph_nas.controller import DynamicController
+  from graph_nas.search.controller import DynamicController
   c = DynamicController(s, embedding_dim=4, hidden_dim=8, seed=seed % 2**31)
   walks = c.sample(4)
   for w in walks:
@@ -368,7 +369,7 @@ def test_controller_samples_mutated_small_spaces(seed):
 
 def test_controller_samples_a_space_whose_start_is_terminal():
   # Once a crash (an empty TensorArray stacked): the only walk is empty.
-  from graph_nas.controller import DynamicController
+  from graph_nas.search.controller import DynamicController
   s = space_lib.loads('start: "a" vertices { name: "a" }', source=SRC)
   c = DynamicController(s, embedding_dim=4, hidden_dim=8)
   assert c.sample(2) == [(), ()]

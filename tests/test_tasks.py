@@ -2,7 +2,8 @@
 
 import pytest
 
-from graph_nas import space as space_lib, tasks
+from graph_nas import space as space_lib
+from graph_nas.search import tasks
 from graph_nas.errors import GraphNasError
 from tests.conftest import PROTOS
 

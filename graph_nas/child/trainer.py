@@ -14,7 +14,7 @@ its optimiser and its traced train / evaluation functions.
 One training path. A child's train function runs `steps_per_execution`
 steps per call into TensorFlow: it gathers each batch from the in-memory
 images by index (or takes it from the stream), augments it with stateless
-random ops, and applies a fused optimiser (`graph_nas.optimizers`). The
+random ops, and applies a fused optimiser (`graph_nas.child.optimizers`). The
 per-child `seed` fixes everything random about a child: weight
 initialisation and dropout (Keras' global seed, set before the build), the
 order of the training examples (a permutation drawn from the seed) and the
@@ -56,12 +56,12 @@ import tensorflow as tf
 import keras
 from absl import logging
 
-from graph_nas import data as data_lib
-from graph_nas import optimizers
-from graph_nas import strategies
+from graph_nas.child import data as data_lib
+from graph_nas.child import optimizers
+from graph_nas.child import strategies
 from graph_nas.errors import GraphNasError, SetupError
-from graph_nas.results import EvalResult
-from graph_nas.train_settings import TrainSettings, mnas_reward
+from graph_nas.search.results import EvalResult
+from graph_nas.child.settings import TrainSettings, mnas_reward
 
 _SUM = tf.distribute.ReduceOp.SUM
 

@@ -42,7 +42,7 @@ except ImportError:  # pragma: no cover - not a POSIX system
 
 from graph_nas.errors import GraphNasError
 
-from graph_nas.run_folder import LOCK_NAME  # noqa: E402
+from graph_nas.search.run_folder import LOCK_NAME  # noqa: E402
 
 # A holder writes its record right after taking the lock; a refused process
 # waits this long for the record to appear before it names "unknown".

@@ -44,7 +44,7 @@ from graph_nas.space import SearchSpace
 
 _NEG = -1e9
 
-from graph_nas.settings import ENTROPY_MODES  # noqa: E402  (declared there)
+from graph_nas.search.settings import ENTROPY_MODES  # noqa: E402  (declared there)
 
 
 def check_entropy_mode(mode: str) -> str:

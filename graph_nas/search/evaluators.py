@@ -4,7 +4,7 @@ A plain reward function becomes an evaluator through FunctionEvaluator; a
 toy space (task "stack_layers" / "select_optimizer") is scored that way by
 its toy reward; an image space (task "image_classification") by training a child
 built with graph_nas.child on its dataset with one long-lived
-graph_nas.child_trainer.ChildTrainer.
+graph_nas.child.trainer.ChildTrainer.
 """
 
 import inspect
@@ -13,9 +13,9 @@ import numbers
 import os
 from typing import Callable, Dict
 
-from graph_nas import tasks
+from graph_nas.search import tasks
 from graph_nas.errors import GraphNasError
-from graph_nas.results import EvalResult
+from graph_nas.search.results import EvalResult
 from graph_nas.space import SearchSpace
 
 IMAGE_TASK = "image_classification"
@@ -96,7 +96,7 @@ class ChildEvaluator:
   """
 
   def __init__(self, settings, final_settings=None):
-    """settings, final_settings: graph_nas.train_settings.TrainSettings for
+    """settings, final_settings: graph_nas.child.settings.TrainSettings for
     search trials and for retraining the best child (default: `settings`
     scored on the test split)."""
     self.settings = settings.check()
@@ -110,7 +110,8 @@ class ChildEvaluator:
     return state
 
   def _make_trainer(self, settings):
-    from graph_nas import child, child_trainer
+    from graph_nas import child
+    from graph_nas.child import trainer as child_trainer
     return child_trainer.ChildTrainer(settings, child.build_child,
                                       flops_fn=child.count_flops,
                                       params_fn=child.count_params)

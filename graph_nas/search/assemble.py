@@ -1,7 +1,7 @@
 """The one place a search is put together.
 
 `assemble` builds a `graph_nas.search.Search` from a space, an evaluator,
-an output folder and the three settings objects of graph_nas.settings:
+an output folder and the three settings objects of graph_nas.search.settings:
 the algorithm (with its per-algorithm defaults resolved), the executor,
 and the run's record of its settings. The launcher, `graph_nas.api.search`
 and the toy experiment runner are thin front ends over it; `run_search`
@@ -10,9 +10,8 @@ runs the assembled search to its end and writes its reports.
 
 from typing import Any, Dict, Optional
 
-from graph_nas import settings as settings_lib
-from graph_nas.settings import (AlgorithmSettings, ExecutorSettings,
-                                SearchSettings)
+from graph_nas.search import settings as settings_lib
+from graph_nas.search.settings import (AlgorithmSettings, ExecutorSettings, SearchSettings)
 
 
 def assemble(space, evaluator, out_dir: str, *,
@@ -27,13 +26,13 @@ def assemble(space, evaluator, out_dir: str, *,
     space: a graph_nas.space.SearchSpace.
     evaluator: an object with evaluate(config, trial_id, seed).
     out_dir: the run's folder; a folder holding a search resumes it.
-    search, algorithm, executor: the settings (graph_nas.settings).
+    search, algorithm, executor: the settings (graph_nas.search.settings).
     budget: what gives the evaluator's rewards their meaning (part of the
       run's identity: e.g. TrainSettings.budget_identity()).
     record: more entries of the run's record (run_info), e.g. the
       launcher's training flags.
   """
-  from graph_nas import algorithms, executors
+  from graph_nas.search import algorithms, executors
   from graph_nas import search as search_lib
   search, algorithm = search.check(), algorithm.check().resolved()
   executor = executor.check()

@@ -12,7 +12,7 @@ Rerunning on the same output folder loads that checkpoint; the batch that
 was interrupted is proposed again from the same state -- hence the same
 walks for a seeded run -- and trials of it already in the store are reused,
 not run again. Each trial's own training seed is `seed + trial_id`; it
-fixes everything random about the child (graph_nas.child_trainer), so a
+fixes everything random about the child (graph_nas.child.trainer), so a
 resumed search evaluates what an uninterrupted one would have (bit for bit
 with the trainer's `deterministic` setting).
 
@@ -44,17 +44,16 @@ from typing import Dict, Optional, Protocol
 
 from absl import logging
 
-from graph_nas import executors
-from graph_nas.algorithms import Algorithm
+from graph_nas.search import executors
+from graph_nas.search.algorithms import Algorithm
 from graph_nas.errors import (GraphNasError, IdentityMismatch, Naming,
                               SettingsFault)
-from graph_nas.results import EvalResult
-from graph_nas.settings import SearchSettings  # noqa: F401  (its home)
+from graph_nas.search.results import EvalResult
+from graph_nas.search.settings import SearchSettings  # noqa: F401  (its home)
 from graph_nas.space import SearchSpace, fingerprint
-from graph_nas.store import TrialStore
+from graph_nas.search.store import TrialStore
 
-from graph_nas.run_folder import (BEST_NAME, CHECKPOINT_NAME,  # noqa: F401
-                                  DB_NAME, TENSORBOARD_DIR)
+from graph_nas.search.run_folder import (BEST_NAME, CHECKPOINT_NAME, DB_NAME, TENSORBOARD_DIR)
 
 
 class Evaluator(Protocol):
@@ -117,7 +116,7 @@ class Search:
     self.settings = settings
     self.run_info = dict(run_info or {})
     self.budget = dict(budget or {})
-    from graph_nas.run_lock import RunLock
+    from graph_nas.search.run_lock import RunLock
     # One search per output folder: a second one ends here, naming the
     # running process; a lock left by a dead process is taken over.
     self._lock = RunLock(out_dir).acquire()
@@ -361,10 +360,10 @@ class Search:
 
   def _summary_writer(self):
     """The run's writer (tensorboard/): curves against the trial number
-    and, once per run, the HParams experiment (graph_nas.hparams)."""
+    and, once per run, the HParams experiment (graph_nas.report.hparams)."""
     if self._writer is None:
       import tensorflow as tf
-      from graph_nas import hparams
+      from graph_nas.report import hparams
       self._writer = tf.summary.create_file_writer(self._tensorboard_dir())
       self._hparam_names = hparams.write_config(self._writer, self.space)
     return self._writer
@@ -385,7 +384,7 @@ class Search:
     if not s.tensorboard:
       return
     import tensorflow as tf
-    from graph_nas import hparams
+    from graph_nas.report import hparams
     with self._summary_writer().as_default(step=tid):
       if ok:
         tf.summary.scalar("reward", row["reward"])

@@ -102,7 +102,8 @@ def resolve_space(out_dir: str, space_path: Optional[str] = None):
   Tries `space_path`, else the --space the run was launched with (as
   given, then relative to this package's checkout), and checks it against
   the fingerprint in the run's identity."""
-  from graph_nas import dot, space as space_lib
+  from graph_nas import space as space_lib
+  from graph_nas.report import dot
   meta = report.run_meta(out_dir)
   identity = meta.get("identity") or {}
   candidates = [space_path] if space_path else []
@@ -129,7 +130,7 @@ def resolve_space(out_dir: str, space_path: Optional[str] = None):
 def policy_png(out_dir: str, space, walks: int = 512) -> Tuple[
     Optional[bytes], str, str]:
   """(PNG bytes or None, DOT text, why not) of the run's policy graph."""
-  from graph_nas import dot
+  from graph_nas.report import dot
   text = dot.run_policy_dot(space, out_dir, num_walks=walks)
   with tempfile.TemporaryDirectory() as tmp:
     path = os.path.join(tmp, "policy.png")

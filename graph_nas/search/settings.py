@@ -9,7 +9,7 @@ Three frozen dataclasses, by concern:
 - `ExecutorSettings`: where children are evaluated (in process, a process
   pool, Ray).
 
-(How a child is trained is `graph_nas.train_settings.TrainSettings`.) Each
+(How a child is trained is `graph_nas.child.settings.TrainSettings`.) Each
 field is declared with `setting(...)`: its default, help text, bounds or
 choices, and the front ends' name where it is not the field's own
 (`ExecutorSettings.address` is the launcher's `--ray_address`). Everything
@@ -36,7 +36,7 @@ from typing import Any, Dict, Optional, Tuple
 
 from graph_nas.errors import Naming, SettingError
 
-# Entropy conventions of the controller's regulariser (graph_nas.losses).
+# Entropy conventions of the controller's regulariser (graph_nas.search.losses).
 ENTROPY_MODES = ("sum", "mean", "normalized")
 ALGORITHM_NAMES = ("pqt", "reinforce", "random")
 EXECUTOR_NAMES = ("inprocess", "process", "ray")
@@ -187,12 +187,12 @@ class AlgorithmSettings(_Settings):
   entropy_mode: str = setting(
       "sum", "Entropy of a walk in the regulariser: sum or mean of the "
       "step entropies, or their mean divided by log |A_v| (normalized; see "
-      "graph_nas.algorithms).", choices=ENTROPY_MODES,
+      "graph_nas.search.algorithms).", choices=ENTROPY_MODES,
       only=("algorithm", ("pqt", "reinforce")))
   value_features: int = setting(
       0, "0: the paper's controller. K >= 2: an action whose value is a "
       "number also gets a logit from an embedding of its value (K Gaussian "
-      "bumps shared by all vertices; see graph_nas.controller), so "
+      "bumps shared by all vertices; see graph_nas.search.controller), so "
       "neighbouring values share what is learned.", lower=0,
       only=("algorithm", ("pqt", "reinforce")))
   queue_size: int = setting(10, "PQT: size K of the priority queue.",
@@ -223,7 +223,7 @@ class AlgorithmSettings(_Settings):
         name: table[name] for name in table if getattr(self, name) is None})
 
   def algorithm_kwargs(self) -> Dict[str, Any]:
-    """Keyword arguments of graph_nas.algorithms.make_algorithm: the
+    """Keyword arguments of graph_nas.search.algorithms.make_algorithm: the
     settings that apply to this algorithm, resolved."""
     this = self.resolved()
     out = {}
@@ -245,7 +245,7 @@ ALGORITHM_DEFAULTS = {
 
 @dataclasses.dataclass(frozen=True)
 class ExecutorSettings(_Settings):
-  """Where children are evaluated (graph_nas.executors)."""
+  """Where children are evaluated (graph_nas.search.executors)."""
   executor: str = setting(
       "inprocess", "Where children are evaluated: in this process, one "
       "fresh local process per child, or Ray tasks.",
@@ -274,7 +274,7 @@ class ExecutorSettings(_Settings):
     return self
 
   def executor_kwargs(self) -> Dict[str, Any]:
-    """Keyword arguments of graph_nas.executors.make_executor."""
+    """Keyword arguments of graph_nas.search.executors.make_executor."""
     if self.executor == "ray":
       return {"workers": self.workers, "address": self.address,
               "cpus_per_child": self.cpus_per_child,

@@ -9,7 +9,7 @@ import tensorflow as tf
 from absl import logging
 
 from graph_nas.errors import GraphNasError
-from graph_nas.train_settings import STRATEGIES
+from graph_nas.child.settings import STRATEGIES
 
 
 def describe_devices():

@@ -24,7 +24,7 @@ class TrainSettings:
 
   Attributes:
     dataset: "cifar10" or "imagenet2012".
-    data_dir: tfds data dir (None: see graph_nas.data.resolve_data_dir).
+    data_dir: tfds data dir (None: see graph_nas.child.data.resolve_data_dir).
     download: let tfds download a missing dataset.
     image_size: side of the square images children see (None: the
       dataset's own, 32 for CIFAR-10, 224 for ImageNet).

@@ -5,7 +5,7 @@
   search on this device (trials x that child's training time / workers);
   a CPU search projected far beyond a day gets a line naming the CPU-sized
   space and the demo. `SearchProjection` is a child-trainer observer
-  (graph_nas.child_trainer.ChildTrainer.observers).
+  (graph_nas.child.trainer.ChildTrainer.observers).
 - `skip_absent_gpu_probe`: on a machine without any accelerator,
   TensorFlow's CUDA probe (an error-level `failed call to cuInit` line) is
   skipped.
@@ -82,7 +82,7 @@ def projection_lines(progress, trials, max_trials, workers=1, device="CPU",
                      space_name=""):
   """The projection line and, for a CPU search far beyond a day, the
   advice line, from the first child's `progress` (a
-  graph_nas.child_trainer.Progress): trials (still to run) x that child's
+  graph_nas.child.trainer.Progress): trials (still to run) x that child's
   training time / workers."""
   child_s = progress.elapsed_s + (progress.eta_s or 0.0)
   search_s = child_s * trials / max(1, workers)

@@ -6,7 +6,7 @@ takes their rewards in :meth:`Algorithm.update`, and exposes its whole state
 state, entropy convention) for checkpointing with :meth:`save` /
 :meth:`load`.
 
-REINFORCE and PQT minimise the one loss of :mod:`graph_nas.losses`:
+REINFORCE and PQT minimise the one loss of :mod:`graph_nas.search.losses`:
 
   pg_weight * -mean((R - b) * log p(walk)) - beta * mean(H(walk))
   + queue_weight * -mean(log p(queue walk))
@@ -48,15 +48,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from graph_nas import losses
-from graph_nas.controller import ENTROPY_MODES, DynamicController
-from graph_nas.settings import ALGORITHM_DEFAULTS, AlgorithmSettings
-from graph_nas.settings import defaults as _declared
+from graph_nas.search import losses
+from graph_nas.search.controller import ENTROPY_MODES, DynamicController
+from graph_nas.search.settings import ALGORITHM_DEFAULTS, AlgorithmSettings
+from graph_nas.search.settings import defaults as _declared
 
-# The declared defaults (graph_nas.settings), not numbers said again here.
+# The declared defaults (graph_nas.search.settings), not numbers said again here.
 _D = _declared(AlgorithmSettings)
 from graph_nas.errors import GraphNasError
-from graph_nas.priority_queue import TopKQueue
+from graph_nas.search.priority_queue import TopKQueue
 from graph_nas.space import SearchSpace
 
 WalkT = Tuple[int, ...]
@@ -187,7 +187,7 @@ class _ControllerAlgorithm(Algorithm):
   def _train_step(self, actions, lengths, rewards, baseline, q_actions,
                   q_lengths, pg_weight, entropy_weight, queue_weight,
                   has_queue):
-    """One Adam step on :func:`graph_nas.losses.loss` (has_queue: a Python
+    """One Adam step on :func:`graph_nas.search.losses.loss` (has_queue: a Python
     bool; without a queue the queue term is absent)."""
     with tf.GradientTape() as tape:
       logp, ent = self.controller._replay(actions, lengths,

@@ -58,11 +58,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import keras
 import numpy as np
 
-from graph_nas.block_args import (ACTIVATIONS, BlockArgs, ChildConfigError,
-                                  MAX_EXPAND_RATIO, MAX_FILTERS, MAX_REPEATS,
-                                  MAX_STRIDE, check_activation, check_int,
-                                  check_kernel_size, check_se_ratio,
-                                  decode_block_strings, encode_block_strings)
+from graph_nas.child.block_args import (ACTIVATIONS, BlockArgs, ChildConfigError, MAX_EXPAND_RATIO, MAX_FILTERS, MAX_REPEATS, MAX_STRIDE, check_activation, check_int, check_kernel_size, check_se_ratio, decode_block_strings, encode_block_strings)
 
 __all__ = [
     "ACTIVATIONS", "BlockArgs", "ChildConfigError", "GLOBAL_DEFAULTS",

@@ -14,7 +14,7 @@ Into each folder it writes pareto.png for a run whose trials have a cost
 the MnasNet target as a vertical line when the run set --target_flops), and
 with --html report.html: one self-contained page (images embedded) with the
 top table, the reward and Pareto plots, the learned policy drawn on the
-space's graph, and the run's settings (graph_nas.html_report).
+space's graph, and the run's settings (graph_nas.report.html).
 """
 
 import io
@@ -27,10 +27,9 @@ import numpy as np
 from absl import app, flags, logging
 
 from graph_nas.errors import GraphNasError
-from graph_nas.store import TrialStore
+from graph_nas.search.store import TrialStore
 
-from graph_nas.run_folder import (DB_NAME, PARETO_NAME,  # noqa: F401
-                                  REWARDS_NAME, TOP_NAME)
+from graph_nas.search.run_folder import (DB_NAME, PARETO_NAME, REWARDS_NAME, TOP_NAME)
 
 # Column headers: every cost says what it holds and in which unit.
 COLUMNS = ("rank", "trial", "reward", "val accuracy", "multiply-adds (M)",
@@ -79,7 +78,8 @@ def block_strings(config: dict) -> Optional[List[str]]:
   if not (isinstance(layers, list) and layers and
           all(isinstance(l, dict) for l in layers)):
     return None
-  from graph_nas import block_args, child  # Keras: only for image configs
+  from graph_nas import child
+  from graph_nas.child import block_args  # Keras: only for image configs
   try:
     return block_args.encode_block_strings(child.blocks_from_config(config))
   except GraphNasError:
@@ -384,7 +384,7 @@ def main(argv):
         if path:
           print(f"wrote {path}")
       if FLAGS.html:
-        from graph_nas import html_report
+        from graph_nas.report import html as html_report
         path = html_report.write_html(d, space_path=FLAGS.space,
                                       top=FLAGS.top, walks=FLAGS.walks,
                                       window=FLAGS.window)

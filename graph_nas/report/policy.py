@@ -26,7 +26,7 @@ import numpy as np
 from graph_nas.errors import GraphNasError
 from graph_nas.space import SearchSpace
 
-from graph_nas.run_folder import CHECKPOINT_NAME
+from graph_nas.search.run_folder import CHECKPOINT_NAME
 
 
 @dataclasses.dataclass
@@ -159,7 +159,7 @@ def load_controller(space: SearchSpace, checkpoint: str):
     raise GraphNasError("the checkpoint's controller does not fit this "
                         "space: was it written for another one?",
                         source=checkpoint)
-  from graph_nas.controller import DynamicController
+  from graph_nas.search.controller import DynamicController
   controller = DynamicController(space, embedding_dim=embeds[0].shape[1],
                                  hidden_dim=kernels[0].shape[1])
   have = [w.shape for w in controller.get_weights()]

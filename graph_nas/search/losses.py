@@ -2,7 +2,7 @@
 
 For sampled walks w_i with log-probabilities log p(w_i), walk entropies
 H(w_i) (under the algorithm's entropy convention; see
-:mod:`graph_nas.controller`), rewards R_i, a baseline b, optional weights
+:mod:`graph_nas.search.controller`), rewards R_i, a baseline b, optional weights
 u_i (default 1) and the priority queue's walks q_1..q_K:
 
   pg        = -sum_i u_i (R_i - b) log p(w_i) / sum_i u_i

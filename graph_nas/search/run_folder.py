@@ -4,7 +4,7 @@ A search (graph_nas.search) writes them; the reports, the DOT export, the
 policy reader and the front ends read them by these names.
 """
 
-DB_NAME = "trials.sqlite"            # every trial (graph_nas.store)
+DB_NAME = "trials.sqlite"            # every trial (graph_nas.search.store)
 CHECKPOINT_NAME = "checkpoint.npz"   # the algorithm's whole state
 LOCK_NAME = "search.lock"            # held while a search runs
 BEST_NAME = "best_architecture.json"

@@ -1,0 +1,19 @@
+"""The reusable Keras child: the model, how it is trained, on what data.
+
+| module | what it holds |
+|---|---|
+| `model` | the MnasNet-like builder (MBConv + squeeze-and-excite), presets, params / FLOPs (`graph_nas.child.build_child`) |
+| `block_args` | block arguments as plain data, MnasNet block strings |
+| `settings` | TrainSettings: how children are trained and scored |
+| `trainer` | the one child trainer of a search |
+| `data` | tfds CIFAR-10 / ImageNet: splits, augmentation, where the data is |
+| `optimizers`, `strategies` | the fused optimiser; tf.distribute strategies |
+
+The model's names (`build_child`, `preset`, ...) resolve lazily from
+`model`, so `graph_nas.child.settings` imports without TensorFlow.
+"""
+
+
+from graph_nas._lazy import lend
+
+__getattr__ = lend(__name__, __file__, "model")

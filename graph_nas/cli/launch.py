@@ -1,0 +1,418 @@
+"""The main job: search a space.
+
+  python -m graph_nas.launch --space=protos/cifar.textproto \
+      --data_dir=../shared/data/tfds --out_dir=runs/cifar
+  graph-nas-search --space=cifar_cpu ...   (installed; a shipped space)
+
+Defaults are the paper's CIFAR-10 settings (section 4.3): PQT, controller
+learning rate 0.001, entropy weight 0.8, 1500 architectures, 20 epochs per
+child. The dataset follows from the space (its task_params "dataset"); toy
+spaces (stack layers, select optimizer) run through the same launcher,
+scored by their toy reward without training.
+
+--space is a textproto file or the name of a shipped space (protos/ of
+the repository, package data when installed). A flag that would change
+nothing in the chosen configuration (--workers with the in-process
+executor, child-training flags for a toy space, ...) is an error naming it.
+
+With the in-process executor, once the first child has trained ~30 s (or
+has finished, if sooner), one line projects the time of a child and of the
+whole search on this device (trials x that child's training time /
+workers); a CPU search projected far beyond a day also gets a line naming
+the CPU-sized space and the demo. On a machine without a GPU, TensorFlow's
+CUDA probe is skipped (TF_ENABLED_DEVICE_TYPES=CPU), so no error-level
+start-up line appears.
+
+Rerunning the same command on the same --out_dir resumes the search.
+Results: <out_dir>/trials.sqlite (every trial), top_trials.md,
+rewards.png, best_architecture.json, best_child/model.keras, tensorboard/
+(curves against the trial number; one HParams session per trial under
+tensorboard/trials/).
+"""
+
+import json
+import os
+import sys
+
+# Quiet TensorFlow's C++ start-up lines (set before TF is first imported).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags, logging  # noqa: E402
+
+from graph_nas.cli import projection  # noqa: E402  (no TensorFlow)
+
+from graph_nas.search import settings as settings_lib  # noqa: E402
+from graph_nas.child.settings import MNAS_EXPONENT  # noqa: E402
+from graph_nas.search.settings import (AlgorithmSettings, ExecutorSettings, SearchSettings)
+
+FLAGS = flags.FLAGS
+# The search's, the algorithm's and the executor's settings: one flag each,
+# derived from their declarations (graph_nas.search.settings).
+for _cls in (SearchSettings, AlgorithmSettings, ExecutorSettings):
+  settings_lib.define_flags(_cls)
+
+flags.DEFINE_string("space", None, "Search space: a textproto file, e.g. "
+                    "protos/cifar.textproto, or a shipped space's name, "
+                    "e.g. cifar_cpu.")
+flags.DEFINE_string("evaluator", None, "Score every architecture with your "
+                    "own Python function instead of the space's task: "
+                    "module:function (fn(config) -> reward, or "
+                    "fn(config, trial_id, seed); see graph_nas.api). No "
+                    "child is trained.")
+flags.DEFINE_string("out_dir", None, "Output folder (default runs/<space "
+                    "name>); rerun on it to resume.")
+# Child training.
+flags.DEFINE_float("epochs", 20.0, "Training epochs per child (of "
+                   "--train_examples when set).", lower_bound=1e-6)
+flags.DEFINE_integer("steps", None, "Training steps per child; overrides "
+                     "--epochs.", lower_bound=1)
+flags.DEFINE_integer("batch_size", 128, "Child training batch size.",
+                     lower_bound=1)
+flags.DEFINE_integer("train_examples", None, "Train children on this many "
+                     "training examples only.", lower_bound=1)
+flags.DEFINE_integer("eval_examples", None, "Score children on this many "
+                     "held-out examples only.", lower_bound=1)
+flags.DEFINE_float("child_learning_rate", None, "Peak child learning rate "
+                   "(default: 0.1 * batch_size / 128, SGD).",
+                   lower_bound=1e-12)
+flags.DEFINE_float("final_epochs", None, "Epochs of the best child's "
+                   "retraining before it is scored on the test split "
+                   "(default --epochs).", lower_bound=1e-6)
+flags.DEFINE_integer("final_train_examples", None, "Training examples of "
+                     "the best child's retraining (default "
+                     "--train_examples; 0: the whole training part).",
+                     lower_bound=0)
+flags.DEFINE_string("dataset", None, "tfds dataset (default: the space's "
+                    "task_params dataset).")
+flags.DEFINE_integer("image_size", None, "Side of the images children see "
+                     "(default: the space's task_params image_size, else "
+                     "the dataset's).", lower_bound=8)
+flags.DEFINE_string("data_dir", None, "tfds data dir (default "
+                    "$TFDS_DATA_DIR, else ../shared/data/tfds beside the "
+                    "repository when it exists, else tfds' default, where "
+                    "CIFAR-10 is downloaded when missing).")
+flags.DEFINE_boolean("download", False, "Let tfds download a missing "
+                     "dataset into --data_dir (needs internet).")
+flags.DEFINE_integer("steps_per_execution", 1, "Child training steps per "
+                     "call into TensorFlow (1 is fastest on CPUs; TPUs want "
+                     "tens).", lower_bound=1)
+flags.DEFINE_boolean("augment", True, "Augment children's training "
+                     "batches (CIFAR: pad-4 crop + flip); short budgets "
+                     "learn faster without.")
+flags.DEFINE_boolean("final_augment", True, "Augment the best child's "
+                     "retraining batches.")
+flags.DEFINE_boolean("deterministic", False, "TensorFlow op determinism: a "
+                     "resumed search stores the same rewards as an "
+                     "uninterrupted one (slower on some devices).")
+flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "tpu"],
+                  "tf.distribute strategy for child training.")
+flags.DEFINE_string("tpu", None, "TPU address (with --strategy=tpu).")
+flags.DEFINE_enum("mixed_precision", "none",
+                  ["none", "mixed_float16", "mixed_bfloat16"],
+                  "Mixed precision policy for children.")
+flags.DEFINE_float("target_flops", None, "MnasNet multi-objective reward: "
+                   "accuracy * (flops / target)^w; off when unset.",
+                   lower_bound=1.0)
+flags.DEFINE_float("flops_exponent", MNAS_EXPONENT, "w of the MnasNet reward.",
+                   upper_bound=0.0)
+flags.DEFINE_boolean("retrain_best", True, "Retrain the best child at the "
+                     "end, score it on the test split, save it as .keras.")
+
+
+def _parse_flags(argv):
+  """absl flag parsing that ends in one clear line, not usage text."""
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    sys.exit(f"error: {e}")
+
+
+def _check_flags():
+  if not FLAGS.space:
+    sys.exit("error: --space is required, e.g. --space=cifar_cpu (a "
+             "shipped space) or --space=path/to/space.textproto")
+  if FLAGS.strategy == "tpu" and FLAGS.tpu is None:
+    sys.exit("error: --strategy=tpu needs --tpu=<address> (or --tpu=local)")
+
+
+def _train_settings(space, evaluators):
+  """(search, final) TrainSettings from the space and the flags."""
+  from graph_nas.child import settings as ts
+  params = evaluators.image_task_params(space)
+  search = ts.TrainSettings(
+      dataset=FLAGS.dataset or params["dataset"],
+      data_dir=FLAGS.data_dir, download=FLAGS.download,
+      image_size=FLAGS.image_size or params.get("image_size"),
+      num_classes=(None if FLAGS.dataset else params.get("num_classes")),
+      train_examples=FLAGS.train_examples,
+      eval_examples=FLAGS.eval_examples, batch_size=FLAGS.batch_size,
+      epochs=FLAGS.epochs, steps=FLAGS.steps,
+      learning_rate=FLAGS.child_learning_rate, strategy=FLAGS.strategy,
+      tpu=FLAGS.tpu, mixed_precision=(None if FLAGS.mixed_precision ==
+                                      "none" else FLAGS.mixed_precision),
+      deterministic=FLAGS.deterministic, augment=FLAGS.augment,
+      steps_per_execution=FLAGS.steps_per_execution,
+      target_flops=FLAGS.target_flops, reward_alpha=FLAGS.flops_exponent,
+      reward_beta=FLAGS.flops_exponent)
+  final_examples = FLAGS.final_train_examples
+  if final_examples is None:
+    final_examples = search.train_examples
+  final = search.replace(
+      eval_role="test", eval_examples=None,
+      epochs=FLAGS.final_epochs or search.epochs,
+      steps=None if FLAGS.final_epochs else search.steps,
+      train_examples=final_examples or None, augment=FLAGS.final_augment)
+  return search.check(), final.check()
+
+
+# Flags of child training: no effect on a space that trains no child.
+_IMAGE_FLAGS = ("epochs", "steps", "batch_size", "train_examples",
+                "eval_examples", "child_learning_rate", "dataset",
+                "image_size", "data_dir", "download", "augment",
+                "deterministic", "strategy", "tpu", "mixed_precision",
+                "target_flops", "flops_exponent", "final_epochs",
+                "final_train_examples", "final_augment",
+                "steps_per_execution")
+# The launcher's wording where "only with --x=..." would say less.
+_NO_EFFECT_NOTES = {
+    ("algorithm", "random"): "--algorithm=random has no controller",
+    ("executor", "inprocess"): "--executor=inprocess evaluates one child at "
+                               "a time; use --executor=process or ray",
+}
+
+
+def _settings_without_effect():
+  """[(flag names, why)] of the declared settings given on the command line
+  whose declaration says they act only with another setting's values
+  (Option.only) that it does not take now, grouped by reason."""
+  groups = {}
+  for cls in (ExecutorSettings, SearchSettings, AlgorithmSettings):
+    for _, flag, opt in settings_lib.given_flags(cls):
+      if not opt.only:
+        continue
+      other, values = opt.only
+      now = FLAGS[other].value
+      if now in values:
+        continue
+      why = _NO_EFFECT_NOTES.get((other, now)) or (
+          f"only with --{other}=" + " or ".join(values))
+      groups.setdefault(why, []).append(flag)
+  return [(names, why) for why, names in groups.items()]
+
+
+def _flags_without_effect(space):
+  """[(flag names, why)] of the flags given that change nothing here."""
+  from graph_nas.search.evaluators import IMAGE_TASK  # no TensorFlow
+  given = [name for name in FLAGS if FLAGS[name].present]
+  out = []
+
+  def unused(names, why):
+    names = [n for n in names if n in given]
+    if names:
+      out.append((names, why))
+
+  if FLAGS.evaluator:
+    unused(_IMAGE_FLAGS, f"--evaluator={FLAGS.evaluator} scores the "
+                         "architectures: no child is trained")
+  elif space.proto.task != IMAGE_TASK:
+    unused(_IMAGE_FLAGS, f"{FLAGS.space} is a {space.proto.task!r} task: "
+                         "no child is trained")
+  else:
+    if FLAGS.steps is not None:
+      unused(["epochs"], "--steps sets the training length")
+    if FLAGS.target_flops is None:
+      unused(["flops_exponent"], "only with --target_flops")
+    if not FLAGS.retrain_best:
+      unused(["final_epochs", "final_train_examples", "final_augment"],
+             "--retrain_best=false: the best child is not retrained")
+    if FLAGS.strategy != "tpu":
+      unused(["tpu"], "only with --strategy=tpu")
+  for names, why in _settings_without_effect():
+    unused(names, why)
+  return out
+
+
+# The library names settings by their Python names (graph_nas.errors.Naming);
+# a one-line error of the launcher names the flags instead: the declared
+# settings' flags (graph_nas.search.settings), and the launcher's own.
+SETTING_NAMING = settings_lib.flag_naming(extra={
+    "space": "space", "space_name": "space", "evaluator": "evaluator",
+    "out_dir": "out_dir"})
+# Entries of the evaluator's budget (TrainSettings.budget_identity) ->
+# flags; an entry without a flag (set by the space) keeps its name.
+BUDGET_FLAGS = {name: "--" + name for name in (
+    "dataset", "image_size", "train_examples", "eval_examples",
+    "batch_size", "epochs", "steps", "target_flops", "mixed_precision",
+    "augment", "evaluator")}
+BUDGET_FLAGS.update({"learning_rate": "--child_learning_rate",
+                     "reward_alpha": "--flops_exponent",
+                     "reward_beta": "--flops_exponent",
+                     "out_dir": "--out_dir"})
+
+
+def _error_line(error) -> str:
+  """The launcher's one line for a GraphNasError, naming flags."""
+  from graph_nas import errors
+  if isinstance(error, errors.SettingsFault):
+    error.named(errors.Naming(BUDGET_FLAGS, quote_strings=False)
+                if getattr(error, "budget", False) else SETTING_NAMING)
+  return f"error: {error}"
+
+
+# The launcher's own flags in the run's record (beside its settings).
+_RECORDED_FLAGS = ("epochs", "steps", "batch_size", "train_examples",
+                   "eval_examples", "target_flops", "image_size",
+                   "deterministic", "final_epochs", "final_train_examples",
+                   "augment", "final_augment", "child_learning_rate",
+                   "evaluator")
+
+
+def _check_flags_have_effect(space):
+  """One error line naming every flag that would be silently ignored."""
+  unused = _flags_without_effect(space)
+  if unused:
+    sys.exit("error: flags with no effect here: " + "; ".join(
+        f"{', '.join('--' + n for n in names)} ({why})"
+        for names, why in unused) + ". Drop them.")
+
+
+def keras_backend():
+  """The Keras backend that `import keras` will choose (without importing
+  it): $KERAS_BACKEND, else keras.json's "backend", else tensorflow."""
+  name = os.environ.get("KERAS_BACKEND")
+  if name:
+    return name, "KERAS_BACKEND"
+  home = os.environ.get("KERAS_HOME") or os.path.join(
+      os.path.expanduser("~"), ".keras")
+  path = os.path.join(home, "keras.json")
+  try:
+    with open(path, encoding="utf-8") as f:
+      return str(json.load(f).get("backend", "tensorflow")), path
+  except (OSError, ValueError, AttributeError):
+    return "tensorflow", None
+
+
+def _check_keras_backend():
+  name, where = keras_backend()
+  if name != "tensorflow":
+    sys.exit(f"error: graph-nas needs the TensorFlow Keras backend, but "
+             f"{where} selects {name!r}: set KERAS_BACKEND=tensorflow (or "
+             "unset it)")
+
+
+def _device_kind():
+  import tensorflow as tf
+  if FLAGS.strategy == "tpu":
+    return "TPU"
+  return "GPU" if tf.config.list_logical_devices("GPU") else "CPU"
+
+
+def _watch_first_child(evaluator, job, space):
+  """In-process children: a SearchProjection on the evaluator's trainer
+  (children in worker processes are not watched)."""
+  trainer = getattr(evaluator, "trainer", None)
+  observers = getattr(trainer, "observers", None)
+  left = FLAGS.max_trials - job.store.count()
+  if FLAGS.executor != "inprocess" or observers is None or left < 1:
+    return
+  observers.append(projection.SearchProjection(
+      left, FLAGS.max_trials, 1, _device_kind(), space.name))
+
+
+def _load_space():
+  """The space of --space, its flags checked; exits with one line."""
+  from graph_nas import space as space_lib  # no TensorFlow: fast errors
+  from graph_nas.errors import GraphNasError
+  try:
+    space = space_lib.load(FLAGS.space)  # a file, or a shipped space's name
+  except GraphNasError as e:
+    sys.exit(f"error: {e}")
+  _check_flags_have_effect(space)
+  if not FLAGS.evaluator and not space.proto.task:
+    sys.exit(f"error: {space.source}: the space names no task (e.g. one "
+             "written by graph_nas.api): score it with "
+             "--evaluator=module:function")
+  return space
+
+
+def _evaluator(space):
+  """(evaluator, budget, training settings or None) of this run."""
+  from graph_nas import api
+  from graph_nas.search import evaluators
+  if FLAGS.evaluator:  # resumes with the same one only
+    return (api.load_evaluator(FLAGS.evaluator),
+            {"evaluator": FLAGS.evaluator}, None)
+  train_settings = final_settings = budget = None
+  if space.proto.task == evaluators.IMAGE_TASK:
+    train_settings, final_settings = _train_settings(space, evaluators)
+    budget = train_settings.budget_identity()
+  evaluator = evaluators.evaluator_for(space, train_settings, final_settings)
+  if train_settings is not None:
+    from graph_nas.child import strategies
+    import keras
+    logging.info("children train on %s; Keras backend: %s",
+                 strategies.describe_devices(), keras.backend.backend())
+    # Fail within seconds when the dataset is missing; the data is read
+    # once for the whole search.
+    evaluator.prepare()
+  return evaluator, budget, train_settings
+
+
+def _search(space):
+  """Assembles and runs the search; {"timing", "result"}, "out_dir"."""
+  from graph_nas.search import assemble
+  evaluator, budget, train_settings = _evaluator(space)
+  out_dir = FLAGS.out_dir or os.path.join("runs", space.name)
+  # The record of the run: its settings (assemble adds them) and the
+  # launcher's own flags.
+  record = {name: FLAGS[name].value for name in _RECORDED_FLAGS}
+  job = assemble.assemble(
+      space, evaluator, out_dir,
+      search=settings_lib.from_flags(SearchSettings),
+      algorithm=settings_lib.from_flags(AlgorithmSettings),
+      executor=settings_lib.from_flags(ExecutorSettings), budget=budget,
+      record=record)
+  if train_settings is not None:
+    _watch_first_child(evaluator, job, space)
+  done = assemble.run_search(job, retrain=FLAGS.retrain_best)
+  done["out_dir"] = out_dir
+  return done
+
+
+def _print_summary(done):
+  timing, result, out_dir = done["timing"], done["result"], done["out_dir"]
+  print(result["table"])
+  print(f"search time {timing['wall_s']:.1f}s, of which outside child "
+        f"evaluation {100 * timing['outside_evaluation_share']:.1f}%")
+  final = result["final"]
+  if final:
+    print(f"best child retrained: status {final['status']}, test accuracy "
+          f"{final.get('test_accuracy')}")
+  print(f"results in {out_dir}/: trials.sqlite, top_trials.md, rewards.png, "
+        "best_architecture.json" + (", best_child/model.keras"
+                                    if final.get("files") else "") +
+        f"; TensorBoard: tensorboard --logdir {out_dir}/tensorboard")
+
+
+def main(argv):
+  if len(argv) > 1:
+    sys.exit(f"error: unexpected arguments: {' '.join(argv[1:])}")
+  _check_flags()
+  _check_keras_backend()
+  projection.skip_absent_gpu_probe(FLAGS.strategy)  # before TensorFlow
+  space = _load_space()
+  from graph_nas.errors import GraphNasError
+  try:
+    done = _search(space)
+  except GraphNasError as e:
+    sys.exit(_error_line(e))
+  _print_summary(done)
+  logging.flush()
+
+
+def run():
+  app.run(main, flags_parser=_parse_flags)
+
+
+if __name__ == "__main__":
+  run()

@@ -1,0 +1,18 @@
+"""What a search shows: tables, plots, HTML, DOT, HParams.
+
+| module | what it holds |
+|---|---|
+| `tables` | the top-trials table, reward and Pareto plots, the `graph-nas-report` command |
+| `html` | the self-contained HTML report |
+| `dot` | Graphviz export of a space and of a run's learned policy |
+| `policy` | a run's policy read from its checkpoint |
+| `hparams` | TensorBoard HParams sessions, one per trial |
+
+`graph_nas.report.run`, `write_run_reports`, ... (the tables' names)
+resolve lazily; `python -m graph_nas.report` runs the command.
+"""
+
+
+from graph_nas._lazy import lend
+
+__getattr__ = lend(__name__, __file__, "tables")
