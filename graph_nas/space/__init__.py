@@ -24,6 +24,9 @@ Modules, each importing only those above it:
   graph     SearchSpace and LinearTwin: index, walk, decode; fingerprint,
             exact_walks, uniform_log_prob
   files     loads, load, find, shipped_spaces
+  builder   SpaceBuilder / VertexBuilder: a space built in Python, validated
+            as a textproto is (graph_nas.api.SpaceBuilder; imported on
+            its own, not re-exported here)
 
 Every name is re-exported here: ``from graph_nas import space`` and
 ``space.load(...)`` as before.
