@@ -98,7 +98,8 @@ def test_progress_lines_carry_the_eta_and_reach_the_observers(cifar, logged):
 
 def test_projection_line_from_a_short_training(cifar, logged):
   trainer = _trainer(cifar, progress_every_s=0)
-  projection = projection_lib.SearchProjection(1500, 1500, 1, "CPU", "cifar")
+  projection = projection_lib.SearchProjection(1500, 1500, 1, "CPU",
+                                              space_name="cifar")
   trainer.observers.append(projection)
   assert trainer.train({}, 1, label="trial 0").ok
   assert trainer.train({}, 2, label="trial 1").ok
@@ -115,7 +116,8 @@ def test_projection_line_from_a_short_training(cifar, logged):
 def test_projection_of_a_long_search_names_the_cpu_way(cifar, logged):
   trainer = _trainer(cifar, progress_every_s=0)
   trainer.observers.append(
-      projection_lib.SearchProjection(10 ** 8, 10 ** 8, 1, "CPU", "cifar"))
+      projection_lib.SearchProjection(10 ** 8, 10 ** 8, 1, "CPU",
+                                      space_name="cifar"))
   assert trainer.train({}, 1, label="trial 0").ok
   assert [level for level, l in logged
           if "projected:" in l or "far beyond" in l] == ["info", "warning"]
@@ -133,7 +135,8 @@ def _paper_child(step, elapsed):
 
 
 def test_projection_waits_for_a_few_progress_intervals_then_logs_once(logged):
-  projection = projection_lib.SearchProjection(1500, 1500, 1, "CPU", "cifar")
+  projection = projection_lib.SearchProjection(1500, 1500, 1, "CPU",
+                                              space_name="cifar")
   projection(_paper_child(9, 11.0))
   projection(Progress("trial 0", 18, 7020, 40.0, 0.0, None))  # no speed
   assert projection.lines is None and not logged

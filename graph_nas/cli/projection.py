@@ -114,7 +114,7 @@ class SearchProjection:
   a child's training with a known speed, or at the end of the first
   child's training if that comes sooner."""
 
-  def __init__(self, trials, max_trials, workers=1, device="CPU",
+  def __init__(self, trials, max_trials, workers=1, device="CPU", *,
                space_name="", min_seconds=30.0):
     self.args = (trials, max_trials, workers, device, space_name)
     self.min_seconds = min_seconds

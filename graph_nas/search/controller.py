@@ -79,8 +79,8 @@ class DynamicController(keras.Model):
   """LSTM controller over a :class:`~graph_nas.space.SearchSpace`."""
 
   def __init__(self, space: SearchSpace, embedding_dim: int = 32,
-               hidden_dim: int = 64, seed: int = 0, value_features: int = 0,
-               name="controller", **kwargs):
+               hidden_dim: int = 64, seed: int = 0, *,
+               value_features: int = 0, name="controller", **kwargs):
     super().__init__(name=name, **kwargs)
     self.space = space
     self.num_vertices = len(space.vertex_names)
