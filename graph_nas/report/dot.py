@@ -27,6 +27,15 @@ Every edge with a known probability also carries it in a `probability`
 attribute (read back by :func:`edge_probabilities`).
 
 Layout: top to bottom (--rankdir=TB, fits a web page) or left to right.
+
+One module (about 400 lines) on purpose: it is one idea, a space drawn
+with a policy on it. The three kinds of edge (plain, one per value, one
+summarised with its strip) share one set of conventions: the colours,
+the pen widths, the `probability` attribute that :func:`edge_probabilities`
+reads back. Rendering is the dozen lines that run Graphviz, and the
+command is thin (it loads a space and calls the functions above it); the
+policy itself is graph_nas.report.policy's. ``graph_nas.dot`` re-exports
+every name here, so moving part of it out would only add re-exports.
 """
 
 import os

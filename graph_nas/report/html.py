@@ -20,8 +20,8 @@ from typing import Dict, List, Optional, Tuple
 
 from absl import logging
 
-from graph_nas import report
 from graph_nas.errors import GraphNasError
+from graph_nas.report import plots, trials as trials_lib
 
 HTML_NAME = "report.html"
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -104,7 +104,7 @@ def resolve_space(out_dir: str, space_path: Optional[str] = None):
   the fingerprint in the run's identity."""
   from graph_nas import space as space_lib
   from graph_nas.report import dot
-  meta = report.run_meta(out_dir)
+  meta = trials_lib.run_meta(out_dir)
   identity = meta.get("identity") or {}
   candidates = [space_path] if space_path else []
   launched = (meta.get("run_info") or {}).get("space")
@@ -145,12 +145,26 @@ def policy_png(out_dir: str, space, walks: int = 512) -> Tuple[
 def build_html(out_dir: str, space_path: Optional[str] = None, top: int = 10,
                walks: int = 512, window: int = 20) -> str:
   """The report page of one search output folder, as a string."""
-  trials = report.load_runs([out_dir])[out_dir]
-  meta = report.run_meta(out_dir)
+  trials = trials_lib.load_runs([out_dir])[out_dir]
+  meta = trials_lib.run_meta(out_dir)
   name = os.path.basename(os.path.normpath(out_dir))
-  s = report.summary(trials)
+  parts = _head(out_dir, name)
+  parts += ["<h2>Summary</h2>", _summary_section(trials)]
+  parts += [f"<h2>Top {top} trials</h2>", _top_section(trials, top)]
+  parts += ["<h2>Reward</h2>", _reward_section(out_dir, trials, window)]
+  parts += ["<h2>Accuracy against cost (Pareto front)</h2>",
+            _pareto_section(name, trials, meta)]
+  parts += ["<h2>Learned policy on the search space</h2>",
+            _policy_section(out_dir, space_path, walks)]
+  parts += ["<h2>Settings</h2>", _settings_section(meta)]
+  parts.append("</body></html>")
+  return "\n".join(parts) + "\n"
+
+
+def _head(out_dir, name) -> List[str]:
+  """The page's head and title lines."""
   now = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
-  parts = [
+  return [
       "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
       f"<title>graph-nas report: {html.escape(name)}</title>",
       f"<style>{_CSS}</style></head><body>",
@@ -158,45 +172,47 @@ def build_html(out_dir: str, space_path: Optional[str] = None, top: int = 10,
       f'<p class="sub">{html.escape(os.path.abspath(out_dir))} &middot; '
       f"written {now} by graph_nas.report</p>"]
 
-  parts.append("<h2>Summary</h2>")
+
+def _summary_section(trials) -> str:
+  s = trials_lib.summary(trials)
   best = s["best_reward"]
-  parts.append(_kv_table({
+  return _kv_table({
       "trials": s["trials"], "succeeded": s["ok"], "failed": s["failed"],
       "best reward": "-" if best is None else f"{best:.4f}",
       "mean reward": "-" if s["mean_reward"] is None else
       f"{s['mean_reward']:.4f}",
-      "time in trials (s)": f"{s['trial_seconds']:.1f}"}))
+      "time in trials (s)": f"{s['trial_seconds']:.1f}"})
 
-  parts.append(f"<h2>Top {top} trials</h2>")
-  ranked = report.best_first(trials)[:top]
-  if ranked:
-    parts.append(_table(list(report.COLUMNS), report.table_rows(ranked),
-                        num_cols=(0, 1, 2, 3, 4, 5, 6),
-                        arch_col=len(report.COLUMNS) - 1))
-  else:
-    parts.append(_note("no trial has succeeded yet"))
 
-  parts.append("<h2>Reward</h2>")
-  if trials:
-    parts.append(_img(report.png_bytes(report.reward_figure(
-        {out_dir: trials}, window)), "reward against trials"))
-  else:
-    parts.append(_note("no trials yet"))
+def _top_section(trials, top) -> str:
+  ranked = trials_lib.best_first(trials)[:top]
+  if not ranked:
+    return _note("no trial has succeeded yet")
+  columns = trials_lib.COLUMNS
+  return _table(list(columns), trials_lib.table_rows(ranked),
+                num_cols=(0, 1, 2, 3, 4, 5, 6), arch_col=len(columns) - 1)
 
-  parts.append("<h2>Accuracy against cost (Pareto front)</h2>")
-  fig = report.pareto_figure(trials, report.target_flops_of(meta),
-                             f"{name}: validation accuracy against "
-                             "multiply-adds")
+
+def _reward_section(out_dir, trials, window) -> str:
+  if not trials:
+    return _note("no trials yet")
+  return _img(plots.png_bytes(plots.reward_figure({out_dir: trials},
+                                                  window)),
+              "reward against trials")
+
+
+def _pareto_section(name, trials, meta) -> str:
+  fig = plots.pareto_figure(trials, plots.target_flops_of(meta),
+                            f"{name}: validation accuracy against "
+                            "multiply-adds")
   if fig is None:
-    parts.append(_note("no trial has multiply-adds and a validation "
-                       "accuracy (a toy run?): no Pareto plot"))
-  else:
-    parts.append(_img(report.png_bytes(fig), "Pareto plot"))
+    return _note("no trial has multiply-adds and a validation accuracy (a "
+                 "toy run?): no Pareto plot")
+  return _img(plots.png_bytes(fig), "Pareto plot")
 
-  parts.append("<h2>Learned policy on the search space</h2>")
-  parts.append(_policy_section(out_dir, space_path, walks))
 
-  parts.append("<h2>Settings</h2>")
+def _settings_section(meta) -> str:
+  """Every setting the search stored, with its identity and timing."""
   settings = dict(meta.get("run_info") or {})
   identity = meta.get("identity") or {}
   settings.update({f"identity: {k}": v for k, v in identity.items()})
@@ -206,10 +222,8 @@ def build_html(out_dir: str, space_path: Optional[str] = None, top: int = 10,
     bc = dict(meta["best_child"])
     bc.pop("metrics", None)
     settings["best child (retrained)"] = bc
-  parts.append(_kv_table(settings) if settings else
-               _note("the run stored no settings"))
-  parts.append("</body></html>")
-  return "\n".join(parts) + "\n"
+  return (_kv_table(settings) if settings else
+          _note("the run stored no settings"))
 
 
 def _policy_section(out_dir, space_path, walks) -> str:

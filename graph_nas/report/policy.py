@@ -17,16 +17,15 @@ vertex, and its visit shares are estimated from uniform random walks.
 """
 
 import dataclasses
-import json
 import os
 from typing import List, Optional
 
 import numpy as np
 
 from graph_nas.errors import GraphNasError
-from graph_nas.space import SearchSpace
-
+from graph_nas.search import checkpoint as checkpoint_lib
 from graph_nas.search.run_folder import CHECKPOINT_NAME
+from graph_nas.space import SearchSpace
 
 
 @dataclasses.dataclass
@@ -136,18 +135,12 @@ def load_controller(space: SearchSpace, checkpoint: str):
   The controller's sizes are read from the saved weights. None for a
   random-search checkpoint (it has no controller)."""
   try:
-    with np.load(checkpoint) as data:
-      arrays = {k: data[k] for k in data.files}
-    meta = json.loads(str(arrays.pop("__meta__")))
-  except FileNotFoundError:
+    arrays, meta = checkpoint_lib.read(checkpoint)
+  except checkpoint_lib.CheckpointMissing:
     raise GraphNasError("no checkpoint here (has the search run one "
                         "update yet?)", source=checkpoint) from None
-  except (OSError, ValueError, KeyError) as e:
-    raise GraphNasError(f"cannot read checkpoint: {e}",
-                        source=checkpoint) from None
-  name = meta.get("name", "?")
-  weights = [arrays[f"controller/{i}"] for i in range(
-      sum(1 for k in arrays if k.startswith("controller/")))]
+  name = meta.get(checkpoint_lib.NAME_KEY, "?")
+  weights = checkpoint_lib.controller_weights(arrays)
   if not weights:
     return None, name
   kernels = [w for w in weights if w.ndim == 3]

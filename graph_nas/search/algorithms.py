@@ -30,7 +30,8 @@ Under "sum", beta is weighed against a sum of log |A_v| terms (about 23 for
 five 100-way vertices) while rewards are in [0, 1]; "normalized" puts the
 entropy on the rewards' scale whatever the walk length and action counts.
 A checkpoint records the mode; loading it into an algorithm with another
-mode is an error.
+mode is an error. The checkpoint's file format is
+:mod:`graph_nas.search.checkpoint`'s.
 
 Non-finite rewards: their walks are dropped from the update (the loss gives
 them weight 0), they do not enter the baseline or the queue; an empty queue
@@ -40,35 +41,25 @@ Random search: uniform choice at every visited vertex (no learning).
 """
 
 import abc
-import json
-import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from graph_nas.search import losses
+from graph_nas.errors import GraphNasError
+from graph_nas.search import checkpoint, losses
 from graph_nas.search.controller import ENTROPY_MODES, DynamicController
+# Walk here: a walk's action indices, as the search passes walks around
+# (graph_nas.space.Walk is the space's record of one, with its vertices).
+from graph_nas.search.priority_queue import TopKQueue, Walk
 from graph_nas.search.settings import ALGORITHM_DEFAULTS, AlgorithmSettings
 from graph_nas.search.settings import defaults as _declared
-
-# The declared defaults (graph_nas.search.settings), not numbers said again here.
-_D = _declared(AlgorithmSettings)
-from graph_nas.errors import GraphNasError
-from graph_nas.search.priority_queue import TopKQueue
 from graph_nas.space import SearchSpace
 
-WalkT = Tuple[int, ...]
-
-
-def _atomic_write(path: str, write):
-  tmp = path + ".tmp"
-  with open(tmp, "wb") as f:
-    write(f)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
+# The declared defaults (graph_nas.search.settings), not numbers said again
+# here.
+_D = _declared(AlgorithmSettings)
 
 
 class Algorithm(abc.ABC):
@@ -82,20 +73,22 @@ class Algorithm(abc.ABC):
     self.num_updates = 0
 
   @abc.abstractmethod
-  def propose(self, n: int) -> List[WalkT]:
+  def propose(self, n: int) -> List[Walk]:
     """Proposes n walks."""
 
   @abc.abstractmethod
-  def update(self, walks: Sequence[WalkT], rewards: Sequence[float]) -> Dict:
+  def update(self, walks: Sequence[Walk], rewards: Sequence[float]) -> Dict:
     """Learns from finished walks; returns scalar stats."""
 
   def state(self) -> Tuple[Dict[str, np.ndarray], Dict]:
     """(numpy arrays, JSON-able metadata) that restore this algorithm."""
-    return {}, {"num_updates": self.num_updates, "name": self.name}
+    return {}, {"num_updates": self.num_updates,
+                checkpoint.NAME_KEY: self.name}
 
   def restore(self, arrays: Dict[str, np.ndarray], meta: Dict) -> None:
-    if meta.get("name") != self.name:
-      raise GraphNasError(f"checkpoint is of algorithm '{meta.get('name')}',"
+    name = meta.get(checkpoint.NAME_KEY)
+    if name != self.name:
+      raise GraphNasError(f"checkpoint is of algorithm '{name}',"
                           f" not '{self.name}'")
     self.num_updates = int(meta["num_updates"])
 
@@ -103,20 +96,13 @@ class Algorithm(abc.ABC):
     """Writes the whole state (and a JSON-able `extra`, returned by load) to
     one .npz file, atomically."""
     arrays, meta = self.state()
-    meta = dict(meta, extra=extra or {})
-    arrays = dict(arrays, __meta__=np.array(json.dumps(meta)))
-    _atomic_write(path, lambda f: np.savez(f, **arrays))
+    checkpoint.write(path, arrays, meta, extra)
 
   def load(self, path: str) -> Dict:
-    try:
-      with np.load(path) as data:
-        arrays = {k: data[k] for k in data.files}
-      meta = json.loads(str(arrays.pop("__meta__")))
-    except (OSError, ValueError, KeyError) as e:
-      raise GraphNasError(f"cannot read checkpoint: {e}",
-                          source=path) from None
+    """Restores what save wrote; returns its `extra`."""
+    arrays, meta = checkpoint.read(path)
     self.restore(arrays, meta)
-    return meta.get("extra", {})
+    return meta.get(checkpoint.EXTRA_KEY, {})
 
 
 class RandomSearch(Algorithm):
@@ -218,10 +204,10 @@ class _ControllerAlgorithm(Algorithm):
     arrays, meta = super().state()
     meta["entropy_mode"] = self.entropy_mode
     for i, w in enumerate(self.controller.get_weights()):
-      arrays[f"controller/{i}"] = w
+      arrays[checkpoint.controller_key(i)] = w
     for i, v in enumerate(self.optimizer.variables):
-      arrays[f"optimizer/{i}"] = np.asarray(v.numpy())
-    arrays["rng_state"] = self.controller.rng.state.numpy()
+      arrays[checkpoint.optimizer_key(i)] = np.asarray(v.numpy())
+    arrays[checkpoint.RNG_STATE_KEY] = self.controller.rng.state.numpy()
     return arrays, meta
 
   def restore(self, arrays, meta):
@@ -232,20 +218,19 @@ class _ControllerAlgorithm(Algorithm):
                           f"'{mode}', this algorithm has "
                           f"'{self.entropy_mode}'")
     weights = self.controller.get_weights()
-    n = sum(1 for k in arrays if k.startswith("controller/"))
+    n = checkpoint.num_controller_weights(arrays)
     if n != len(weights):
       raise GraphNasError(f"checkpoint has {n} controller weights, the "
                           f"controller has {len(weights)}: was it written "
                           "for another search space?")
     try:
-      self.controller.set_weights([arrays[f"controller/{i}"]
-                                   for i in range(n)])
+      self.controller.set_weights(checkpoint.controller_weights(arrays))
       for i, v in enumerate(self.optimizer.variables):
-        v.assign(arrays[f"optimizer/{i}"])
+        v.assign(arrays[checkpoint.optimizer_key(i)])
     except (ValueError, KeyError) as e:
       raise GraphNasError(f"checkpoint does not fit this controller: {e}") \
           from None
-    self.controller.rng.reset(arrays["rng_state"])
+    self.controller.rng.reset(arrays[checkpoint.RNG_STATE_KEY])
 
 
 class Reinforce(_ControllerAlgorithm):
