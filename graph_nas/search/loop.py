@@ -33,6 +33,11 @@ One trial path for both update policies: every proposed walk becomes a
 TrialJob (_job); one that needs no evaluation -- a walk that does not
 decode (a failed trial, with the reason) or an architecture evaluated
 before -- is settled at once (_settle); the others go to the executor.
+
+What watches the loop -- the progress log, TensorBoard curves and HParams
+sessions, the reports -- are observers (graph_nas.search.observers), built
+from the settings into `Search.observers` and told of the start, each
+stored trial, each update, the end, finalize and close.
 """
 
 import dataclasses
@@ -45,6 +50,7 @@ from typing import Dict, Optional, Protocol
 from absl import logging
 
 from graph_nas.search import executors
+from graph_nas.search import observers as observers_lib
 from graph_nas.search.algorithms import Algorithm
 from graph_nas.errors import (GraphNasError, IdentityMismatch, Naming,
                               SettingsFault)
@@ -53,7 +59,9 @@ from graph_nas.search.settings import SearchSettings  # noqa: F401  (its home)
 from graph_nas.space import SearchSpace, fingerprint
 from graph_nas.search.store import TrialStore
 
-from graph_nas.search.run_folder import (BEST_NAME, CHECKPOINT_NAME, DB_NAME, TENSORBOARD_DIR)
+# TENSORBOARD_DIR: lent as graph_nas.search.TENSORBOARD_DIR (observers use it).
+from graph_nas.search.run_folder import (  # noqa: F401
+    BEST_NAME, CHECKPOINT_NAME, DB_NAME, TENSORBOARD_DIR)
 
 
 class Evaluator(Protocol):
@@ -83,23 +91,13 @@ class TooManyFailures(SettingsFault, SearchStopped):
             f"{self.store_path}")
 
 
-# TensorBoard descriptions of the per-trial curves.
-_SCALAR_TEXT = {"flops": "multiply-adds of one forward pass of one image "
-                         "(stored as flops)",
-                "val_accuracy": "accuracy on the held-out part of the "
-                                "training split",
-                "params": "parameters of the child"}
-
-
-def _fmt_duration(seconds: float) -> str:
-  seconds = int(max(0, seconds))
-  h, rem = divmod(seconds, 3600)
-  m, s = divmod(rem, 60)
-  return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
-
-
 class Search:
-  """One search in one output folder; `run()` starts or resumes it."""
+  """One search in one output folder; `run()` starts or resumes it.
+
+  `observers` (graph_nas.search.observers; from the settings: the progress
+  log, TensorBoard/HParams with `settings.tensorboard`, the reports) are
+  told what the loop does; `best`, `t_start` and `evaluated` are what they
+  read of its progress."""
 
   def __init__(self, space: SearchSpace, algorithm: Algorithm,
                evaluator: Evaluator, out_dir: str,
@@ -123,8 +121,11 @@ class Search:
     self.store = TrialStore(os.path.join(out_dir, DB_NAME),
                             sync=settings.sync_store)
     self.checkpoint_path = os.path.join(out_dir, CHECKPOINT_NAME)
-    self._writer = None
-    self._hparam_names = []
+    self.observers = observers_lib.from_settings(settings, out_dir)
+
+  def _notify(self, hook: str, *args):
+    for observer in self.observers:
+      getattr(observer, hook)(self, *args)
 
   # ------------------------------------------------------------- identity
   def _check_identity(self):
@@ -162,28 +163,24 @@ class Search:
     extra = {}
     if os.path.exists(self.checkpoint_path):
       extra = self.algorithm.load(self.checkpoint_path) or {}
-    if self.store.count():
-      logging.info("resuming %s: %d trials in the store, %d updates done",
-                   self.out_dir, self.store.count(),
-                   self.algorithm.num_updates)
-    self._best = max([t["reward"] for t in self.store.trials("ok")],
-                     default=-math.inf)
+    self.best = max([t["reward"] for t in self.store.trials("ok")],
+                    default=-math.inf)
     self._failures = self._trailing_failures()
-    self._t_start = time.time()
+    self.t_start = time.time()
     self._eval_seconds = 0.0
-    self._evaluated = 0
+    self.evaluated = 0
+    self._notify("on_start")
     if self.settings.update_policy == "sync":
       self._run_sync()
     else:
       self._run_async(int(extra.get("consumed", 0)))
-    wall = time.time() - self._t_start
+    wall = time.time() - self.t_start
     timing = {"wall_s": wall, "evaluate_s": self._eval_seconds,
-              "trials_evaluated": self._evaluated,
+              "trials_evaluated": self.evaluated,
               "outside_evaluation_share": (wall - self._eval_seconds) / wall
               if wall > 0 else 0.0}
     self.store.set_meta("last_run_timing", timing)
-    if self._writer is not None:
-      self._writer.flush()
+    self._notify("on_end")
     return timing
 
   def _job(self, walk, trial_id: int, seed: int) -> executors.TrialJob:
@@ -228,7 +225,8 @@ class Search:
 
   def _record(self, fin, batch: Optional[int] = None,
               cached_from: Optional[int] = None) -> Dict:
-    """Stores a finished trial (own transaction), logs it, checks limits."""
+    """Stores a finished trial (own transaction), tells the observers,
+    checks the failure limit."""
     job = fin.job
     if fin.fatal:
       raise SearchStopped(f"trial {job.trial_id}: {fin.reason}")
@@ -240,22 +238,23 @@ class Search:
         reason=fin.reason, metrics=fin.metrics, finished=fin.finished,
         cached_from=cached_from)
     self._eval_seconds += fin.finished - fin.started
-    self._evaluated += 1
+    self.evaluated += 1
     row = self.store.trial(job.trial_id)
-    self._log_trial(row, self._best, self._t_start, self._evaluated)
     self._account(row)
+    self._notify("on_trial", row)
+    limit = self.settings.max_consecutive_failures
+    if row["status"] != "ok" and self._failures >= limit:
+      raise TooManyFailures(self._failures, limit, row["reason"],
+                            self.store.path)
     return row
 
   def _account(self, row):
-    s = self.settings
+    """The best reward and the failures in a row, with `row`."""
     if row["status"] == "ok":
-      self._best = max(self._best, row["reward"])
+      self.best = max(self.best, row["reward"])
       self._failures = 0
-      return
-    self._failures += 1
-    if self._failures >= s.max_consecutive_failures:
-      raise TooManyFailures(self._failures, s.max_consecutive_failures,
-                            row["reason"], self.store.path)
+    else:
+      self._failures += 1
 
   def _reward_of(self, row):
     return row["reward"] if row["status"] == "ok" else \
@@ -290,8 +289,9 @@ class Search:
         fin = self.executor.wait_any()
         rows[fin.job.trial_id] = self._record(fin, batch)
       ordered = [rows[first_id + i] for i in range(n)]
-      self.algorithm.update([tuple(r["walk"]) for r in ordered],
-                            [self._reward_of(r) for r in ordered])
+      stats = self.algorithm.update([tuple(r["walk"]) for r in ordered],
+                                    [self._reward_of(r) for r in ordered])
+      self._notify("on_update", stats or {})
       batch += 1
       if time.time() - last_save >= s.checkpoint_every_s or \
           batch * s.walks_per_update >= s.max_trials:
@@ -340,11 +340,13 @@ class Search:
   def _async_update(self, buffer, consumed):
     usable = [r for r, staleness in buffer
               if staleness <= self.settings.max_staleness]
+    stats = {}
     if usable:
-      self.algorithm.update([tuple(r["walk"]) for r in usable],
-                            [self._reward_of(r) for r in usable])
+      stats = self.algorithm.update([tuple(r["walk"]) for r in usable],
+                                    [self._reward_of(r) for r in usable])
     else:
       self.algorithm.num_updates += 1
+    self._notify("on_update", stats or {})
     self.algorithm.save(self.checkpoint_path, extra={"consumed": consumed})
 
   def _trailing_failures(self) -> int:
@@ -355,57 +357,16 @@ class Search:
       n += 1
     return n
 
-  def _tensorboard_dir(self):
-    return os.path.join(self.out_dir, TENSORBOARD_DIR)
-
-  def _summary_writer(self):
-    """The run's writer (tensorboard/): curves against the trial number
-    and, once per run, the HParams experiment (graph_nas.report.hparams)."""
-    if self._writer is None:
-      import tensorflow as tf
-      from graph_nas.report import hparams
-      self._writer = tf.summary.create_file_writer(self._tensorboard_dir())
-      self._hparam_names = hparams.write_config(self._writer, self.space)
-    return self._writer
-
-  def _log_trial(self, row, best_before, t_start, evaluated):
-    s = self.settings
-    tid = row["trial_id"]
-    ok = row["status"] == "ok"
-    best = max(best_before, row["reward"]) if ok else best_before
-    per_trial = (time.time() - t_start) / max(evaluated, 1)
-    eta = per_trial * (s.max_trials - tid - 1)
-    if tid % s.log_every == 0 or not ok or tid == s.max_trials - 1:
-      what = (f"reward {row['reward']:.4f}" if ok
-              else f"FAILED ({row['reason'][:120]})")
-      logging.info("trial %d/%d %s  best %.4f  %.1fs  ETA %s", tid + 1,
-                   s.max_trials, what, best, row["seconds"],
-                   _fmt_duration(eta))
-    if not s.tensorboard:
-      return
-    import tensorflow as tf
-    from graph_nas.report import hparams
-    with self._summary_writer().as_default(step=tid):
-      if ok:
-        tf.summary.scalar("reward", row["reward"])
-      if math.isfinite(best):
-        tf.summary.scalar("best_reward", best)
-      for key in ("val_accuracy", "flops", "params"):
-        if key in row["metrics"]:
-          tf.summary.scalar(key, float(row["metrics"][key]),
-                            description=_SCALAR_TEXT.get(key))
-      tf.summary.scalar("failed", 0.0 if ok else 1.0)
-    # Its own HParams session: decisions and metrics, one run folder.
-    hparams.write_trial(self._tensorboard_dir(), row, self._hparam_names)
-
   # ------------------------------------------------------------- finish
   def finalize(self, top: int = 10, retrain: bool = True) -> Dict:
-    """Top table, plot, best architecture JSON, retrained best child."""
-    from graph_nas import report
+    """Reports (the observers': top table, plots), best architecture JSON,
+    retrained best child."""
     rows = self.store.best(top)
     if not rows:
       raise SearchStopped(f"no successful trial in {self.store.path}")
-    table = report.write_run_reports(self.out_dir, top)["table"]
+    reported = {}
+    for observer in self.observers:
+      reported.update(observer.on_finalize(self, top) or {})
     best = rows[0]
     best_info = {"trial_id": best["trial_id"], "reward": best["reward"],
                  "walk": list(best["walk"]), "config": best["config"],
@@ -419,11 +380,10 @@ class Search:
           self.out_dir, "best_child"), self.settings.seed) or {}
       if final:
         self.store.set_meta("best_child", final)
-    return {"table": table, "best": best_info, "final": final}
+    return {**reported, "best": best_info, "final": final}
 
   def close(self):
     self.executor.shutdown()
-    if self._writer is not None:
-      self._writer.close()
+    self._notify("on_close")
     self.store.close()
     self._lock.release()
