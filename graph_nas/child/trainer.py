@@ -5,6 +5,12 @@
     result = trainer.train(config, seed=7)        # an EvalResult
     result, model = trainer.train(config, seed=7, keep_model=True)
 
+What it holds: `ChildTrainer` (the long-lived data and strategy; a
+child's build, training loop, scoring and failures); a child's traced
+functions, all `_ChildGraphs`: `_InMemorySteps` / `_StreamSteps` (its train
+function, `_TrainSteps`) and `_Evaluation`; the loss and small helpers.
+The progress reporting is graph_nas.child.progress.
+
 What lives as long as the trainer (built once, on first use): the
 `tf.distribute` strategy, the dataset description and the training and
 evaluation data (CIFAR-10 decoded into memory; ImageNet as one endless
@@ -36,16 +42,13 @@ the reason. Mistakes of the caller (bad settings, a missing dataset) raise
 Reward: validation accuracy, or with ``target_flops`` MnasNet's
 ``accuracy * (flops / target_flops) ** w``.
 
-Progress: every ``settings.progress_every_s`` a child logs a line with its
-step, speed and the ETA of its training (``trial 3: step 41/7020, 80
-images/s, ETA 2h55m, 31s elapsed``); each such moment, and the end of the
-training, is also handed as a `Progress` to every callable in
-``trainer.observers`` (the launcher projects the whole search's time from
-the first child this way).
+Progress: every ``settings.progress_every_s`` a child logs a progress line
+(step, speed, ETA) and hands a `Progress` to each of ``trainer.observers``;
+that lives in graph_nas.child.progress (`Progress` and `format_duration`
+are importable from here too).
 """
 
 import contextlib
-import dataclasses
 import gc
 import math
 import time
@@ -59,6 +62,9 @@ from absl import logging
 from graph_nas.child import data as data_lib
 from graph_nas.child import optimizers
 from graph_nas.child import strategies
+# Progress and format_duration: re-exported (callers import them from here).
+from graph_nas.child.progress import (  # pylint: disable=unused-import
+    Progress, ProgressClock, format_duration)
 from graph_nas.errors import GraphNasError, SetupError
 from graph_nas.search.results import EvalResult
 from graph_nas.child.settings import TrainSettings, mnas_reward
@@ -66,53 +72,12 @@ from graph_nas.child.settings import TrainSettings, mnas_reward
 _SUM = tf.distribute.ReduceOp.SUM
 
 
-def format_duration(seconds) -> str:
-  """A duration in the units that matter: 45s, 12m05s, 2h55m, 3d04h."""
-  seconds = int(round(max(0.0, float(seconds))))
-  if seconds < 60:
-    return f"{seconds}s"
-  minutes, s = divmod(seconds, 60)
-  if minutes < 60:
-    return f"{minutes}m{s:02d}s"
-  hours, m = divmod(minutes, 60)
-  if hours < 24:
-    return f"{hours}h{m:02d}m"
-  days, h = divmod(hours, 24)
-  return f"{days}d{h:02d}h"
-
-
-@dataclasses.dataclass(frozen=True)
-class Progress:
-  """Where a child's training stands, as its observers see it.
-
-  step of total training steps are done; elapsed_s since the training
-  started (the first step, which traces the train function, included);
-  images_per_s over the steps after the first (0.0 while only the first is
-  done); eta_s: the rest of the training at that speed (None while the
-  speed is unknown, 0.0 at the end).
-  """
-  label: str
-  step: int
-  total: int
-  elapsed_s: float
-  images_per_s: float
-  eta_s: float | None
-
-  @property
-  def finished(self) -> bool:
-    return self.step >= self.total
-
-  def line(self) -> str:
-    """The progress line: 'trial 3: step 41/7020, 80 images/s, ETA 2h55m,
-    31s elapsed'."""
-    eta = "unknown" if self.eta_s is None else format_duration(self.eta_s)
-    return (f"{self.label}: step {self.step}/{self.total}, "
-            f"{self.images_per_s:.0f} images/s, ETA {eta}, "
-            f"{self.elapsed_s:.0f}s elapsed")
-
-
 class _ChildFailure(Exception):
   """A child-specific failure detected while training (e.g. a NaN loss)."""
+
+
+class _BuildError(Exception):
+  """model_fn failed (the cause is the exception it raised)."""
 
 
 def _describe(e):
@@ -376,113 +341,21 @@ class ChildTrainer:
   # ------------------------------------------------------------ training
   def _fit(self, model, seed, total, label):
     """Trains `model` for `total` steps and evaluates it; its metrics."""
-    s = self.settings
-    strategy = self.strategy
-    replicas = strategy.num_replicas_in_sync
-    per_replica = s.batch_size // replicas
-    global_batch = float(s.batch_size)
-    num_classes = self.info.num_classes
     from_logits = not outputs_probabilities(model)
-    smoothing = float(s.label_smoothing)
-    crop = self.in_memory
-    augment = bool(s.augment)
     trainable = model.trainable_variables
-    with strategy.scope():
-      optimizer = optimizers.make(s, total, trainable, strategy)
-
-    def replica_step(images, labels, step_seed):
-      ctx = tf.distribute.get_replica_context()
-      step_seed = tf.random.experimental.stateless_fold_in(
-          step_seed, ctx.replica_id_in_sync_group)
-      x = tf.cast(images, tf.float32)
-      if augment:
-        x = data_lib.augment_batch(x, step_seed, crop=crop)
-      with tf.GradientTape() as tape:
-        outputs = tf.cast(model(x, training=True), tf.float32)
-        per_example = _per_example_loss(labels, outputs, num_classes,
-                                        from_logits, smoothing)
-        loss = tf.reduce_sum(per_example) / global_batch
-        if model.losses:
-          loss += tf.add_n(model.losses) / replicas
-        scaled = optimizer.scale_loss(loss)
-      grads = tape.gradient(scaled, trainable)
-      optimizer.apply(grads, trainable)
-      correct = tf.equal(tf.argmax(outputs, -1, output_type=tf.int32),
-                         tf.cast(labels, tf.int32))
-      return (tf.reduce_sum(per_example),
-              tf.reduce_sum(tf.cast(correct, tf.float32)))
-
-    if s.jit_compile:
-      replica_step = tf.function(replica_step, jit_compile=True)
-
-    def replica_gather(images, labels, rows, step_seed):
-      rid = tf.distribute.get_replica_context().replica_id_in_sync_group
-      rows = rows[rid * per_replica:(rid + 1) * per_replica]
-      return replica_step(tf.gather(images, rows), tf.gather(labels, rows),
-                          step_seed)
-
-    def loop(n, step):
-      if single:  # one step per call: no loop (faster on CPU, see below)
-        per = step(0)
-        return (strategy.reduce(_SUM, per[0], axis=None),
-                strategy.reduce(_SUM, per[1], axis=None))
-
-      def body(i, loss_sum, correct):
-        per = step(i)
-        return (i + 1, loss_sum + strategy.reduce(_SUM, per[0], axis=None),
-                correct + strategy.reduce(_SUM, per[1], axis=None))
-      _, loss_sum, correct = tf.while_loop(
-          lambda i, *_: i < n, body,
-          (tf.constant(0), tf.constant(0.0), tf.constant(0.0)))
-      return loss_sum, correct
-
-    # A tf.while_loop over steps that gathers from the in-memory images ran
-    # each step ~2x slower on a CPU than one call per step
-    # (benchmarks/README_train.md), so steps_per_execution=1 (the default)
-    # runs one step per call, without a loop; TPUs want more per call.
-    single = int(s.steps_per_execution) == 1
+    with self.strategy.scope():
+      optimizer = optimizers.make(self.settings, total, trainable,
+                                  self.strategy)
+    common = (self, model, from_logits, optimizer, trainable)
     rows, seeds = self.training_plan(seed, total)
     if self.in_memory:
-      data = self._train_data
-
-      @tf.function(autograph=False)
-      def train_steps(images, labels, chunk_rows, chunk_seeds):
-        return loop(tf.shape(chunk_rows)[0], lambda i: strategy.run(
-            replica_gather, args=(images, labels, chunk_rows[i],
-                                  chunk_seeds[i])))
-
-      def run_chunk(start, n):
-        return train_steps(data.images, data.labels,
-                           tf.constant(rows[start:start + n]),
-                           tf.constant(seeds[start:start + n]))
-
-      t0 = time.perf_counter()
-      train_steps.get_concrete_function(
-          data.images, data.labels, tf.TensorSpec([None, s.batch_size],
-                                                  tf.int32),
-          tf.TensorSpec([None, 2], tf.int64))
-      trace_s = time.perf_counter() - t0
+      steps = _InMemorySteps(*common, self._train_data, rows, seeds)
     else:
-      iterator = self._train_iterator()
-
-      @tf.function(autograph=False)
-      def train_steps(it, chunk_seeds):
-        def step(i):
-          images, labels = next(it)
-          return strategy.run(replica_step, args=(images, labels,
-                                                  chunk_seeds[i]))
-        return loop(tf.shape(chunk_seeds)[0], step)
-
-      def run_chunk(start, n):
-        return train_steps(iterator, tf.constant(seeds[start:start + n]))
-
-      trace_s = None
-
-    train_steps._omit_frequent_tracing_warning = True  # one per child
-    metrics = self._train_loop(run_chunk, total, label)
-    if trace_s is not None:
-      metrics["trace_s"] = trace_s
-      metrics["first_step_s"] += trace_s
+      steps = _StreamSteps(*common, self._train_iterator(), seeds)
+    metrics = self._train_loop(steps.run, total, label)
+    if steps.trace_s is not None:
+      metrics["trace_s"] = steps.trace_s
+      metrics["first_step_s"] += steps.trace_s
     t0 = time.perf_counter()
     metrics.update(self._evaluate(model, from_logits))
     metrics["eval_s"] = time.perf_counter() - t0
@@ -519,8 +392,8 @@ class ChildTrainer:
     epoch_len = min(self.steps_per_epoch(), total)
     chunk = int(s.steps_per_execution)
     done, tail_loss, tail_correct, tail_steps = 0, 0.0, 0.0, 0
-    t0 = t_last = time.perf_counter()
-    t_first = None
+    clock = ProgressClock(label, total, s.batch_size, s.progress_every_s,
+                          self.observers)
     while done < total:
       n = 1 if done == 0 else min(chunk, total - done)
       loss_sum, correct = run_chunk(done, n)
@@ -533,102 +406,25 @@ class ChildTrainer:
         tail_loss += loss_sum
         tail_correct += float(correct)
         tail_steps += n
-      now = time.perf_counter()
-      if t_first is None:
-        t_first = now
-      if (s.progress_every_s and now - t_last >= s.progress_every_s and
-          done < total):
-        self._progress(label, done, total, now - t0, now - t_first, True)
-        t_last = now
-    end = time.perf_counter()
-    self._progress(label, total, total, end - t0, end - t_first, False)
+      clock.step_done(done)
+    clock.finish()
     examples = tail_steps * s.batch_size
-    metrics = {"first_step_s": t_first - t0, "train_s": end - t_first,
+    metrics = {"first_step_s": clock.first - clock.start,
+               "train_s": clock.end - clock.first,
                "train_loss": tail_loss / examples,
                "train_accuracy": tail_correct / examples}
-    if total > 1 and end > t_first:
-      metrics["images_per_s"] = (total - 1) * s.batch_size / (end - t_first)
+    if total > 1 and clock.end > clock.first:
+      metrics["images_per_s"] = ((total - 1) * s.batch_size /
+                                 (clock.end - clock.first))
     return metrics
-
-  def _progress(self, label, done, total, elapsed, since_first, log):
-    """The child's Progress: logged as the progress line when `log`, and
-    handed to the observers. since_first: seconds since the first step
-    ended (the speed leaves out that step: it traces the function)."""
-    s = self.settings
-    rate = ((done - 1) * s.batch_size / since_first
-            if done > 1 and since_first > 0 else 0.0)
-    eta = ((total - done) * s.batch_size / rate if rate > 0 else
-           (0.0 if done >= total else None))
-    progress = Progress(label, done, total, elapsed, rate, eta)
-    if log:
-      logging.info("%s", progress.line())
-    for observe in self.observers:
-      observe(progress)
 
   # ---------------------------------------------------------- evaluation
   def _evaluate(self, model, from_logits):
-    s = self.settings
-    strategy = self.strategy
-    replicas = strategy.num_replicas_in_sync
-    per_replica = s.batch_size // replicas
-    num_classes = self.info.num_classes
-
-    def replica_eval(images, labels):
-      outputs = tf.cast(model(tf.cast(images, tf.float32), training=False),
-                        tf.float32)
-      labels = tf.cast(labels, tf.int32)
-      valid = labels >= 0
-      per_example = _per_example_loss(tf.maximum(labels, 0), outputs,
-                                      num_classes, from_logits, 0.0)
-      correct = tf.equal(tf.argmax(outputs, -1, output_type=tf.int32),
-                         labels)
-      mask = tf.cast(valid, tf.float32)
-      return (tf.reduce_sum(tf.where(valid, per_example, 0.0)),
-              tf.reduce_sum(tf.cast(correct, tf.float32) * mask),
-              tf.reduce_sum(mask))
-
-    def reduce(per):
-      return [strategy.reduce(_SUM, v, axis=None) for v in per]
-
-    totals = np.zeros(3)
+    evaluation = _Evaluation(self, model, from_logits)
     if self.in_memory:
-      data = self._eval_data
-      n = len(data)
-      batches = -(-n // s.batch_size)
-      rows = np.full(batches * s.batch_size, -1, np.int32)
-      rows[:n] = np.arange(n)
-      rows = tf.constant(rows.reshape(batches, s.batch_size))
-
-      def replica_gather(images, labels, batch_rows):
-        rid = tf.distribute.get_replica_context().replica_id_in_sync_group
-        batch_rows = batch_rows[rid * per_replica:(rid + 1) * per_replica]
-        valid = batch_rows >= 0
-        safe = tf.maximum(batch_rows, 0)
-        return replica_eval(tf.gather(images, safe),
-                            tf.where(valid, tf.gather(labels, safe), -1))
-
-      @tf.function(autograph=False)
-      def evaluate(images, labels, all_rows):
-        def body(i, acc):
-          per = reduce(strategy.run(replica_gather,
-                                    args=(images, labels, all_rows[i])))
-          return i + 1, acc + tf.stack(per)
-        return tf.while_loop(lambda i, acc: i < tf.shape(all_rows)[0], body,
-                             (tf.constant(0), tf.zeros([3])))[1]
-
-      evaluate._omit_frequent_tracing_warning = True  # one per child
-      totals += evaluate(data.images, data.labels, rows).numpy()
+      totals = evaluation.in_memory(self._eval_data)
     else:
-      padded = self._padded_eval()
-
-      @tf.function(input_signature=[padded.element_spec], autograph=False)
-      def eval_step(batch):
-        return reduce(strategy.run(replica_eval, args=batch))
-
-      eval_step._omit_frequent_tracing_warning = True  # one per child
-
-      for batch in padded:
-        totals += [float(v) for v in eval_step(batch)]
+      totals = evaluation.streamed(self._padded_eval())
     if totals[2] == 0:
       raise SetupError("the evaluation split is empty")
     return {"val_loss": float(totals[0] / totals[2]),
@@ -654,5 +450,210 @@ class ChildTrainer:
     return self._padded
 
 
-class _BuildError(Exception):
-  """model_fn failed (the cause is the exception it raised)."""
+# ------------------------------------------------- a child's traced functions
+class _ChildGraphs:
+  """What a child's traced functions share: its model, the strategy and
+  the batch split over the replicas. Each child gets fresh tf.functions
+  (so TensorFlow's retracing warning is off for them)."""
+
+  def __init__(self, trainer, model, from_logits):
+    s = trainer.settings
+    self.strategy = trainer.strategy
+    self.replicas = self.strategy.num_replicas_in_sync
+    self.batch_size = s.batch_size
+    self.per_replica = s.batch_size // self.replicas
+    self.num_classes = trainer.info.num_classes
+    self.model = model
+    self.from_logits = from_logits
+
+  def _replica_rows(self, rows):
+    """This replica's share of a batch's example indices."""
+    rid = tf.distribute.get_replica_context().replica_id_in_sync_group
+    return rows[rid * self.per_replica:(rid + 1) * self.per_replica]
+
+  def _sum(self, value):
+    """A per-replica value summed over the replicas."""
+    return self.strategy.reduce(_SUM, value, axis=None)
+
+
+class _TrainSteps(_ChildGraphs):
+  """A child's train function: `run(start, n)` runs steps start ..
+  start + n - 1 of its training plan in one call into TensorFlow and
+  returns (the sum of their losses, their correct predictions).
+  `trace_s`: how long tracing it up front took (None: traced at its first
+  call). Subclasses: where the batches come from."""
+
+  def __init__(self, trainer, model, from_logits, optimizer, trainable):
+    super().__init__(trainer, model, from_logits)
+    s = trainer.settings
+    self.optimizer = optimizer
+    self.trainable = trainable
+    self.global_batch = float(s.batch_size)
+    self.smoothing = float(s.label_smoothing)
+    self.crop = trainer.in_memory
+    self.augment = bool(s.augment)
+    # A tf.while_loop over steps that gathers from the in-memory images ran
+    # each step ~2x slower on a CPU than one call per step
+    # (benchmarks/README_train.md), so steps_per_execution=1 (the default)
+    # runs one step per call, without a loop; TPUs want more per call.
+    self.single = int(s.steps_per_execution) == 1
+    self.replica_step = self._replica_step
+    if s.jit_compile:
+      self.replica_step = tf.function(self._replica_step, jit_compile=True)
+    self.trace_s = None
+
+  def _replica_step(self, images, labels, step_seed):
+    """One replica's training step: (loss sum, correct) of its examples."""
+    ctx = tf.distribute.get_replica_context()
+    step_seed = tf.random.experimental.stateless_fold_in(
+        step_seed, ctx.replica_id_in_sync_group)
+    x = tf.cast(images, tf.float32)
+    if self.augment:
+      x = data_lib.augment_batch(x, step_seed, crop=self.crop)
+    with tf.GradientTape() as tape:
+      outputs = tf.cast(self.model(x, training=True), tf.float32)
+      per_example = _per_example_loss(labels, outputs, self.num_classes,
+                                      self.from_logits, self.smoothing)
+      loss = tf.reduce_sum(per_example) / self.global_batch
+      if self.model.losses:
+        loss += tf.add_n(self.model.losses) / self.replicas
+      scaled = self.optimizer.scale_loss(loss)
+    grads = tape.gradient(scaled, self.trainable)
+    self.optimizer.apply(grads, self.trainable)
+    correct = tf.equal(tf.argmax(outputs, -1, output_type=tf.int32),
+                       tf.cast(labels, tf.int32))
+    return (tf.reduce_sum(per_example),
+            tf.reduce_sum(tf.cast(correct, tf.float32)))
+
+  def _loop(self, n, step):
+    """(loss sum, correct) of step(0) .. step(n - 1), over the replicas;
+    with `single` just step(0), without a loop."""
+    if self.single:  # one step per call: no loop (faster on CPU)
+      per = step(0)
+      return self._sum(per[0]), self._sum(per[1])
+
+    def body(i, loss_sum, correct):
+      per = step(i)
+      return i + 1, loss_sum + self._sum(per[0]), correct + self._sum(per[1])
+    _, loss_sum, correct = tf.while_loop(
+        lambda i, *_: i < n, body,
+        (tf.constant(0), tf.constant(0.0), tf.constant(0.0)))
+    return loss_sum, correct
+
+
+class _InMemorySteps(_TrainSteps):
+  """Steps that gather their batches from the in-memory images by index
+  (the plan's rows); traced once up front, for any number of steps."""
+
+  def __init__(self, trainer, model, from_logits, optimizer, trainable,
+               data, rows, seeds):
+    super().__init__(trainer, model, from_logits, optimizer, trainable)
+    self.data, self.rows, self.seeds = data, rows, seeds
+    self._steps = tf.function(self._train_steps, autograph=False)
+    t0 = time.perf_counter()
+    self._steps.get_concrete_function(
+        data.images, data.labels, tf.TensorSpec([None, self.batch_size],
+                                                tf.int32),
+        tf.TensorSpec([None, 2], tf.int64))
+    self.trace_s = time.perf_counter() - t0
+    self._steps._omit_frequent_tracing_warning = True  # one per child
+
+  def run(self, start, n):
+    return self._steps(self.data.images, self.data.labels,
+                       tf.constant(self.rows[start:start + n]),
+                       tf.constant(self.seeds[start:start + n]))
+
+  def _train_steps(self, images, labels, chunk_rows, chunk_seeds):
+    return self._loop(tf.shape(chunk_rows)[0], lambda i: self.strategy.run(
+        self._replica_gather, args=(images, labels, chunk_rows[i],
+                                    chunk_seeds[i])))
+
+  def _replica_gather(self, images, labels, rows, step_seed):
+    rows = self._replica_rows(rows)
+    return self.replica_step(tf.gather(images, rows),
+                             tf.gather(labels, rows), step_seed)
+
+
+class _StreamSteps(_TrainSteps):
+  """Steps that take their batches from the trainer's (distributed)
+  stream; traced at the first call."""
+
+  def __init__(self, trainer, model, from_logits, optimizer, trainable,
+               iterator, seeds):
+    super().__init__(trainer, model, from_logits, optimizer, trainable)
+    self.iterator, self.seeds = iterator, seeds
+    self._steps = tf.function(self._train_steps, autograph=False)
+    self._steps._omit_frequent_tracing_warning = True  # one per child
+
+  def run(self, start, n):
+    return self._steps(self.iterator, tf.constant(self.seeds[start:start + n]))
+
+  def _train_steps(self, it, chunk_seeds):
+    def step(i):
+      images, labels = next(it)
+      return self.strategy.run(self.replica_step,
+                               args=(images, labels, chunk_seeds[i]))
+    return self._loop(tf.shape(chunk_seeds)[0], step)
+
+
+class _Evaluation(_ChildGraphs):
+  """A child's evaluation: [loss sum, correct, examples] over the
+  evaluation split (padding rows have label -1 and count for nothing)."""
+
+  def in_memory(self, data):
+    """Over the in-memory images: one traced loop over every batch."""
+    n = len(data)
+    batches = -(-n // self.batch_size)
+    rows = np.full(batches * self.batch_size, -1, np.int32)
+    rows[:n] = np.arange(n)
+    rows = tf.constant(rows.reshape(batches, self.batch_size))
+    evaluate = tf.function(self._evaluate_all, autograph=False)
+    evaluate._omit_frequent_tracing_warning = True  # one per child
+    totals = np.zeros(3)
+    totals += evaluate(data.images, data.labels, rows).numpy()
+    return totals
+
+  def streamed(self, padded):
+    """Over the padded, distributed evaluation stream: a call per batch."""
+    eval_step = tf.function(self._evaluate_batch,
+                            input_signature=[padded.element_spec],
+                            autograph=False)
+    eval_step._omit_frequent_tracing_warning = True  # one per child
+    totals = np.zeros(3)
+    for batch in padded:
+      totals += [float(v) for v in eval_step(batch)]
+    return totals
+
+  def _evaluate_all(self, images, labels, all_rows):
+    def body(i, acc):
+      per = self._reduce(self.strategy.run(
+          self._replica_gather, args=(images, labels, all_rows[i])))
+      return i + 1, acc + tf.stack(per)
+    return tf.while_loop(lambda i, acc: i < tf.shape(all_rows)[0], body,
+                         (tf.constant(0), tf.zeros([3])))[1]
+
+  def _evaluate_batch(self, batch):
+    return self._reduce(self.strategy.run(self._replica_eval, args=batch))
+
+  def _reduce(self, per):
+    return [self._sum(v) for v in per]
+
+  def _replica_gather(self, images, labels, batch_rows):
+    batch_rows = self._replica_rows(batch_rows)
+    valid = batch_rows >= 0
+    safe = tf.maximum(batch_rows, 0)
+    return self._replica_eval(tf.gather(images, safe),
+                              tf.where(valid, tf.gather(labels, safe), -1))
+
+  def _replica_eval(self, images, labels):
+    outputs = tf.cast(self.model(tf.cast(images, tf.float32),
+                                 training=False), tf.float32)
+    labels = tf.cast(labels, tf.int32)
+    valid = labels >= 0
+    per_example = _per_example_loss(tf.maximum(labels, 0), outputs,
+                                    self.num_classes, self.from_logits, 0.0)
+    correct = tf.equal(tf.argmax(outputs, -1, output_type=tf.int32), labels)
+    mask = tf.cast(valid, tf.float32)
+    return (tf.reduce_sum(tf.where(valid, per_example, 0.0)),
+            tf.reduce_sum(tf.cast(correct, tf.float32) * mask),
+            tf.reduce_sum(mask))
