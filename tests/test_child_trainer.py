@@ -326,7 +326,7 @@ def test_mirrored_strategy_over_two_logical_cpus(data_dir):
       tf.config.set_logical_device_configuration(
           cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
       sys.path.insert(0, {str(ROOT)!r})
-      from graph_nas import child_trainer
+      from graph_nas.child import trainer as child_trainer
       from graph_nas.child.settings import TrainSettings
       from tests.conftest import cifar_data
       from tests.test_child_trainer import small_cnn

@@ -2,10 +2,13 @@
 
 | module | what it holds |
 |---|---|
-| `model` | the MnasNet-like builder (MBConv + squeeze-and-excite), presets, params / FLOPs (`graph_nas.child.build_child`) |
+| `model` | the MnasNet-like Keras builder (MBConv + squeeze-and-excite; `graph_nas.child.build_child`) |
+| `config` | a child config's keys, defaults, checks and presets (no Keras) |
+| `cost` | parameters and multiply-adds of a built child |
 | `block_args` | block arguments as plain data, MnasNet block strings |
 | `settings` | TrainSettings: how children are trained and scored |
 | `trainer` | the one child trainer of a search |
+| `progress` | a child's progress: ETA, progress lines, observers |
 | `data` | tfds CIFAR-10 / ImageNet: splits, augmentation, where the data is |
 | `optimizers`, `strategies` | the fused optimiser; tf.distribute strategies |
 

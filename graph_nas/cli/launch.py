@@ -173,11 +173,13 @@ _IMAGE_FLAGS = ("epochs", "steps", "batch_size", "train_examples",
                 "target_flops", "flops_exponent", "final_epochs",
                 "final_train_examples", "final_augment",
                 "steps_per_execution")
-# The launcher's wording where "only with --x=..." would say less.
+# The launcher's wording where "only with --x=..." would say less: by
+# (the other setting, its value now[, the values the setting needs]).
 _NO_EFFECT_NOTES = {
     ("algorithm", "random"): "--algorithm=random has no controller",
-    ("executor", "inprocess"): "--executor=inprocess evaluates one child at "
-                               "a time; use --executor=process or ray",
+    ("executor", "inprocess", ("process", "ray")):
+        "--executor=inprocess evaluates one child at a time; use "
+        "--executor=process or ray",
 }
 
 
@@ -194,8 +196,9 @@ def _settings_without_effect():
       now = FLAGS[other].value
       if now in values:
         continue
-      why = _NO_EFFECT_NOTES.get((other, now)) or (
-          f"only with --{other}=" + " or ".join(values))
+      why = (_NO_EFFECT_NOTES.get((other, now, tuple(values))) or
+             _NO_EFFECT_NOTES.get((other, now)) or
+             f"only with --{other}=" + " or ".join(values))
       groups.setdefault(why, []).append(flag)
   return [(names, why) for why, names in groups.items()]
 

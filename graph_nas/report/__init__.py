@@ -2,7 +2,9 @@
 
 | module | what it holds |
 |---|---|
-| `tables` | the top-trials table, reward and Pareto plots, the `graph-nas-report` command |
+| `tables` | the `graph-nas-report` command and `write_run_reports` |
+| `trials` | reading, ranking and tabulating a run's trials |
+| `plots` | the reward and Pareto figures |
 | `html` | the self-contained HTML report |
 | `dot` | Graphviz export of a space and of a run's learned policy |
 | `policy` | a run's policy read from its checkpoint |

@@ -3,6 +3,8 @@
 | module | what it holds |
 |---|---|
 | `loop` | the search loop (propose, evaluate, store, update, checkpoint) |
+| `observers` | what watches the loop: the progress log, TensorBoard / HParams, the reports |
+| `checkpoint` | the algorithm-state file (arrays + JSON), written and read once |
 | `settings` | every search, algorithm and executor setting, declared once |
 | `assemble` | the one place a search is put together from its settings |
 | `algorithms`, `controller`, `losses`, `priority_queue` | REINFORCE, PQT, random search; the LSTM controller; the one loss; PQT's queue |

@@ -50,9 +50,8 @@ import tensorflow as tf
 from graph_nas.errors import GraphNasError
 from graph_nas.search import checkpoint, losses
 from graph_nas.search.controller import ENTROPY_MODES, DynamicController
-# Walk here: a walk's action indices, as the search passes walks around
-# (graph_nas.space.Walk is the space's record of one, with its vertices).
-from graph_nas.search.priority_queue import TopKQueue, Walk
+from graph_nas.search.priority_queue import TopKQueue
+from graph_nas.space.base import Actions
 from graph_nas.search.settings import ALGORITHM_DEFAULTS, AlgorithmSettings
 from graph_nas.search.settings import defaults as _declared
 from graph_nas.space import SearchSpace
@@ -73,11 +72,11 @@ class Algorithm(abc.ABC):
     self.num_updates = 0
 
   @abc.abstractmethod
-  def propose(self, n: int) -> List[Walk]:
+  def propose(self, n: int) -> List[Actions]:
     """Proposes n walks."""
 
   @abc.abstractmethod
-  def update(self, walks: Sequence[Walk], rewards: Sequence[float]) -> Dict:
+  def update(self, walks: Sequence[Actions], rewards: Sequence[float]) -> Dict:
     """Learns from finished walks; returns scalar stats."""
 
   def state(self) -> Tuple[Dict[str, np.ndarray], Dict]:

@@ -46,7 +46,7 @@ def assemble(space, evaluator, out_dir: str, *,
   run_info.update(record or {})
   try:
     return search_lib.Search(space, algo, evaluator, out_dir, search,
-                             run_info, executor=ex, budget=budget)
+                             run_info=run_info, executor=ex, budget=budget)
   except BaseException:
     ex.shutdown()
     raise

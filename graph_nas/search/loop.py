@@ -101,7 +101,7 @@ class Search:
 
   def __init__(self, space: SearchSpace, algorithm: Algorithm,
                evaluator: Evaluator, out_dir: str,
-               settings: SearchSettings, run_info: Optional[Dict] = None,
+               settings: SearchSettings, *, run_info: Optional[Dict] = None,
                executor=None, budget: Optional[Dict] = None):
     """budget: what gives the evaluator's rewards their meaning (e.g.
     TrainSettings.budget_identity()); part of the run's identity."""

@@ -8,7 +8,7 @@ import heapq
 import itertools
 from typing import Dict, List, Sequence, Tuple
 
-Walk = Tuple[int, ...]
+from graph_nas.space.base import Actions
 
 
 class TopKQueue:
@@ -22,8 +22,8 @@ class TopKQueue:
     if capacity < 1:
       raise ValueError(f"capacity must be >= 1, got {capacity}")
     self.capacity = capacity
-    self._heap: List[Tuple[float, int, Walk]] = []  # min-heap (reward, -order)
-    self._best: Dict[Walk, float] = {}
+    self._heap: List[Tuple[float, int, Actions]] = []  # min-heap (reward, -order)
+    self._best: Dict[Actions, float] = {}
     self._counter = itertools.count()
 
   def __len__(self):
@@ -53,11 +53,11 @@ class TopKQueue:
     self._best[walk] = reward
     return True
 
-  def items(self) -> List[Tuple[Walk, float]]:
+  def items(self) -> List[Tuple[Actions, float]]:
     """(walk, reward), best first."""
     return [(w, r) for r, _, w in sorted(self._heap, reverse=True)]
 
-  def walks(self) -> List[Walk]:
+  def walks(self) -> List[Actions]:
     return [w for w, _ in self.items()]
 
   def to_json(self) -> dict:

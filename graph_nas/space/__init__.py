@@ -36,7 +36,7 @@ from graph_nas.errors import GraphNasError, SpaceWarning
 from graph_nas.protos import search_space_pb2 as pb
 from graph_nas.space.base import (MAX_ACTIONS_PER_VERTEX, MAX_LINEAR_SLOTS,
                                   MAX_TABLE_ENTRIES, MAX_TOTAL_ACTIONS, Edge,
-                                  Walk)
+                                  Actions, Walk)
 from graph_nas.space.config import apply_edge, format_path, get_path, parse_key
 from graph_nas.space.files import (SHIPPED_DIRS, find, load, loads,
                                    shipped_spaces)
@@ -55,7 +55,8 @@ from graph_nas.space.files import _BOM, _HERE, _SUFFIX  # noqa: F401
 __all__ = [
     "Edge", "GraphNasError", "LinearTwin", "MAX_ACTIONS_PER_VERTEX",
     "MAX_LINEAR_SLOTS", "MAX_TABLE_ENTRIES", "MAX_TOTAL_ACTIONS",
-    "SHIPPED_DIRS", "SearchSpace", "SpaceWarning", "Walk", "apply_edge",
+    "Actions", "SHIPPED_DIRS", "SearchSpace", "SpaceWarning", "Walk",
+    "apply_edge",
     "exact_walks", "find", "fingerprint", "format_path", "get_path", "load",
     "loads", "parse_key", "pb", "shipped_spaces", "uniform_log_prob",
 ]

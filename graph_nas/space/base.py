@@ -35,10 +35,16 @@ class Edge:
   spec: int  # index of the Action message in its vertex (before expansion)
 
 
+# A walk as algorithms, the queue and the store pass it around: the action
+# index taken at each visited vertex. (Walk below is the space's record of
+# one, with the vertices it visited.)
+Actions = Tuple[int, ...]
+
+
 @dataclasses.dataclass(frozen=True)
 class Walk:
   """A walk: the action index taken at each visited vertex."""
-  actions: Tuple[int, ...]
+  actions: Actions
   vertices: Tuple[int, ...]  # visited vertices, len(actions) + 1
   truncated: bool  # stopped by max_steps before reaching a terminal
 
