@@ -8,6 +8,7 @@
 | `block_args` | block arguments as plain data, MnasNet block strings |
 | `settings` | TrainSettings: how children are trained and scored |
 | `trainer` | the one child trainer of a search |
+| `steps` | a child's traced train / evaluation functions |
 | `progress` | a child's progress: ETA, progress lines, observers |
 | `data` | tfds CIFAR-10 / ImageNet: splits, augmentation, where the data is |
 | `optimizers`, `strategies` | the fused optimiser; tf.distribute strategies |
