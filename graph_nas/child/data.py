@@ -1,5 +1,9 @@
 """tfds input data for child training: cifar10 and imagenet2012.
 
+(One module of ~450 lines: the roles, the two kinds of split, the
+augmentation and where the data is are one idea, a dataset as children
+read it.)
+
 Each dataset has three *roles*:
 
 - ``"train"``: what a child is trained on;
