@@ -13,7 +13,7 @@
 #
 # Data: $TFDS_DATA_DIR when set, else ../shared/data/tfds beside the
 # repository when it exists, else tfds' default folder, where CIFAR-10 is downloaded
-# (see graph_nas/data.py). Extra flags are passed on, e.g. --out_dir=...
+# (see graph_nas/child/data.py). Extra flags are passed on, e.g. --out_dir=...
 # Rerunning the same command resumes the search.
 set -euo pipefail
 python -m graph_nas.launch --space=protos/cifar_cpu.textproto \

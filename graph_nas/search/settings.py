@@ -38,7 +38,7 @@ from graph_nas.errors import Naming, SettingError
 
 # Entropy conventions of the controller's regulariser (graph_nas.search.losses).
 ENTROPY_MODES = ("sum", "mean", "normalized")
-ALGORITHM_NAMES = ("pqt", "reinforce", "random")
+ALGORITHM_NAMES = ("pqt", "reinforce", "random", "evolution")
 EXECUTOR_NAMES = ("inprocess", "process", "ray")
 UPDATE_POLICIES = ("sync", "async")
 
@@ -207,12 +207,25 @@ class AlgorithmSettings(_Settings):
   embedding_dim: int = setting(32, "Controller action-embedding width.",
                                lower=1,
                                only=("algorithm", ("pqt", "reinforce")))
+  population_size: int = setting(
+      20, "Evolution: size P of the population (the first P proposals are "
+      "random walks; then the oldest member leaves as each new one joins).",
+      lower=2, only=("algorithm", ("evolution",)))
+  tournament_size: int = setting(
+      5, "Evolution: a parent is the best of this many members drawn from "
+      "the population (at most population_size).", lower=1,
+      only=("algorithm", ("evolution",)))
 
   def check(self):
     super().check()
     if self.value_features == 1:
       raise SettingError("value_features", 1, "must be 0 (the paper's "
                          "controller) or >= 2")
+    if self.algorithm == "evolution" and \
+        self.tournament_size > self.population_size:
+      raise SettingError("tournament_size", self.tournament_size,
+                         f"must be <= population_size "
+                         f"({self.population_size})")
     return self
 
   def resolved(self) -> "AlgorithmSettings":
@@ -386,8 +399,8 @@ def from_flags(cls, flag_values=None, **overrides):
 
 
 def given_flags(cls, flag_values=None):
-  """[(flag name, Option)] of the settings of `cls` given on the command
-  line."""
+  """[(setting name, flag name, Option)] of the settings of `cls` given on
+  the command line."""
   from absl import flags
   fv = flag_values if flag_values is not None else flags.FLAGS
   out = []
