@@ -1,4 +1,5 @@
-"""Search algorithms behind one interface: REINFORCE, PQT, random search.
+"""Search algorithms behind one interface: REINFORCE, PQT, random search,
+regularized evolution.
 
 An :class:`Algorithm` proposes walks (tuples of per-vertex action indices),
 takes their rewards in :meth:`Algorithm.update`, and exposes its whole state
@@ -38,6 +39,12 @@ them weight 0), they do not enter the baseline or the queue; an empty queue
 contributes nothing.
 
 Random search: uniform choice at every visited vertex (no learning).
+
+Regularized evolution (Real et al. 2019): aging evolution over walks, a
+tournament of S picks the parent, a mutation that follows the graph makes
+the child, the oldest of P leaves; the population and the mutation are
+:mod:`graph_nas.search.evolution`'s. Non-finite rewards join the population
+as its worst.
 """
 
 import abc
@@ -48,7 +55,7 @@ import numpy as np
 import tensorflow as tf
 
 from graph_nas.errors import GraphNasError
-from graph_nas.search import checkpoint, losses
+from graph_nas.search import checkpoint, evolution, losses
 from graph_nas.search.controller import ENTROPY_MODES, DynamicController
 from graph_nas.search.priority_queue import TopKQueue
 from graph_nas.space.base import Actions
@@ -326,14 +333,84 @@ class PriorityQueueTraining(Reinforce):
     self.queue = TopKQueue.from_json(meta["queue"])
 
 
+class RegularizedEvolution(Algorithm):
+  """Aging evolution over walks (graph_nas.search.evolution): random walks
+  until the population is full, then mutations of tournament winners."""
+
+  name = "evolution"
+
+  def __init__(self, space: SearchSpace, seed: int = 0,
+               population_size: int = _D["population_size"],
+               tournament_size: int = _D["tournament_size"],
+               loop_mutation_prob: float = evolution.LOOP_MUTATION_PROB):
+    super().__init__(space, seed)
+    if population_size < 2:
+      raise GraphNasError(f"population_size must be >= 2, got "
+                          f"{population_size}")
+    if not 1 <= tournament_size <= population_size:
+      raise GraphNasError(f"tournament_size must be in [1, population_size "
+                          f"= {population_size}], got {tournament_size}")
+    if not 0 <= loop_mutation_prob <= 1:
+      raise GraphNasError(f"loop_mutation_prob must be in [0, 1], got "
+                          f"{loop_mutation_prob}")
+    self.population_size = int(population_size)
+    self.tournament_size = int(tournament_size)
+    self.loop_mutation_prob = float(loop_mutation_prob)
+    self.rng = np.random.default_rng(seed)
+    self.population = evolution.Population()
+
+  def propose(self, n):
+    """The i-th walk of a batch is random while the population and the
+    batch's earlier random walks are fewer than P, else a mutation."""
+    out = []
+    for i in range(n):
+      if len(self.population) + i < self.population_size or \
+          not len(self.population):
+        out.append(self.space.sample_random(self.rng).actions)
+        continue
+      parent = self.population.walks[
+          self.population.tournament(self.rng, self.tournament_size)]
+      out.append(evolution.mutate(self.space, parent, self.rng,
+                                  self.loop_mutation_prob))
+    return out
+
+  def update(self, walks, rewards):
+    for walk, reward in zip(walks, np.asarray(rewards, np.float64)
+                            .reshape(-1)):
+      self.population.add(walk, reward)
+    aged_out = self.population.age_out(self.population_size)
+    self.num_updates += 1
+    return {"population": len(self.population), "aged_out": aged_out,
+            "population_best": self.population.best()}
+
+  def state(self):
+    arrays, meta = super().state()
+    meta["rng"] = self.rng.bit_generator.state
+    meta["population"] = self.population.to_json()
+    meta["population_size"] = self.population_size
+    meta["tournament_size"] = self.tournament_size
+    return arrays, meta
+
+  def restore(self, arrays, meta):
+    super().restore(arrays, meta)
+    for name in ("population_size", "tournament_size"):
+      if meta.get(name) != getattr(self, name):
+        raise GraphNasError(f"checkpoint was written with {name} "
+                            f"{meta.get(name)}, this algorithm has "
+                            f"{getattr(self, name)}")
+    self.rng.bit_generator.state = meta["rng"]
+    self.population = evolution.Population.from_json(meta["population"])
+
+
 ALGORITHMS = {"reinforce": Reinforce, "pqt": PriorityQueueTraining,
-              "random": RandomSearch}
+              "random": RandomSearch, "evolution": RegularizedEvolution}
 
 
 def make_algorithm(name: str, space: SearchSpace, seed: int = 0,
                    **kwargs) -> Algorithm:
   """Builds an algorithm by name; kwargs that it does not take are ignored
-  for random search."""
+  for random search (evolution takes population_size, tournament_size and
+  loop_mutation_prob)."""
   if name not in ALGORITHMS:
     raise GraphNasError(f"unknown algorithm '{name}' (known: "
                         f"{', '.join(sorted(ALGORITHMS))})")

@@ -60,6 +60,8 @@ class Option:
       algorithm pqt).
     flagged: False for a setting the command line does not offer (it is
       set by a front end itself, e.g. the experiment's durability).
+    identity: part of the run's identity: a folder holding a search resumes
+      only with the same value (graph_nas.search.loop).
   """
   help: str
   kind: type = float
@@ -69,6 +71,7 @@ class Option:
   flag: Optional[str] = None
   only: Optional[Tuple[str, Tuple[Any, ...]]] = None
   flagged: bool = True
+  identity: bool = False
 
 
 def setting(default, help_text, *, kind=None, **option):
@@ -87,6 +90,11 @@ def options(cls) -> Dict[str, Option]:
 def defaults(cls) -> Dict[str, Any]:
   return {f.name: f.default for f in dataclasses.fields(cls)
           if _OPTION in f.metadata}
+
+
+def identity_fields(cls) -> Tuple[str, ...]:
+  """The settings of `cls` that are part of a run's identity."""
+  return tuple(n for n, o in options(cls).items() if o.identity)
 
 
 def check_bounds(obj) -> None:
@@ -141,9 +149,10 @@ class SearchSettings(_Settings):
   max_trials: int = setting(1500, "Architectures to sample in all.",
                             lower=1)
   walks_per_update: int = setting(
-      1, "Architectures proposed per controller update.", lower=1)
+      1, "Architectures proposed per controller update.", lower=1,
+      identity=True)
   seed: int = setting(0, "Seed of the controller and of every child's "
-                      "training (seed + trial id).", lower=0)
+                      "training (seed + trial id).", lower=0, identity=True)
   failure_reward: float = setting(0.0, "Reward given to a failed child.")
   max_consecutive_failures: int = setting(
       10, "Stop after this many failed trials in a row.", lower=1)
@@ -176,7 +185,7 @@ class SearchSettings(_Settings):
 class AlgorithmSettings(_Settings):
   """What proposes the walks: the algorithm and its controller."""
   algorithm: str = setting("pqt", "Search algorithm.",
-                           choices=ALGORITHM_NAMES)
+                           choices=ALGORITHM_NAMES, identity=True)
   learning_rate: float = setting(
       1e-3, "Controller (Adam) learning rate.", lower=1e-12,
       only=("algorithm", ("pqt", "reinforce")))

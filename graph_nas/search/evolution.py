@@ -1,0 +1,230 @@
+"""Regularized (aging) evolution over graph walks: the population and the
+mutation. The algorithm itself is ``graph_nas.search.algorithms.
+RegularizedEvolution``; this module needs only numpy (like
+:mod:`graph_nas.search.priority_queue` beside PQT).
+
+Aging evolution (Real et al. 2019, "Regularized evolution for image
+classifier architecture search"): until the population holds P walks, the
+proposals are uniformly random walks; after that each proposal is a
+mutation of the best of S walks drawn uniformly (without replacement) from
+the population, the *tournament*. Every evaluated walk joins the
+population, and the oldest members beyond P leave it, whatever their
+reward. A failed trial (a non-finite reward) joins as the worst: it ranks
+below every finite reward, and ages out like any other.
+
+Mutation of a parent walk (the action indices a_0 .. a_{T-1} taken at the
+visited vertices v_0 .. v_T), one of two kinds:
+
+- **Action change** (always possible unless every visited vertex has one
+  action): pick a step t uniformly among the steps whose vertex has at least
+  two actions; take another action of that vertex, uniformly among the
+  others; then walk on from the vertex it leads to. At each later step the
+  walk keeps the parent's decision where the parent made one at that
+  vertex: the k-th visit of vertex u takes the action the parent took at
+  its k-th visit of u. Where the parent never got there (the graph
+  branched elsewhere, or a loop now turns more often), the action is drawn
+  uniformly. While the child walks the parent's vertices in the parent's
+  order this is "keep the decision at the same position"; where a branch of
+  another length rejoins the parent's path, the decisions after the join are
+  kept too.
+- **Loop change** (only for a walk that revisits a vertex; chosen with
+  probability ``loop_mutation_prob`` when possible): a *turn* is a segment
+  of the walk from a visit of a vertex to its next visit (v_i = v_j, i < j,
+  no v_i in between), one pass round a self loop or a cycle, taken from
+  the cycle's entry (the vertex of the segment the walk reached first: the
+  turn is e.g. one whole layer, its decisions included). Pick a turn
+  uniformly; duplicate it (insert the same actions
+  again right after it) or, with equal probability, remove it. A duplicate
+  that would exceed max_steps removes instead. A removal from a walk that
+  max_steps had cut short walks on as above (to a terminal, or to
+  max_steps).
+
+Every child is checked with ``SearchSpace.check_walk`` and differs from its
+parent; a child that max_steps cuts short (a truncated walk, valid but not
+at a terminal) is drawn again, up to ``attempts`` times, and accepted only
+when no attempt reached a terminal. A parent that has nothing to mutate
+(every visited vertex has one action and it revisits no vertex: the only
+walk of its space) gets a random walk instead.
+"""
+
+import math
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from graph_nas.space.base import Actions, Walk
+
+# The share of mutations that add or remove a turn of a loop, where the
+# parent has one.
+LOOP_MUTATION_PROB = 0.5
+# Mutations of one parent tried for a child that is not cut short by
+# max_steps and differs from its parent.
+ATTEMPTS = 20
+
+
+# ---------------------------------------------------------------- mutation
+def turns(walk: Walk) -> List[Tuple[int, int]]:
+  """(i, j) of every turn of a walk: v_i = v_j, i < j, no visit of v_i
+  between them (steps i .. j-1 are one pass round a cycle), and v_i the
+  cycle's entry: of the vertices v_i .. v_{j-1}, the walk reached v_i
+  first (a turn is a whole layer, not the end of one and the start of the
+  next)."""
+  out, last, first = [], {}, {}
+  for j, v in enumerate(walk.vertices):
+    first.setdefault(v, j)
+    i = last.get(v)
+    if i is not None and first[v] == min(first[u] for u in
+                                         walk.vertices[i:j]):
+      out.append((i, j))
+    last[v] = j
+  return out
+
+
+def _visit_decisions(walk: Walk) -> Dict[Tuple[int, int], int]:
+  """(vertex, k) -> the action the walk took at its k-th visit of vertex."""
+  seen, out = {}, {}
+  for v, a in zip(walk.vertices, walk.actions):
+    k = seen.get(v, 0)
+    seen[v] = k + 1
+    out[(v, k)] = a
+  return out
+
+
+def walk_on(space, prefix: Sequence[int], parent: Walk,
+            rng: np.random.Generator) -> Actions:
+  """`prefix` continued to a terminal vertex (or to max_steps): at each
+  vertex, the parent's decision for the same visit of that vertex when it
+  made one, else a uniform draw."""
+  decisions = _visit_decisions(parent)
+  actions = [int(a) for a in prefix]
+  cur, seen = space.start, {}
+  for a in actions:
+    seen[cur] = seen.get(cur, 0) + 1
+    cur = int(space.next_vertex[cur, a])
+  while not space.terminal[cur] and len(actions) < space.max_steps:
+    k = seen.get(cur, 0)
+    seen[cur] = k + 1
+    a = decisions.get((cur, k))
+    if a is None:
+      a = int(rng.integers(space.num_actions[cur]))
+    actions.append(int(a))
+    cur = int(space.next_vertex[cur, a])
+  return tuple(actions)
+
+
+def change_action(space, parent: Walk, rng: np.random.Generator,
+                  step: Optional[int] = None) -> Optional[Actions]:
+  """An action change of `parent` (at `step`, or a uniform step among
+  those whose vertex has two actions or more); None if there is none."""
+  if step is None:
+    steps = [t for t, v in enumerate(parent.vertices[:-1])
+             if space.num_actions[v] > 1]
+    if not steps:
+      return None
+    step = steps[int(rng.integers(len(steps)))]
+  n = int(space.num_actions[parent.vertices[step]])
+  # Uniform among the n - 1 other actions.
+  other = int(rng.integers(n - 1))
+  new = other + (other >= parent.actions[step])
+  return walk_on(space, parent.actions[:step] + (new,), parent, rng)
+
+
+def change_loop(space, parent: Walk,
+                rng: np.random.Generator) -> Optional[Actions]:
+  """`parent` with one turn of a loop duplicated or removed; None if it
+  revisits no vertex."""
+  options = turns(parent)
+  if not options:
+    return None
+  i, j = options[int(rng.integers(len(options)))]
+  actions = parent.actions
+  add = rng.random() < 0.5
+  if add and len(actions) + (j - i) <= space.max_steps:
+    return actions[:j] + actions[i:j] + actions[j:]
+  return walk_on(space, actions[:i] + actions[j:], parent, rng)
+
+
+def _mutate_once(space, parent: Walk, rng, loop_prob) -> Optional[Actions]:
+  if turns(parent) and rng.random() < loop_prob:
+    return change_loop(space, parent, rng)
+  child = change_action(space, parent, rng)
+  return child if child is not None else change_loop(space, parent, rng)
+
+
+def mutate(space, parent: Sequence[int], rng: np.random.Generator,
+           loop_prob: float = LOOP_MUTATION_PROB,
+           attempts: int = ATTEMPTS) -> Actions:
+  """A valid child walk of `parent`, different from it (see the module
+  docstring); a random walk when the parent has nothing to mutate."""
+  walk = space.check_walk(parent)
+  cut_short = None
+  for _ in range(attempts):
+    child = _mutate_once(space, walk, rng, loop_prob)
+    if child is None:
+      break
+    if child == walk.actions:
+      continue
+    if not space.check_walk(child).truncated:
+      return child
+    cut_short = cut_short or child
+  if cut_short is not None:
+    return cut_short
+  return space.sample_random(rng).actions
+
+
+# -------------------------------------------------------------- population
+class Population:
+  """The population of aging evolution: (walk, reward, born) in order of
+  arrival; `born` counts every walk that ever joined (its age is
+  ``next_born - born``). A reward None is a failed trial."""
+
+  def __init__(self):
+    self.walks: List[Actions] = []
+    self.rewards: List[Optional[float]] = []
+    self.born: List[int] = []
+    self.next_born = 0
+
+  def __len__(self):
+    return len(self.walks)
+
+  def add(self, walk: Sequence[int], reward: float) -> None:
+    reward = float(reward)
+    self.walks.append(tuple(int(a) for a in walk))
+    self.rewards.append(reward if math.isfinite(reward) else None)
+    self.born.append(self.next_born)
+    self.next_born += 1
+
+  def age_out(self, size: int) -> int:
+    """Removes the oldest members beyond `size`; returns how many."""
+    gone = max(0, len(self) - size)
+    del self.walks[:gone], self.rewards[:gone], self.born[:gone]
+    return gone
+
+  def rank(self, i: int) -> float:
+    """Member i's reward for the tournament (a failure: -inf)."""
+    r = self.rewards[i]
+    return -math.inf if r is None else r
+
+  def tournament(self, rng: np.random.Generator, size: int) -> int:
+    """The index of the best of `size` members drawn uniformly without
+    replacement (all of them when fewer); ties: the first drawn."""
+    sample = rng.choice(len(self), size=min(size, len(self)), replace=False)
+    return int(max(sample, key=self.rank))  # max keeps the first of ties
+
+  def best(self) -> Optional[float]:
+    finite = [r for r in self.rewards if r is not None]
+    return max(finite) if finite else None
+
+  def to_json(self) -> Dict:
+    return {"walks": [list(w) for w in self.walks],
+            "rewards": list(self.rewards), "born": list(self.born),
+            "next_born": self.next_born}
+
+  @classmethod
+  def from_json(cls, data: Dict) -> "Population":
+    pop = cls()
+    pop.walks = [tuple(int(a) for a in w) for w in data["walks"]]
+    pop.rewards = [None if r is None else float(r) for r in data["rewards"]]
+    pop.born = [int(b) for b in data["born"]]
+    pop.next_born = int(data["next_born"])
+    return pop
