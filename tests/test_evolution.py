@@ -253,7 +253,8 @@ def test_bad_sizes_are_refused():
 
 # ------------------------------------------------------------ checkpoints
 def _layers_reward(config):
-  return -abs(sum(l["kernel"] * l["filters"] for l in config.get("layers", [])) - 60)
+  layers = config.get("layers", [])
+  return -abs(sum(l["kernel"] * l["filters"] for l in layers) - 60)
 
 
 def _run(algo, s, batches, n=3):
