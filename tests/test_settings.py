@@ -128,7 +128,8 @@ def test_bounds_choices_and_unknown_names_are_setting_errors():
            (SearchSettings(failure_reward=float("nan")),
             "failure_reward=nan: must be a finite number"),
            (AlgorithmSettings(algorithm="bayes"),
-            "algorithm='bayes': must be 'pqt', 'reinforce' or 'random'"),
+            "algorithm='bayes': must be 'pqt', 'reinforce', 'random' or "
+            "'evolution'"),
            (AlgorithmSettings(value_features=1),
             "value_features=1: must be 0 (the paper's controller) or >= 2"),
            (ExecutorSettings(workers=2),
@@ -153,3 +154,29 @@ def test_error_wording_derives_from_the_declarations():
   assert naming.name("out_dir") == "--out_dir"
   error = SettingError("retries", -1, "must be >= 0").named(naming)
   assert str(error) == "--worker_retries=-1: must be >= 0"
+
+
+def test_the_run_identity_is_the_declared_identity_settings(tmp_path):
+  assert settings_lib.identity_fields(SearchSettings) == ("walks_per_update",
+                                                          "seed")
+  assert settings_lib.identity_fields(AlgorithmSettings) == ("algorithm",)
+  from graph_nas.search import tasks
+  from graph_nas.search.evaluators import FunctionEvaluator
+  from graph_nas.search.store import TrialStore
+  from graph_nas.search import assemble
+  from graph_nas.space import load
+  space = load(str(ROOT / "protos" / "stack_layers.textproto"))
+  job = assemble.assemble(
+      space, FunctionEvaluator(tasks.reward_fn_for(space)), str(tmp_path),
+      search=SearchSettings(max_trials=2, walks_per_update=2, seed=3,
+                            tensorboard=False),
+      algorithm=AlgorithmSettings(algorithm="random"))
+  assemble.run_search(job)
+  with TrialStore(str(tmp_path / "trials.sqlite")) as store:
+    identity = store.get_meta("identity")
+    record = store.get_meta("run_info")
+  assert {k: identity[k] for k in ("algorithm", "seed", "walks_per_update")} \
+      == {"algorithm": "random", "seed": 3, "walks_per_update": 2}
+  # The record holds every declared setting (resolved) beside the space.
+  assert record["max_trials"] == 2 and record["entropy_mode"] == "sum"
+  assert record["space"].endswith("stack_layers.textproto")

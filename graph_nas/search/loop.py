@@ -55,7 +55,7 @@ from graph_nas.search.algorithms import Algorithm
 from graph_nas.errors import (GraphNasError, IdentityMismatch, Naming,
                               SettingsFault)
 from graph_nas.search.results import EvalResult
-from graph_nas.search.settings import SearchSettings  # noqa: F401  (its home)
+from graph_nas.search.settings import SearchSettings, identity_fields
 from graph_nas.space import SearchSpace, fingerprint
 from graph_nas.search.store import TrialStore
 
@@ -131,11 +131,13 @@ class Search:
   def _check_identity(self):
     """A resumed folder must hold the same search (space, algorithm, seed,
     walks per update, evaluation budget)."""
+    # The declared identity settings (graph_nas.search.settings), the
+    # algorithm's by the algorithm it made.
     identity = {"space": fingerprint(self.space),
                 "space_name": self.space.name,
                 "algorithm": self.algorithm.name,
-                "seed": self.settings.seed,
-                "walks_per_update": self.settings.walks_per_update,
+                **{name: getattr(self.settings, name)
+                   for name in identity_fields(SearchSettings)},
                 "budget": self.budget}
     old = self.store.get_meta("identity")
     if old is None:
