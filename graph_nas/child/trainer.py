@@ -1,5 +1,9 @@
 """The child trainer: one object trains and scores every child of a search.
 
+(~430 lines: reading the data once, building, training, scoring, saving and
+failing a child are one object's life; its traced functions are in
+graph_nas.child.steps, its progress lines in graph_nas.child.progress.)
+
     trainer = ChildTrainer(settings, child.build_child,
                            flops_fn=child.count_flops)
     result = trainer.train(config, seed=7)        # an EvalResult

@@ -1,5 +1,9 @@
 """The main job: search a space.
 
+(~420 lines: most of it is the child-training flags, which only the
+launcher offers; the search, algorithm and executor flags are derived from
+graph_nas.search.settings.)
+
   python -m graph_nas.launch --space=protos/cifar.textproto \
       --data_dir=../shared/data/tfds --out_dir=runs/cifar
   graph-nas-search --space=cifar_cpu ...   (installed; a shipped space)
