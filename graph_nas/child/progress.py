@@ -19,20 +19,7 @@ import time
 
 from absl import logging
 
-
-def format_duration(seconds) -> str:
-  """A duration in the units that matter: 45s, 12m05s, 2h55m, 3d04h."""
-  seconds = int(round(max(0.0, float(seconds))))
-  if seconds < 60:
-    return f"{seconds}s"
-  minutes, s = divmod(seconds, 60)
-  if minutes < 60:
-    return f"{minutes}m{s:02d}s"
-  hours, m = divmod(minutes, 60)
-  if hours < 24:
-    return f"{hours}h{m:02d}m"
-  days, h = divmod(hours, 24)
-  return f"{days}d{h:02d}h"
+from graph_nas.durations import format_duration  # noqa: F401  (re-exported)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,6 +20,8 @@ import sys
 
 from absl import logging
 
+from graph_nas.durations import rough_duration  # noqa: F401  (re-exported)
+
 # Device nodes of accelerators TensorFlow may use: CUDA GPUs (/dev/nvidia*,
 # also in containers), WSL GPUs (/dev/dxg), ROCm (/dev/kfd), TPUs.
 _ACCELERATOR_NODES = ("nvidia*", "dxg", "kfd", "accel*", "vfio")
@@ -61,21 +63,6 @@ ADVICE_AFTER_S = 3 * 86400
 _CPU_SPACES = ("cifar_cpu", "cifar_cpu_linear")
 _DEMO = ("bash launch/cifar_cpu_demo.sh: 14 trials, about 8 minutes on 2 "
          "cores")
-
-
-def rough_duration(seconds) -> str:
-  """'~0.4 s', '~40 s', '~12 min', '~2.9 h', '~4.5 days', '~180 days'."""
-  s = max(0.0, float(seconds))
-  if s < 10:
-    return f"~{s:.1f} s"
-  if s < 90:
-    return f"~{s:.0f} s"
-  if s < 90 * 60:
-    return f"~{s / 60:.0f} min"
-  if s < 36 * 3600:
-    return f"~{s / 3600:.1f} h"
-  days = s / 86400
-  return f"~{days:.1f} days" if days < 10 else f"~{days:,.0f} days"
 
 
 def projection_lines(progress, trials, max_trials, workers=1, device="CPU",

@@ -27,6 +27,7 @@ from typing import Dict, List
 
 from absl import logging
 
+from graph_nas.durations import format_duration
 from graph_nas.search.run_folder import TENSORBOARD_DIR
 
 # TensorBoard descriptions of the per-trial curves.
@@ -35,13 +36,6 @@ _SCALAR_TEXT = {"flops": "multiply-adds of one forward pass of one image "
                 "val_accuracy": "accuracy on the held-out part of the "
                                 "training split",
                 "params": "parameters of the child"}
-
-
-def _fmt_duration(seconds: float) -> str:
-  seconds = int(max(0, seconds))
-  h, rem = divmod(seconds, 3600)
-  m, s = divmod(rem, 60)
-  return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 
 
 class Observer:
@@ -88,7 +82,7 @@ class ProgressLog(Observer):
               else f"FAILED ({row['reason'][:120]})")
       logging.info("trial %d/%d %s  best %.4f  %.1fs  ETA %s", tid + 1,
                    s.max_trials, what, search.best, row["seconds"],
-                   _fmt_duration(eta))
+                   format_duration(eta))
 
 
 class TensorBoardLog(Observer):
