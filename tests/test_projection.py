@@ -151,7 +151,7 @@ def test_projection_waits_for_a_few_progress_intervals_then_logs_once(logged):
                   "graph-nas here, search the CPU-sized space "
                   "(--space=protos/cifar_cpu.textproto, a child in seconds) "
                   "or run the demo (bash launch/cifar_cpu_demo.sh: 14 "
-                  "trials, about 8 minutes on 2 cores)")]
+                  "trials, about 4 minutes on 2 cores)")]
 
 
 def test_projection_wording_per_device_space_and_resume():

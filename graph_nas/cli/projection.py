@@ -61,7 +61,7 @@ def skip_absent_gpu_probe(strategy="default"):
 # A projected search longer than this on a CPU gets the advice line.
 ADVICE_AFTER_S = 3 * 86400
 _CPU_SPACES = ("cifar_cpu", "cifar_cpu_linear")
-_DEMO = ("bash launch/cifar_cpu_demo.sh: 14 trials, about 8 minutes on 2 "
+_DEMO = ("bash launch/cifar_cpu_demo.sh: 14 trials, about 4 minutes on 2 "
          "cores")
 
 
