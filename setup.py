@@ -54,8 +54,13 @@ setup(
         # grpcio-tools: protoc for the test that compares the committed
         # descriptor with protos/search_space.proto (any version does).
         # pytest-timeout: every test has a time limit (pytest.ini).
+        # The test extra holds the bench extra: the suite's parts
+        # (graph_nas.bench) are tested like the rest.
         "test": ["pytest", "pytest-timeout", "hypothesis", "grpcio-tools",
-                 "ray>=2.40"],
+                 "ray>=2.40", "optuna>=4.0", "nas-bench-graph>=1.4"],
+        # benchmarks/search_quality.py: Optuna's TPE as a baseline and
+        # NAS-Bench-Graph's look-up tables as tasks (never core).
+        "bench": ["optuna>=4.0", "nas-bench-graph>=1.4"],
         "ray": ["ray>=2.40"],
         # TensorFlow with its CUDA libraries (Linux): children train on
         # the GPU.

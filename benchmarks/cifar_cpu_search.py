@@ -43,7 +43,8 @@ ARMS = {
 CHILD = ["--train_examples=5120", "--epochs=2", "--batch_size=32",
          "--child_learning_rate=0.1", "--noaugment", "--eval_examples=2000"]
 CONTROLLER = ["--learning_rate=0.001", "--entropy_weight=0.8",
-              "--queue_size=10", "--walks_per_update=2"]
+              "--queue_size=10", "--walks_per_update=2", "--pg_weight=0",
+              "--nonormalize_advantages", "--nono_repeats"]
 
 
 def run_arm(arm, seed, trials, out, data_dir):

@@ -8,6 +8,7 @@ for SPACE in cifar cifar_linear; do
   python -m graph_nas.launch --space=protos/$SPACE.textproto \
     --data_dir="$DATA_DIR" --download --out_dir=runs/paper_$SPACE \
     --algorithm=pqt --learning_rate=0.001 --entropy_weight=0.8 \
+  --pg_weight=0 --nonormalize_advantages --nono_repeats \
     --max_trials=1500 --epochs=20 --batch_size=128 \
     --mixed_precision=mixed_float16 --executor=process --workers=1
 done

@@ -61,11 +61,12 @@ def test_reinforce_learns_stack_layers():
   reward = tasks.reward_fn_for(s)
   algo = algorithms.Reinforce(s, seed=0, learning_rate=0.01,
                               entropy_weight=0.0)
-  before = np.mean([reward(s.decode(w)) for w in algo.propose(200)])
+  # The policy itself (propose() refuses repeats: no_repeats, a default).
+  before = np.mean([reward(s.decode(w)) for w in algo.controller.sample(200)])
   for _ in range(40):
     walks = algo.propose(8)
     algo.update(walks, [reward(s.decode(w)) for w in walks])
-  after = np.mean([reward(s.decode(w)) for w in algo.propose(200)])
+  after = np.mean([reward(s.decode(w)) for w in algo.controller.sample(200)])
   assert after > before + 0.2, (before, after)
 
 

@@ -155,8 +155,8 @@ def test_the_launcher_names_the_flags(tmp_path):
                          "--max_consecutive_failures=2); last reason: "
                          "RuntimeError: this reward always fails."), line
   line = _error_line(_launch(*base, fails, "--algorithm=random"))
-  assert line == (f"error: {out} holds a search with --algorithm=pqt, not "
-                  "random: use another --out_dir or the same settings to "
+  assert line == (f"error: {out} holds a search with --algorithm=evolution, "
+                  "not random: use another --out_dir or the same settings to "
                   "resume")
   line = _error_line(_launch(*base, "--evaluator=tests.api_rewards:reward"))
   assert line == (f"error: {out} holds a search trained with "

@@ -247,8 +247,10 @@ def test_bad_sizes_are_refused():
                      "population_size"):
     AlgorithmSettings(algorithm="evolution", tournament_size=30).check()
   assert AlgorithmSettings(algorithm="evolution").algorithm_kwargs() == {
-      "population_size": 20, "tournament_size": 5}
-  assert "population_size" not in AlgorithmSettings().algorithm_kwargs()
+      "population_size": 20, "tournament_size": 10, "no_repeats": True,
+      "local_step_prob": 0.7}
+  assert "population_size" not in AlgorithmSettings(
+      algorithm="pqt").algorithm_kwargs()
 
 
 # ------------------------------------------------------------ checkpoints

@@ -89,9 +89,13 @@ def test_the_experiment_shares_the_launchers_defaults_but_the_papers(
           "algorithm"} <= set(shared)
   differ = {n for n in shared
             if experiment_flags[n][0] != launcher_flags[n][0]}
-  # The experiment reproduces the paper: REINFORCE, and the paper's
-  # learning rate for the task (its help says so).
-  assert differ == {"algorithm", "learning_rate"}
+  # The experiment reproduces the paper: REINFORCE, the paper's learning
+  # rate for the task (its help says so), and the paper's controller: no
+  # repeat refusal, raw advantages (experiment.PAPER_CONTROLLER).
+  assert differ == {"algorithm", "learning_rate", "no_repeats",
+                    "normalize_advantages"}
+  assert experiment_flags["no_repeats"][0] is False
+  assert experiment_flags["normalize_advantages"][0] is False
   assert experiment_flags["algorithm"][0] == "reinforce"
   assert "the paper's for the task" in experiment_flags["learning_rate"][1]
 
@@ -100,7 +104,7 @@ def test_per_algorithm_defaults_are_resolved_alike():
   assert AlgorithmSettings().entropy_weight is None
   assert AlgorithmSettings(algorithm="reinforce").resolved() \
       .entropy_weight == 0.1
-  assert AlgorithmSettings().resolved().entropy_weight == 0.8
+  assert AlgorithmSettings(algorithm="pqt").resolved().entropy_weight == 0.8
   assert AlgorithmSettings(entropy_weight=0.3).resolved() \
       .entropy_weight == 0.3
   from graph_nas.search import algorithms

@@ -56,9 +56,13 @@ _OUT = flags.DEFINE_string("out", None, "Output folder (default: "
 # The experiment reproduces the paper: its algorithm is REINFORCE, and the
 # learning rate and entropy weight default to the paper's for the task.
 _PAPER = "(default: the paper's for the task, PAPER_SETTINGS)"
+# The paper's controller: REINFORCE, every walk it samples is a trial, raw
+# advantages.
+PAPER_CONTROLLER = {"no_repeats": False, "normalize_advantages": False}
+EXPERIMENT_DEFAULTS = {"algorithm": "reinforce", "learning_rate": None,
+                       **PAPER_CONTROLLER}
 settings_lib.define_flags(
-    AlgorithmSettings, defaults_={"algorithm": "reinforce",
-                                  "learning_rate": None},
+    AlgorithmSettings, defaults_=EXPERIMENT_DEFAULTS,
     help_={"learning_rate": f"Controller (Adam) learning rate {_PAPER}.",
            "entropy_weight": f"Entropy regularisation weight {_PAPER}.",
            "algorithm": "Learning algorithm for the graph and linear forms "
@@ -121,7 +125,8 @@ def run_form(form: str, task: str, *, algorithm: str, replicas: int,
       algorithm="random" if form == "random" else algorithm,
       learning_rate=learning_rate, entropy_weight=entropy_weight,
       entropy_mode=entropy_mode, value_features=value_features,
-      queue_size=queue_size, pg_weight=pg_weight, **(more or {})).check()
+      queue_size=queue_size, pg_weight=pg_weight,
+      **{**PAPER_CONTROLLER, **(more or {})}).check()
   runs = []
   start = time.time()
   for i in range(replicas):
@@ -216,7 +221,10 @@ def main(argv):
   lr, beta = chosen.learning_rate, chosen.entropy_weight
   out = _OUT.value or os.path.join("runs", "toy", task)
   os.makedirs(out, exist_ok=True)
-  declared = settings_lib.defaults(AlgorithmSettings)
+  # A setting is recorded when it differs from the experiment's default (so
+  # folders written before a setting existed resume).
+  declared = {**settings_lib.defaults(AlgorithmSettings),
+              **EXPERIMENT_DEFAULTS}
   record = {k: v for k, v in dataclasses.asdict(chosen).items()
             if k in _ALWAYS_RECORDED or v != declared[k]}
   more = {k: v for k, v in record.items() if k not in _ALWAYS_RECORDED}

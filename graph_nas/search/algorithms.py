@@ -13,10 +13,17 @@ REINFORCE and PQT minimise the one loss of :mod:`graph_nas.search.losses`:
   + queue_weight * -mean(log p(queue walk))
 
 REINFORCE: pg_weight 1, queue_weight 0, with b an exponential moving average
-of rewards (initialised to the first batch mean); Adam.
+of rewards (initialised to the first batch mean); Adam. With
+``normalize_advantages`` (the default) R - b is divided by the standard
+deviation of every reward seen so far: a task whose rewards differ in the
+third decimal (validation accuracies 0.80-0.82) then moves the controller
+as much as one whose rewards span [0, 1]; without it (the paper's
+controller) the step scales with the rewards' spread, and at lr 1e-3 such a
+controller hardly moves in a few hundred trials.
 
 Priority Queue Training (Abolafia et al. 2018): keep the K best unique walks
-seen; queue_weight 1, optionally + pg_weight * the REINFORCE term.
+seen; queue_weight 1, plus pg_weight * the REINFORCE term (default 1; 0 is
+pure queue training).
 
 Entropy convention (``entropy_mode``): H(walk) above is, with H_t the
 entropy of the action distribution at the walk's t-th step, at vertex v_t
@@ -38,6 +45,15 @@ Non-finite rewards: their walks are dropped from the update (the loss gives
 them weight 0), they do not enter the baseline or the queue; an empty queue
 contributes nothing.
 
+No repeats (``no_repeats``, the learning algorithms and evolution): a
+proposal whose architecture (its decoded config) this search has already
+proposed is drawn again -- a controller samples more walks and keeps the
+unseen ones, evolution mutates again -- up to a bounded number of tries,
+after which a repeat is accepted. The search loop counts a repeat as a
+trial (it reuses the stored reward), so at a budget of a few hundred
+trials a converged controller or a population of near-copies would
+otherwise spend much of it on architectures it already knows.
+
 Random search: uniform choice at every visited vertex (no learning).
 
 Regularized evolution (Real et al. 2019): aging evolution over walks, a
@@ -48,6 +64,8 @@ as its worst.
 """
 
 import abc
+import json
+import math
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import keras
@@ -78,6 +96,16 @@ class Algorithm(abc.ABC):
     self.seed = seed
     self.num_updates = 0
 
+  def reset(self, seed: int) -> None:
+    """Back to the state a new algorithm of `seed` starts in. Subclasses
+    that keep more state extend it; `reusable` says whether one does."""
+    self.seed = seed
+    self.num_updates = 0
+
+  # True where reset() restores everything (graph_nas.bench.driver then
+  # reuses the object, and its traced functions, across seeds).
+  reusable = False
+
   @abc.abstractmethod
   def propose(self, n: int) -> List[Actions]:
     """Proposes n walks."""
@@ -88,8 +116,10 @@ class Algorithm(abc.ABC):
 
   def state(self) -> Tuple[Dict[str, np.ndarray], Dict]:
     """(numpy arrays, JSON-able metadata) that restore this algorithm."""
-    return {}, {"num_updates": self.num_updates,
-                checkpoint.NAME_KEY: self.name}
+    meta = {"num_updates": self.num_updates, checkpoint.NAME_KEY: self.name}
+    if getattr(self, "no_repeats", False):
+      meta["seen"] = sorted(self._seen)
+    return {}, meta
 
   def restore(self, arrays: Dict[str, np.ndarray], meta: Dict) -> None:
     name = meta.get(checkpoint.NAME_KEY)
@@ -97,6 +127,26 @@ class Algorithm(abc.ABC):
       raise GraphNasError(f"checkpoint is of algorithm '{name}',"
                           f" not '{self.name}'")
     self.num_updates = int(meta["num_updates"])
+    if getattr(self, "no_repeats", False):
+      self._seen = set(meta.get("seen", []))
+
+  # ------------------------------------------------------------ repeats
+  def _key(self, walk) -> str:
+    """What makes two walks the same architecture: the decoded config
+    (a walk that does not decode: its actions)."""
+    try:
+      config = self.space.decode(walk)
+    except GraphNasError:
+      return "walk:" + json.dumps([int(a) for a in walk])
+    return json.dumps(config, sort_keys=True, default=str)
+
+  def _unseen(self, walk) -> bool:
+    """True, and remembers it, when the walk's architecture is new."""
+    key = self._key(walk)
+    if key in self._seen:
+      return False
+    self._seen.add(key)
+    return True
 
   def save(self, path: str, extra: Optional[Dict] = None) -> None:
     """Writes the whole state (and a JSON-able `extra`, returned by load) to
@@ -148,8 +198,13 @@ class _ControllerAlgorithm(Algorithm):
                hidden_dim: int = _D["hidden_dim"],
                controller: Optional[DynamicController] = None,
                entropy_mode: str = _D["entropy_mode"],
-               value_features: int = _D["value_features"]):
+               value_features: int = _D["value_features"],
+               no_repeats: bool = _D["no_repeats"],
+               normalize_advantages: bool = _D["normalize_advantages"]):
     super().__init__(space, seed)
+    self.no_repeats = bool(no_repeats)
+    self.normalize_advantages = bool(normalize_advantages)
+    self._seen = set()
     if learning_rate <= 0:
       raise GraphNasError(f"learning_rate must be > 0, got {learning_rate}")
     if entropy_weight < 0:
@@ -162,15 +217,46 @@ class _ControllerAlgorithm(Algorithm):
     if value_features < 0 or value_features == 1:
       raise GraphNasError(f"value_features must be 0 (the paper's "
                           f"controller) or >= 2, got {value_features}")
+    self._controller_args = dict(embedding_dim=embedding_dim,
+                                 hidden_dim=hidden_dim,
+                                 value_features=value_features)
     self.controller = controller or DynamicController(
-        space, embedding_dim=embedding_dim, hidden_dim=hidden_dim, seed=seed,
-        value_features=value_features)
+        space, seed=seed, **self._controller_args)
     self.entropy_weight = entropy_weight
     self.optimizer = keras.optimizers.Adam(learning_rate)
     self.optimizer.build(self.controller.trainable_variables)
+    self._fresh_optimizer = [np.asarray(v.numpy())
+                             for v in self.optimizer.variables]
+
+  def reset(self, seed: int) -> None:
+    """What a new algorithm of `seed` (same settings) would be, in place:
+    the controller's and Adam's traced steps are kept, so a benchmark that
+    runs many seeds traces them once (tests/test_bench.py checks that a
+    reset algorithm proposes what a new one does)."""
+    super().reset(seed)
+    fresh = DynamicController(self.space, seed=seed, **self._controller_args)
+    self.controller.set_weights(fresh.get_weights())
+    self.controller.rng.reset_from_seed(seed)
+    for v, value in zip(self.optimizer.variables, self._fresh_optimizer):
+      v.assign(value)
+    self._seen = set()
+
+  # Walks sampled per wanted walk when repeats are refused, and rounds.
+  REPEAT_OVERSAMPLE = 4
+  REPEAT_ROUNDS = 3
 
   def propose(self, n):
-    return self.controller.sample(n)
+    if not self.no_repeats:
+      return self.controller.sample(n)
+    out, spare = [], []
+    for _ in range(self.REPEAT_ROUNDS):
+      for walk in self.controller.sample(max(8, self.REPEAT_OVERSAMPLE * n)):
+        if len(out) == n:
+          break
+        (out if self._unseen(walk) else spare).append(walk)
+      if len(out) == n:
+        return out
+    return out + spare[:n - len(out)]  # the controller knows little else
 
   def _pad(self, walks):
     return self.controller.pad_walks(walks)
@@ -254,6 +340,9 @@ class Reinforce(_ControllerAlgorithm):
                           f"{baseline_decay}")
     self.baseline_decay = baseline_decay
     self.baseline: Optional[float] = None
+    # Count, mean and sum of squared deviations of every finite reward seen
+    # (Welford): the scale of normalize_advantages.
+    self.reward_stats = [0, 0.0, 0.0]
 
   def _finite(self, rewards):
     rewards = np.asarray(rewards, np.float32).reshape(-1)
@@ -266,6 +355,32 @@ class Reinforce(_ControllerAlgorithm):
     d = self.baseline_decay
     self.baseline = d * self.baseline + (1 - d) * float(finite_rewards.mean())
 
+  reusable = True
+
+  def reset(self, seed):
+    super().reset(seed)
+    self.baseline = None
+    self.reward_stats = [0, 0.0, 0.0]
+
+  def _observe(self, finite_rewards):
+    n, mean, m2 = self.reward_stats
+    for r in finite_rewards.tolist():
+      n += 1
+      delta = r - mean
+      mean += delta / n
+      m2 += delta * (r - mean)
+    self.reward_stats = [n, mean, m2]
+
+  def _scaled(self, rewards, baseline):
+    """(rewards, baseline) divided by the standard deviation of the
+    rewards seen so far (normalize_advantages; until two differ: as
+    given), so that the step does not depend on the rewards' scale."""
+    n, _, m2 = self.reward_stats
+    std = math.sqrt(m2 / (n - 1)) if n >= 2 else 0.0
+    if not self.normalize_advantages or std <= 1e-12:
+      return rewards, baseline
+    return rewards / std, baseline / std
+
   def _first_baseline(self, finite_rewards):
     if self.baseline is None and finite_rewards.size:
       self.baseline = float(finite_rewards.mean())
@@ -277,8 +392,9 @@ class Reinforce(_ControllerAlgorithm):
     self.num_updates += 1
     if finite.size == 0:  # nothing to learn from: no step at all
       return {"skipped": True, "baseline": self.baseline}
-    terms = self._step(walks, rewards, baseline, [], pg_weight=1.0,
-                       queue_weight=0.0)
+    self._observe(finite)
+    terms = self._step(walks, *self._scaled(rewards, baseline), [],
+                       pg_weight=1.0, queue_weight=0.0)
     self._update_baseline(finite)
     return {"loss": float(terms.total), "entropy": float(terms.entropy),
             "baseline": self.baseline}
@@ -286,11 +402,13 @@ class Reinforce(_ControllerAlgorithm):
   def state(self):
     arrays, meta = super().state()
     meta["baseline"] = self.baseline
+    meta["reward_stats"] = list(self.reward_stats)
     return arrays, meta
 
   def restore(self, arrays, meta):
     super().restore(arrays, meta)
     self.baseline = meta["baseline"]
+    self.reward_stats = list(meta.get("reward_stats", [0, 0.0, 0.0]))
 
 
 class PriorityQueueTraining(Reinforce):
@@ -306,6 +424,10 @@ class PriorityQueueTraining(Reinforce):
     self.queue = TopKQueue(queue_size)
     self.pg_weight = pg_weight
 
+  def reset(self, seed):
+    super().reset(seed)
+    self.queue = TopKQueue(self.queue.capacity)
+
   def update(self, walks, rewards):
     rewards, finite = self._finite(rewards)
     for w, r in zip(walks, rewards):
@@ -316,7 +438,9 @@ class PriorityQueueTraining(Reinforce):
     items = self.queue.items()
     if finite.size == 0 and not items:  # nothing to learn from
       return {"skipped": True, "queue_best": None}
-    terms = self._step(walks, rewards, baseline, self.queue.walks(),
+    self._observe(finite)
+    terms = self._step(walks, *self._scaled(rewards, baseline),
+                       self.queue.walks(),
                        pg_weight=self.pg_weight, queue_weight=1.0)
     self._update_baseline(finite)
     return {"loss": float(terms.total), "entropy": float(terms.entropy),
@@ -342,8 +466,17 @@ class RegularizedEvolution(Algorithm):
   def __init__(self, space: SearchSpace, seed: int = 0,
                population_size: int = _D["population_size"],
                tournament_size: int = _D["tournament_size"],
-               loop_mutation_prob: float = evolution.LOOP_MUTATION_PROB):
+               loop_mutation_prob: float = evolution.LOOP_MUTATION_PROB,
+               local_step_prob: float = _D["local_step_prob"],
+               no_repeats: bool = _D["no_repeats"]):
     super().__init__(space, seed)
+    if not 0 <= local_step_prob <= 1:
+      raise GraphNasError(f"local_step_prob must be in [0, 1], got "
+                          f"{local_step_prob}")
+    self.local_step_prob = float(local_step_prob)
+    self._ordered = evolution.ordered_numeric(space)
+    self.no_repeats = bool(no_repeats)
+    self._seen = set()
     if population_size < 2:
       raise GraphNasError(f"population_size must be >= 2, got "
                           f"{population_size}")
@@ -361,17 +494,28 @@ class RegularizedEvolution(Algorithm):
 
   def propose(self, n):
     """The i-th walk of a batch is random while the population and the
-    batch's earlier random walks are fewer than P, else a mutation."""
+    batch's earlier random walks are fewer than P, else a mutation (of a
+    new tournament's winner). With no_repeats, a walk whose architecture
+    was proposed before is drawn again, up to evolution.ATTEMPTS times,
+    then a random walk is tried as often; the last draw is kept."""
     out = []
     for i in range(n):
-      if len(self.population) + i < self.population_size or \
-          not len(self.population):
-        out.append(self.space.sample_random(self.rng).actions)
-        continue
-      parent = self.population.walks[
-          self.population.tournament(self.rng, self.tournament_size)]
-      out.append(evolution.mutate(self.space, parent, self.rng,
-                                  self.loop_mutation_prob))
+      random_phase = len(self.population) + i < self.population_size or \
+          not len(self.population)
+      tries = 2 * evolution.ATTEMPTS if self.no_repeats else 1
+      for attempt in range(tries):
+        if random_phase or attempt >= evolution.ATTEMPTS:
+          walk = self.space.sample_random(self.rng).actions
+        else:
+          parent = self.population.walks[
+              self.population.tournament(self.rng, self.tournament_size)]
+          walk = evolution.mutate(self.space, parent, self.rng,
+                                  self.loop_mutation_prob,
+                                  local_prob=self.local_step_prob,
+                                  ordered=self._ordered)
+        if not self.no_repeats or self._unseen(walk):
+          break
+      out.append(walk)
     return out
 
   def update(self, walks, rewards):

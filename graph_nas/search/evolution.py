@@ -39,6 +39,15 @@ visited vertices v_0 .. v_T), one of two kinds:
   max_steps had cut short walks on as above (to a terminal, or to
   max_steps).
 
+- **Local step** (an option, ``local_prob``; 0 is the textbook mutation
+  above): an action change at a vertex whose actions are numbers in
+  increasing order (an int_range, a list of sizes) moves, with probability
+  ``local_prob``, to a nearby value instead of a uniform other one: a
+  signed offset of |d| >= 1 index positions, |d| drawn log-uniformly
+  between 1 and a quarter of the vertex's actions (clipped to the range).
+  Neighbouring values then stay neighbours: a reward that is smooth in the
+  value is climbed step by step, as a person tuning it would.
+
 Every child is checked with ``SearchSpace.check_walk`` and differs from its
 parent; a child that max_steps cuts short (a truncated walk, valid but not
 at a terminal) is drawn again, up to ``attempts`` times, and accepted only
@@ -60,6 +69,30 @@ LOOP_MUTATION_PROB = 0.5
 # Mutations of one parent tried for a child that is not cut short by
 # max_steps and differs from its parent.
 ATTEMPTS = 20
+
+
+def ordered_numeric(space) -> np.ndarray:
+  """bool [V]: vertex v has >= 3 actions whose values are numbers in
+  increasing order (the vertices where a local step means something)."""
+  out = np.zeros(len(space.vertex_names), bool)
+  for v, edges in enumerate(space.edges):
+    values = [e.value for e in edges]
+    if len(values) >= 3 and all(isinstance(x, (int, float)) and
+                                not isinstance(x, bool) for x in values):
+      out[v] = all(a < b for a, b in zip(values, values[1:]))
+  return out
+
+
+def local_step(current: int, n: int, rng: np.random.Generator) -> int:
+  """An action index near `current` among n ordered ones (module doc):
+  offset +-d, d log-uniform in [1, max(1, n / 4)], clipped, never 0."""
+  top = max(1.0, n / 4.0)
+  d = int(round(math.exp(rng.uniform(0.0, math.log(top)))))
+  d = max(1, d) * (1 if rng.random() < 0.5 else -1)
+  new = min(n - 1, max(0, current + d))
+  if new == current:  # at an end of the range: step inwards
+    new = current - 1 if current == n - 1 else current + 1
+  return new
 
 
 # ---------------------------------------------------------------- mutation
@@ -113,19 +146,27 @@ def walk_on(space, prefix: Sequence[int], parent: Walk,
 
 
 def change_action(space, parent: Walk, rng: np.random.Generator,
-                  step: Optional[int] = None) -> Optional[Actions]:
+                  step: Optional[int] = None, local_prob: float = 0.0,
+                  ordered: Optional[np.ndarray] = None) -> Optional[Actions]:
   """An action change of `parent` (at `step`, or a uniform step among
-  those whose vertex has two actions or more); None if there is none."""
+  those whose vertex has two actions or more); None if there is none.
+  With `local_prob` > 0 (and `ordered`, ordered_numeric(space)), a change
+  at an ordered numeric vertex is a local step with that probability."""
   if step is None:
     steps = [t for t, v in enumerate(parent.vertices[:-1])
              if space.num_actions[v] > 1]
     if not steps:
       return None
     step = steps[int(rng.integers(len(steps)))]
-  n = int(space.num_actions[parent.vertices[step]])
-  # Uniform among the n - 1 other actions.
-  other = int(rng.integers(n - 1))
-  new = other + (other >= parent.actions[step])
+  v = parent.vertices[step]
+  n = int(space.num_actions[v])
+  if local_prob > 0 and ordered is not None and ordered[v] and \
+      rng.random() < local_prob:
+    new = local_step(int(parent.actions[step]), n, rng)
+  else:
+    # Uniform among the n - 1 other actions.
+    other = int(rng.integers(n - 1))
+    new = other + (other >= parent.actions[step])
   return walk_on(space, parent.actions[:step] + (new,), parent, rng)
 
 
@@ -144,22 +185,27 @@ def change_loop(space, parent: Walk,
   return walk_on(space, actions[:i] + actions[j:], parent, rng)
 
 
-def _mutate_once(space, parent: Walk, rng, loop_prob) -> Optional[Actions]:
+def _mutate_once(space, parent: Walk, rng, loop_prob, local_prob,
+                 ordered) -> Optional[Actions]:
   if turns(parent) and rng.random() < loop_prob:
     return change_loop(space, parent, rng)
-  child = change_action(space, parent, rng)
+  child = change_action(space, parent, rng, local_prob=local_prob,
+                        ordered=ordered)
   return child if child is not None else change_loop(space, parent, rng)
 
 
 def mutate(space, parent: Sequence[int], rng: np.random.Generator,
            loop_prob: float = LOOP_MUTATION_PROB,
-           attempts: int = ATTEMPTS) -> Actions:
+           attempts: int = ATTEMPTS, local_prob: float = 0.0,
+           ordered: Optional[np.ndarray] = None) -> Actions:
   """A valid child walk of `parent`, different from it (see the module
   docstring); a random walk when the parent has nothing to mutate."""
   walk = space.check_walk(parent)
+  if local_prob > 0 and ordered is None:
+    ordered = ordered_numeric(space)
   cut_short = None
   for _ in range(attempts):
-    child = _mutate_once(space, walk, rng, loop_prob)
+    child = _mutate_once(space, walk, rng, loop_prob, local_prob, ordered)
     if child is None:
       break
     if child == walk.actions:

@@ -184,10 +184,11 @@ class SearchSettings(_Settings):
 @dataclasses.dataclass(frozen=True)
 class AlgorithmSettings(_Settings):
   """What proposes the walks: the algorithm and its controller."""
-  algorithm: str = setting("pqt", "Search algorithm.",
+  algorithm: str = setting("evolution", "Search algorithm (evolution: "
+                           "the best measured, benchmarks/README.md).",
                            choices=ALGORITHM_NAMES, identity=True)
   learning_rate: float = setting(
-      1e-3, "Controller (Adam) learning rate.", lower=1e-12,
+      1e-2, "Controller (Adam) learning rate.", lower=1e-12,
       only=("algorithm", ("pqt", "reinforce")))
   entropy_weight: Optional[float] = setting(
       None, "Entropy regularisation weight (default: the algorithm's, "
@@ -206,7 +207,7 @@ class AlgorithmSettings(_Settings):
       only=("algorithm", ("pqt", "reinforce")))
   queue_size: int = setting(10, "PQT: size K of the priority queue.",
                             lower=1, only=("algorithm", ("pqt",)))
-  pg_weight: float = setting(0.0, "PQT: weight of an added REINFORCE term.",
+  pg_weight: float = setting(1.0, "PQT: weight of an added REINFORCE term.",
                              lower=0.0, only=("algorithm", ("pqt",)))
   baseline_decay: float = setting(
       0.95, "Decay of the reward baseline's moving average.", lower=0.0,
@@ -216,12 +217,26 @@ class AlgorithmSettings(_Settings):
   embedding_dim: int = setting(32, "Controller action-embedding width.",
                                lower=1,
                                only=("algorithm", ("pqt", "reinforce")))
+  no_repeats: bool = setting(
+      True, "Draw a proposal again when its architecture was proposed "
+      "before in this search (a repeat costs a trial; see "
+      "graph_nas.search.algorithms).",
+      only=("algorithm", ("pqt", "reinforce", "evolution")))
+  normalize_advantages: bool = setting(
+      True, "Divide the controller's advantages R - b by the standard "
+      "deviation of the rewards seen, so that its steps do not depend on "
+      "the rewards' scale.", only=("algorithm", ("pqt", "reinforce")))
+  local_step_prob: float = setting(
+      0.7, "Evolution: share of changes of an ordered numeric decision (an "
+      "int_range) that move to a nearby value instead of any other "
+      "(graph_nas.search.evolution).", lower=0.0, upper=1.0,
+      only=("algorithm", ("evolution",)))
   population_size: int = setting(
       20, "Evolution: size P of the population (the first P proposals are "
       "random walks; then the oldest member leaves as each new one joins).",
       lower=2, only=("algorithm", ("evolution",)))
   tournament_size: int = setting(
-      5, "Evolution: a parent is the best of this many members drawn from "
+      10, "Evolution: a parent is the best of this many members drawn from "
       "the population (at most population_size).", lower=1,
       only=("algorithm", ("evolution",)))
 
