@@ -11,7 +11,7 @@ from graph_nas.bench import driver, nas_bench_graph, stats, tasks, tpe
 from graph_nas.errors import GraphNasError
 from graph_nas.search import algorithms, evolution
 from graph_nas.search.settings import AlgorithmSettings
-from graph_nas.search.store import TrialStore
+from graph_nas.search.store import TrialStore, config_key
 
 
 # ------------------------------------------------------------------ stats
@@ -145,7 +145,7 @@ def test_no_repeats_proposes_new_architectures(algorithm):
   seen = set()
   for _ in range(15):
     walks = algo.propose(4)
-    keys = {driver.config_key(task.space.decode(w)) for w in walks}
+    keys = {config_key(task.space.decode(w)) for w in walks}
     assert len(keys) == 4 and not keys & seen
     seen |= keys
     algo.update(walks, [task.reward(task.space.decode(w)) for w in walks])

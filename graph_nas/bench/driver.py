@@ -15,6 +15,7 @@ defaults (`graph_nas.search.settings`) where it gives none.
 
 import dataclasses
 import json
+import time
 from typing import Any, Dict, List, Optional
 
 import numpy as np
@@ -22,6 +23,8 @@ import numpy as np
 from graph_nas.errors import GraphNasError
 from graph_nas.search import algorithms
 from graph_nas.search.settings import AlgorithmSettings, SearchSettings
+# The loop's rule for "evaluated before" (graph_nas.search.store).
+from graph_nas.search.store import config_key
 
 _SEARCH = SearchSettings()
 
@@ -81,14 +84,9 @@ def _algorithm(task, method: Method, seed: int):
   return algo
 
 
-def config_key(config: Dict) -> str:
-  return json.dumps(config, sort_keys=True, default=str)
-
-
 def run(task, method: Method, seed: int, budget: int,
         failure_reward: float = _SEARCH.failure_reward) -> Trace:
   """Searches `task` with `method` for `budget` trials."""
-  import time  # pylint: disable=import-outside-toplevel
   t0 = time.time()
   algo = _algorithm(task, method, seed)
   cache: Dict[str, tuple] = {}

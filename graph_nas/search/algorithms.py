@@ -79,6 +79,7 @@ from graph_nas.search.priority_queue import TopKQueue
 from graph_nas.space.base import Actions
 from graph_nas.search.settings import ALGORITHM_DEFAULTS, AlgorithmSettings
 from graph_nas.search.settings import defaults as _declared
+from graph_nas.search.store import config_key
 from graph_nas.space import SearchSpace
 
 # The declared defaults (graph_nas.search.settings), not numbers said again
@@ -95,12 +96,17 @@ class Algorithm(abc.ABC):
     self.space = space
     self.seed = seed
     self.num_updates = 0
+    # no_repeats (module doc): the algorithms that take the setting set it;
+    # _seen holds the store's config keys of every walk proposed.
+    self.no_repeats = False
+    self._seen = set()
 
   def reset(self, seed: int) -> None:
     """Back to the state a new algorithm of `seed` starts in. Subclasses
     that keep more state extend it; `reusable` says whether one does."""
     self.seed = seed
     self.num_updates = 0
+    self._seen = set()
 
   # True where reset() restores everything (graph_nas.bench.driver then
   # reuses the object, and its traced functions, across seeds).
@@ -117,7 +123,7 @@ class Algorithm(abc.ABC):
   def state(self) -> Tuple[Dict[str, np.ndarray], Dict]:
     """(numpy arrays, JSON-able metadata) that restore this algorithm."""
     meta = {"num_updates": self.num_updates, checkpoint.NAME_KEY: self.name}
-    if getattr(self, "no_repeats", False):
+    if self.no_repeats:
       meta["seen"] = sorted(self._seen)
     return {}, meta
 
@@ -127,18 +133,19 @@ class Algorithm(abc.ABC):
       raise GraphNasError(f"checkpoint is of algorithm '{name}',"
                           f" not '{self.name}'")
     self.num_updates = int(meta["num_updates"])
-    if getattr(self, "no_repeats", False):
+    if self.no_repeats:
       self._seen = set(meta.get("seen", []))
 
   # ------------------------------------------------------------ repeats
   def _key(self, walk) -> str:
-    """What makes two walks the same architecture: the decoded config
-    (a walk that does not decode: its actions)."""
+    """What makes two walks the same architecture: the store's key of the
+    decoded config, the one the loop reuses results by (a walk that does
+    not decode: its actions)."""
     try:
       config = self.space.decode(walk)
     except GraphNasError:
       return "walk:" + json.dumps([int(a) for a in walk])
-    return json.dumps(config, sort_keys=True, default=str)
+    return config_key(config)
 
   def _unseen(self, walk) -> bool:
     """True, and remembers it, when the walk's architecture is new."""
@@ -204,7 +211,6 @@ class _ControllerAlgorithm(Algorithm):
     super().__init__(space, seed)
     self.no_repeats = bool(no_repeats)
     self.normalize_advantages = bool(normalize_advantages)
-    self._seen = set()
     if learning_rate <= 0:
       raise GraphNasError(f"learning_rate must be > 0, got {learning_rate}")
     if entropy_weight < 0:
@@ -239,7 +245,6 @@ class _ControllerAlgorithm(Algorithm):
     self.controller.rng.reset_from_seed(seed)
     for v, value in zip(self.optimizer.variables, self._fresh_optimizer):
       v.assign(value)
-    self._seen = set()
 
   # Walks sampled per wanted walk when repeats are refused, and rounds.
   REPEAT_OVERSAMPLE = 4
@@ -476,7 +481,6 @@ class RegularizedEvolution(Algorithm):
     self.local_step_prob = float(local_step_prob)
     self._ordered = evolution.ordered_numeric(space)
     self.no_repeats = bool(no_repeats)
-    self._seen = set()
     if population_size < 2:
       raise GraphNasError(f"population_size must be >= 2, got "
                           f"{population_size}")
