@@ -10,6 +10,6 @@ python -m graph_nas.launch --space=protos/imagenet.textproto \
   --data_dir="$DATA_DIR" --strategy=tpu --tpu="$TPU" \
   --mixed_precision=mixed_bfloat16 --batch_size=1024 --epochs=5 \
   --algorithm=pqt --learning_rate=0.001 --entropy_weight=0.8 \
-  --pg_weight=0 --nonormalize_advantages --nono_repeats \
+  --pg_weight=0 --nonormalize_advantages --nono_repeats --rungs=none \
   --max_trials=1500 --target_flops=300000000 --steps_per_execution=32 \
   --out_dir=${OUT:-runs/imagenet_tpu} "$@"

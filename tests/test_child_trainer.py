@@ -359,3 +359,38 @@ def test_build_child_with_preprocessing_takes_raw_images():
   assert np.isfinite(model.predict(raw, verbose=0)).all()
   with pytest.raises(GraphNasError, match="preprocessing"):
     child.build_child({"layers": [{}]}, preprocessing=((1, 2), (1, 2)))
+
+
+def test_rungs_score_a_child_midway_and_a_stopped_child_ends_there(
+    data_dir):
+  """Early stopping inside a child: scored at each rung with the same
+  evaluation; stopped at the second rung, its training ends there; going
+  on, it trains exactly as without rungs (op determinism on)."""
+  from graph_nas.search import halving
+  settings = _settings(data_dir, deterministic=True)
+  trainer = child_trainer.ChildTrainer(settings, small_cnn)
+  trainer.prepare()
+  total = trainer.total_steps()
+  plain = trainer.train({}, seed=5)
+  asked = []
+
+  def go_on(report):
+    asked.append(report)
+    return True
+
+  full_trial = halving.Trial("t0", (0.25, 0.5), go_on)
+  full = trainer.train({}, seed=5, trial=full_trial)
+  assert full.ok and [r.rung for r in asked] == [0, 1]
+  assert full.reward == plain.reward  # the rungs change nothing
+  assert full.metrics["steps_trained"] == total
+  asked.clear()
+  stop_trial = halving.Trial("t1", (0.25, 0.5),
+                             lambda r: asked.append(r) or r.rung == 0)
+  stopped = trainer.train({}, seed=5, trial=stop_trial)
+  assert stopped.ok and stop_trial.should_stop() and stop_trial.rung == 1
+  m = stopped.metrics
+  assert m["steps_trained"] == round(0.5 * total) < total
+  assert stopped.reward == m["val_accuracy"] == asked[-1].value
+  # The same child at the same point of the same run scores the same.
+  assert [r.value for r in asked] == full_trial.scores
+  assert m["train_loss"] > 0 and m["val_examples"] == 200

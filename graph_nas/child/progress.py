@@ -90,10 +90,12 @@ class ProgressClock:
       self._report(done, now - self.start, now - self.first, True)
       self._last = now
 
-  def finish(self):
+  def finish(self, done=None):
+    """The end of the training: after `done` steps (default: all; fewer
+    for a child stopped early)."""
     self.end = time.perf_counter()
-    self._report(self.total, self.end - self.start, self.end - self.first,
-                 False)
+    self._report(self.total if done is None else done,
+                 self.end - self.start, self.end - self.first, False)
 
   def _report(self, done, elapsed, since_first, log):
     """The child's Progress: logged as the progress line when `log`, and

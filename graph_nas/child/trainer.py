@@ -45,6 +45,14 @@ the reason. Mistakes of the caller (bad settings, a missing dataset) raise
 Reward: validation accuracy, or with ``target_flops`` MnasNet's
 ``accuracy * (flops / target_flops) ** w``.
 
+Early stopping: given a `graph_nas.search.halving.Trial`, a child is also
+scored (the same reward) when its training reaches each of the trial's
+rungs (a share of its steps; the learning-rate schedule is the full
+budget's, so a stopped child is the start of a full one) and reports it;
+when the search says stop, its training ends there and that score is its
+result (metrics `steps_trained`, and the trial's `rung`,
+`budget_fraction`, `rung_scores`).
+
 Progress: every ``settings.progress_every_s`` a child logs a progress line
 (step, speed, ETA) and hands a `Progress` to each of ``trainer.observers``;
 that lives in graph_nas.child.progress (`Progress` and `format_duration`
@@ -233,9 +241,11 @@ class ChildTrainer:
 
   # ------------------------------------------------------------- a child
   def train(self, config, seed: int, *, keep_model: bool = False,
-            label: str = "child"):
+            label: str = "child", trial=None):
     """Builds, trains and scores the child of `config` with `seed`.
 
+    trial: a graph_nas.search.halving.Trial to report to at its rungs
+    (early stopping; see the module docstring), or None.
     Returns an EvalResult, or (EvalResult, model or None) with keep_model.
     """
     self.prepare()
@@ -249,7 +259,7 @@ class ChildTrainer:
              not isinstance(self.strategy, tf.distribute.TPUStrategy))
     with _graph_optimizer(light):
       result, model = self._train(config, seed, total, label, metrics,
-                                  t_start)
+                                  t_start, trial)
     metrics["total_s"] = time.perf_counter() - t_start
     if not result.ok:
       model = None
@@ -258,25 +268,19 @@ class ChildTrainer:
       return result, model
     return result
 
-  def _train(self, config, seed, total, label, metrics, t_start):
+  def _train(self, config, seed, total, label, metrics, t_start, trial):
     """(EvalResult, model): a child's failures become failed results."""
-    s = self.settings
     model = None
     try:
       model = self._build(config, seed)
       metrics["build_s"] = time.perf_counter() - t_start
       metrics["params"] = int(self.params_fn(model) if self.params_fn
                               else model.count_params())
-      metrics.update(self._fit(model, seed, total, label))
-      if not math.isfinite(metrics["val_loss"]):
-        raise _ChildFailure(f"non-finite validation loss "
-                            f"({metrics['val_loss']})")
-      reward = float(metrics["val_accuracy"])
       if self.flops_fn is not None:
         metrics["flops"] = float(self.flops_fn(model))
-      if s.target_flops is not None:
-        reward = mnas_reward(reward, metrics["flops"], s.target_flops,
-                             alpha=s.reward_alpha, beta=s.reward_beta)
+      metrics.update(self._fit(model, seed, total, label, trial,
+                               metrics.get("flops")))
+      reward = self._reward(metrics, metrics.get("flops"))
       return EvalResult("ok", reward, metrics), model
     except SetupError:
       raise
@@ -326,9 +330,22 @@ class ChildTrainer:
     finally:
       keras.config.set_dtype_policy(policy)
 
+  def _reward(self, scores, flops):
+    """The reward of evaluation `scores` (val_loss, val_accuracy)."""
+    s = self.settings
+    if not math.isfinite(scores["val_loss"]):
+      raise _ChildFailure(f"non-finite validation loss "
+                          f"({scores['val_loss']})")
+    reward = float(scores["val_accuracy"])
+    if s.target_flops is not None:
+      reward = mnas_reward(reward, flops, s.target_flops,
+                           alpha=s.reward_alpha, beta=s.reward_beta)
+    return reward
+
   # ------------------------------------------------------------ training
-  def _fit(self, model, seed, total, label):
-    """Trains `model` for `total` steps and evaluates it; its metrics."""
+  def _fit(self, model, seed, total, label, trial=None, flops=None):
+    """Trains `model` for `total` steps (or until `trial` says stop at a
+    rung) and evaluates it; its metrics."""
     from_logits = not outputs_probabilities(model)
     trainable = model.trainable_variables
     with self.strategy.scope():
@@ -340,10 +357,22 @@ class ChildTrainer:
       steps = steps_lib.InMemorySteps(*common, self._train_data, rows, seeds)
     else:
       steps = steps_lib.StreamSteps(*common, self._train_iterator(), seeds)
-    metrics = self._train_loop(steps.run, total, label)
+    rung_eval = {}
+
+    def score():  # at a rung: the reward now (its evaluation kept)
+      t0 = time.perf_counter()
+      rung_eval.clear()
+      rung_eval.update(self._evaluate(model, from_logits))
+      rung_eval["eval_s"] = time.perf_counter() - t0
+      return self._reward(rung_eval, flops)
+
+    metrics = self._train_loop(steps.run, total, label, trial, score)
     if steps.trace_s is not None:
       metrics["trace_s"] = steps.trace_s
       metrics["first_step_s"] += steps.trace_s
+    if trial is not None and trial.should_stop():
+      metrics.update(rung_eval)  # stopped: its score at the rung
+      return metrics
     t0 = time.perf_counter()
     metrics.update(self._evaluate(model, from_logits))
     metrics["eval_s"] = time.perf_counter() - t0
@@ -374,35 +403,57 @@ class ChildTrainer:
       self._iterator = iter(dist)
     return self._iterator
 
-  def _train_loop(self, run_chunk, total, label):
-    """Calls run_chunk over the budget; progress lines; loss checks."""
+  def _train_loop(self, run_chunk, total, label, trial=None, score=None):
+    """Calls run_chunk over the budget; progress lines; loss checks; the
+    trial's rungs (score() at each; the loop ends when it says stop)."""
     s = self.settings
     epoch_len = min(self.steps_per_epoch(), total)
     chunk = int(s.steps_per_execution)
     done, tail_loss, tail_correct, tail_steps = 0, 0.0, 0.0, 0
+    all_loss, all_correct = 0.0, 0.0
+    # The step of each rung before the end: {step: the rung's fraction}.
+    rung_at = {}
+    for fraction in (trial.rungs if trial is not None else ()):
+      step = max(1, int(round(fraction * total)))
+      if step < total:
+        rung_at[step] = fraction
     clock = ProgressClock(label, total, s.batch_size, s.progress_every_s,
                           self.observers)
     while done < total:
       n = 1 if done == 0 else min(chunk, total - done)
+      ahead = [step - done for step in rung_at if step > done]
+      if ahead:
+        n = min(n, min(ahead))  # land on the next rung
       loss_sum, correct = run_chunk(done, n)
       loss_sum = float(loss_sum)
       if not math.isfinite(loss_sum):
         raise _ChildFailure(f"non-finite training loss ({loss_sum}) within "
                             f"steps {done + 1}..{done + n}")
       done += n
+      all_loss += loss_sum
+      all_correct += float(correct)
       if done > total - epoch_len:  # the last epoch's worth of steps
         tail_loss += loss_sum
         tail_correct += float(correct)
         tail_steps += n
       clock.step_done(done)
-    clock.finish()
+      if done in rung_at:
+        trial.report(score(), rung_at[done])
+        if trial.should_stop():
+          logging.info("%s: stopped early at step %d/%d (rung %d)", label,
+                       done, total, trial.rung)
+          break
+    clock.finish(done)
+    if tail_steps == 0:  # stopped before the last epoch: all steps done
+      tail_loss, tail_correct, tail_steps = all_loss, all_correct, done
     examples = tail_steps * s.batch_size
-    metrics = {"first_step_s": clock.first - clock.start,
+    metrics = {"steps_trained": done,
+               "first_step_s": clock.first - clock.start,
                "train_s": clock.end - clock.first,
                "train_loss": tail_loss / examples,
                "train_accuracy": tail_correct / examples}
-    if total > 1 and clock.end > clock.first:
-      metrics["images_per_s"] = ((total - 1) * s.batch_size /
+    if done > 1 and clock.end > clock.first:
+      metrics["images_per_s"] = ((done - 1) * s.batch_size /
                                  (clock.end - clock.first))
     return metrics
 

@@ -46,6 +46,11 @@ METRICS = (
     ("hparams/params", "parameters", "trainable and other parameters"),
     ("hparams/seconds", "seconds", "wall-clock seconds of the trial"),
     ("hparams/failed", "failed", "1 when the trial failed"),
+    ("hparams/rung", "rung reached", "early stopping: the highest rung the "
+     "child reached (the last: its whole budget)"),
+    ("hparams/budget_fraction", "budget trained", "early stopping: the "
+     "share of its training budget the child trained; its reward is its "
+     "score there"),
 )
 # A numeric domain with more values than this is an interval, not a list.
 MAX_DISCRETE = 12
@@ -278,7 +283,9 @@ def trial_metrics(row: Dict) -> Dict[str, float]:
             "hparams/val_accuracy": m.get("val_accuracy"),
             "hparams/flops": m.get("flops"), "hparams/params":
             m.get("params"), "hparams/seconds": row.get("seconds"),
-            "hparams/failed": 0.0 if ok else 1.0}
+            "hparams/failed": 0.0 if ok else 1.0,
+            "hparams/rung": row.get("rung"),
+            "hparams/budget_fraction": row.get("budget_fraction")}
   return {k: v for k, v in ((k, _number(v)) for k, v in values.items())
           if v is not None}
 

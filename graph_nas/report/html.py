@@ -178,6 +178,7 @@ def _summary_section(trials) -> str:
   best = s["best_reward"]
   return _kv_table({
       "trials": s["trials"], "succeeded": s["ok"], "failed": s["failed"],
+      "stopped early": s["stopped_early"],
       "best reward": "-" if best is None else f"{best:.4f}",
       "mean reward": "-" if s["mean_reward"] is None else
       f"{s['mean_reward']:.4f}",

@@ -44,9 +44,14 @@ def png_bytes(fig) -> bytes:
 
 # ---------------------------------------------------------- reward plot
 def curves(trials: List[Dict], window: int = 20):
-  """(trial numbers, moving average reward, best-so-far reward)."""
+  """(trial numbers, moving average reward, best-so-far reward). With
+  early stopping the moving average is of each trial's score at the rung
+  it reached, the best of the trials trained to the full budget."""
   rewards = np.array([t["reward"] if t["status"] == "ok" else np.nan
                       for t in trials], float)
+  full = np.array([r if t.get("budget_fraction") is None or
+                   t["budget_fraction"] >= 1 else np.nan
+                   for r, t in zip(rewards, trials)], float)
   x = np.arange(1, len(rewards) + 1)
   filled = np.where(np.isnan(rewards), 0.0, rewards)
   valid = (~np.isnan(rewards)).astype(float)
@@ -54,7 +59,7 @@ def curves(trials: List[Dict], window: int = 20):
   num = np.convolve(filled, kernel)[:len(filled)]
   den = np.convolve(valid, kernel)[:len(filled)]
   moving = np.divide(num, den, out=np.full_like(num, np.nan), where=den > 0)
-  best = np.fmax.accumulate(rewards) if len(rewards) else rewards
+  best = np.fmax.accumulate(full) if len(full) else full
   return x, moving, best
 
 

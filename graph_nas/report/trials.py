@@ -21,7 +21,7 @@ from graph_nas.search.store import TrialStore
 
 # Column headers: every cost says what it holds and in which unit.
 COLUMNS = ("rank", "trial", "reward", "val accuracy", "multiply-adds (M)",
-           "params (M)", "trial seconds", "architecture")
+           "params (M)", "trial seconds", "budget trained", "architecture")
 
 
 def load_runs(out_dirs: Sequence[str]) -> Dict[str, List[Dict]]:
@@ -92,6 +92,23 @@ def _num(value, scale=1.0, digits=4) -> str:
   return f"{value / scale:.{digits}f}"
 
 
+def budget_text(row: Dict) -> str:
+  """How much of its budget a trial trained: "all", or with early
+  stopping "1/4 (stopped at rung 0)"; its reward is its score there."""
+  fraction = row.get("budget_fraction")
+  if fraction is None or fraction >= 1:
+    return "all"
+  import fractions
+  share = fractions.Fraction(fraction).limit_denominator(64)
+  return f"{share} (stopped at rung {row.get('rung')})"
+
+
+def is_full(row: Dict) -> bool:
+  """Whether a trial trained its whole budget (no early stop)."""
+  fraction = row.get("budget_fraction")
+  return fraction is None or fraction >= 1
+
+
 def table_rows(rows: List[Dict]) -> List[Tuple[str, ...]]:
   """One tuple of cell texts (COLUMNS) per trial, best first as given."""
   out = []
@@ -100,7 +117,8 @@ def table_rows(rows: List[Dict]) -> List[Tuple[str, ...]]:
     out.append((str(i + 1), str(r["trial_id"]), _num(r["reward"]),
                 _num(m.get("val_accuracy")),
                 _num(m.get("flops"), 1e6, 1), _num(m.get("params"), 1e6, 3),
-                f"{r['seconds']:.1f}", architecture_text(r["config"])))
+                f"{r['seconds']:.1f}", budget_text(r),
+                architecture_text(r["config"])))
   return out
 
 
@@ -118,16 +136,22 @@ def summary(trials: List[Dict]) -> Dict:
   failed = [t for t in trials if t["status"] != "ok"]
   rewards = [t["reward"] for t in ok]
   cached = [t for t in trials if t.get("cached_from") is not None]
+  full = [t["reward"] for t in ok if is_full(t)]
+  stopped = [t for t in ok if not is_full(t) and
+             t.get("cached_from") is None]
   return {"trials": len(trials), "ok": len(ok), "failed": len(failed),
-          "cached": len(cached),
-          "best_reward": max(rewards) if rewards else None,
+          "cached": len(cached), "stopped_early": len(stopped),
+          "best_reward": max(full) if full else None,
           "mean_reward": float(np.mean(rewards)) if rewards else None,
           "trial_seconds": float(sum(t["seconds"] for t in trials))}
 
 
 def best_first(trials: List[Dict]) -> List[Dict]:
   """Successful trials, best first, one per architecture (a trial that
-  reused an earlier result of the same architecture is left out)."""
+  reused an earlier result of the same architecture is left out). With
+  early stopping the trials trained to the full budget come first (the
+  best child is one of them); those stopped early follow, by their score
+  at the rung they reached."""
   return sorted([t for t in trials if t["status"] == "ok" and
                  t.get("cached_from") is None],
-                key=lambda t: (-t["reward"], t["trial_id"]))
+                key=lambda t: (not is_full(t), -t["reward"], t["trial_id"]))

@@ -13,6 +13,7 @@ import numbers
 import os
 from typing import Callable, Dict
 
+from graph_nas.search import halving
 from graph_nas.search import tasks
 from graph_nas.errors import GraphNasError
 from graph_nas.search.results import EvalResult
@@ -65,6 +66,13 @@ class FunctionEvaluator:
   fn(config, trial_id, seed), returning a number, a dict with "reward"
   (other entries become metrics) or an EvalResult.
 
+  A function with a parameter named `trial` takes part in early stopping:
+  it gets a graph_nas.search.halving.Trial, reports its score as it
+  trains (``trial.report(value, progress)``) and ends when
+  ``trial.should_stop()`` (the convention of Optuna's trial.report /
+  should_prune; see graph_nas.search.halving). Without rungs its reports
+  decide nothing.
+
   Picklable (so usable on the process and Ray executors) when fn is a
   module-level function."""
 
@@ -72,12 +80,17 @@ class FunctionEvaluator:
     if not callable(fn):
       raise GraphNasError(f"{fn!r} is not callable")
     self.fn = fn
+    self.takes_trial = halving.takes_trial(fn)
     self.trial_args = takes_trial_args(fn)
 
-  def evaluate(self, config, trial_id, seed) -> EvalResult:
+  def evaluate(self, config, trial_id, seed, trial=None) -> EvalResult:
+    kwargs = {}
+    if self.takes_trial:
+      kwargs["trial"] = trial if trial is not None else halving.Trial(
+          f"t{trial_id}", (), lambda report: True, trial_id, seed)
     if self.trial_args:
-      return as_eval_result(self.fn(config, trial_id, seed))
-    return as_eval_result(self.fn(config))
+      return as_eval_result(self.fn(config, trial_id, seed, **kwargs))
+    return as_eval_result(self.fn(config, **kwargs))
 
   def finalize(self, config, out_dir, seed):
     del config, out_dir, seed
@@ -126,8 +139,12 @@ class ChildEvaluator:
     """Reads the data now (GraphNasError when it is missing)."""
     self.trainer.prepare()
 
-  def evaluate(self, config: dict, trial_id: int, seed: int) -> EvalResult:
-    result = self.trainer.train(config, seed, label=f"trial {trial_id}")
+  takes_trial = True  # reports at rungs (early stopping)
+
+  def evaluate(self, config: dict, trial_id: int, seed: int,
+               trial=None) -> EvalResult:
+    result = self.trainer.train(config, seed, label=f"trial {trial_id}",
+                                trial=trial)
     if result.details:
       result.metrics["traceback"] = result.details[-2000:]
     return result

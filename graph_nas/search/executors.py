@@ -5,7 +5,15 @@ All three share one small interface used by the search loop:
   submit(job) -> None      start evaluating a TrialJob
   wait_any() -> Finished   block until one submitted job finishes
   capacity                 how many jobs may run at once
+  ask                      set by the loop: Report -> bool (go on?)
   shutdown()
+
+Early stopping (graph_nas.search.halving). A job with rungs gives its
+evaluator a `Trial` to report through; each report travels to the driver
+while the child waits, and the driver's answer (go on or stop) travels
+back: a direct call in process, the trial's pipe (both ways) for a
+process of the pool, a small Ray actor (a mailbox the driver polls while
+it waits) for a Ray task. A job without rungs runs exactly as before.
 
 - ``InProcessExecutor`` (default): one child at a time in the driver; no
   extra dependency.
@@ -53,6 +61,10 @@ class TrialJob:
   # Why the job is settled without an evaluation (the decode error of a
   # walk that does not decode); "" for a job to evaluate.
   reason: str = ""
+  # Early stopping: the rung fractions (() for none) and the job's stable
+  # name in the rung records (graph_nas.search.halving).
+  rungs: Tuple[float, ...] = ()
+  name: str = ""
 
 
 @dataclasses.dataclass
@@ -67,13 +79,34 @@ class Finished:
   fatal: bool = False  # a settings error: the search must stop
 
 
-def evaluate_safely(evaluator, job: TrialJob) -> Finished:
-  """Runs evaluator.evaluate; any exception becomes a failed result."""
+def takes_part(evaluator) -> bool:
+  """Whether an evaluator reports at rungs: its `takes_trial` attribute,
+  else whether its evaluate() has a `trial` parameter."""
+  flag = getattr(evaluator, "takes_trial", None)
+  if flag is not None:
+    return bool(flag)
+  from graph_nas.search import halving
+  return halving.takes_trial(evaluator.evaluate)
+
+
+def evaluate_safely(evaluator, job: TrialJob, ask=None) -> Finished:
+  """Runs evaluator.evaluate; any exception becomes a failed result.
+
+  ask: Report -> bool, the driver's rung decisions (a job with rungs and
+  an evaluator that takes part); the halving's outcome (rung reached,
+  budget share, scores) joins the metrics."""
   import math
   started = time.time()
   fatal = False
+  trial = None
   try:
-    r = evaluator.evaluate(job.config, job.trial_id, job.seed)
+    if job.rungs and takes_part(evaluator):
+      from graph_nas.search import halving
+      trial = halving.Trial(job.name, job.rungs, ask or (lambda r: True),
+                            job.trial_id, job.seed)
+      r = evaluator.evaluate(job.config, job.trial_id, job.seed, trial=trial)
+    else:
+      r = evaluator.evaluate(job.config, job.trial_id, job.seed)
     status, reward, metrics, reason = r.status, r.reward, r.metrics, r.reason
     if status == "ok" and (reward is None or not math.isfinite(reward)):
       status, reason = "failed", f"non-finite reward {reward}"
@@ -84,7 +117,10 @@ def evaluate_safely(evaluator, job: TrialJob) -> Finished:
     metrics = {"traceback": traceback.format_exc(limit=5)}
   if status != "ok":
     reward = None
-  return Finished(job, status, reward, dict(metrics), reason, started,
+  metrics = dict(metrics)
+  if trial is not None and status == "ok":
+    metrics.update(trial.outcome())
+  return Finished(job, status, reward, metrics, reason, started,
                   time.time(), fatal)
 
 
@@ -95,6 +131,7 @@ class InProcessExecutor:
 
   def __init__(self, evaluator):
     self.evaluator = evaluator
+    self.ask = None
     self._queue: Deque[TrialJob] = collections.deque()
 
   def submit(self, job: TrialJob) -> None:
@@ -103,17 +140,13 @@ class InProcessExecutor:
   def wait_any(self) -> Finished:
     if not self._queue:
       raise GraphNasError("wait_any() with nothing submitted")
-    return evaluate_safely(self.evaluator, self._queue.popleft())
+    return evaluate_safely(self.evaluator, self._queue.popleft(), self.ask)
 
   def in_flight(self) -> int:
     return len(self._queue)
 
   def shutdown(self):
     self._queue.clear()
-
-
-def _pool_worker(evaluator, job):
-  return evaluate_safely(evaluator, job)
 
 
 # Exit status of a trial's process that ended because the driver died.
@@ -143,10 +176,20 @@ def _end_with_the_driver():
                    daemon=True).start()
 
 
+def _ask_over(conn):
+  """A worker's rung question over its pipe: send the report, wait for
+  the driver's answer."""
+  def ask(report):
+    conn.send(("report", report))
+    return bool(conn.recv())
+  return ask
+
+
 def _process_worker(evaluator, job, conn):
   """Body of one trial's process: evaluate, send the result, exit."""
   _end_with_the_driver()
-  result = evaluate_safely(evaluator, job)
+  result = evaluate_safely(evaluator, job, _ask_over(conn) if job.rungs
+                           else None)
   try:
     conn.send(result)
   except Exception as e:  # pylint: disable=broad-except
@@ -196,6 +239,7 @@ class ProcessPoolExecutor:
       raise SettingError("workers", workers, "must be >= 1")
     self.evaluator = evaluator
     self.capacity = workers
+    self.ask = None
     self._ctx = multiprocessing.get_context("spawn")
     self._queue: Deque[TrialJob] = collections.deque()
     self._running: List[_Running] = []
@@ -210,7 +254,8 @@ class ProcessPoolExecutor:
     self._reap()
     while self._queue and len(self._running) < self.capacity:
       job = self._queue.popleft()
-      recv, send = self._ctx.Pipe(duplex=False)
+      # Both ways when the child reports at rungs (and waits for answers).
+      recv, send = self._ctx.Pipe(duplex=bool(job.rungs))
       proc = self._ctx.Process(target=_process_worker,
                                args=(self.evaluator, job, send),
                                name=f"graph_nas-trial-{job.key}")
@@ -260,6 +305,9 @@ class ProcessPoolExecutor:
     if r.conn.poll():
       try:
         result = r.conn.recv()
+        if isinstance(result, tuple) and result and result[0] == "report":
+          self._answer(r, result[1])
+          return None
       except (EOFError, OSError):
         pass  # died before or while writing its result
       except Exception as e:  # pylint: disable=broad-except
@@ -286,6 +334,14 @@ class ProcessPoolExecutor:
       reason = _death_reason(r.process.exitcode)
     return Finished(r.job, "failed", None, {}, reason, r.started,
                     time.time())
+
+  def _answer(self, r: _Running, report):
+    """The driver's rung decision, sent back to the waiting child."""
+    go_on = self.ask(report) if self.ask is not None else True
+    try:
+      r.conn.send(bool(go_on))
+    except (BrokenPipeError, OSError):
+      pass  # it died meanwhile: its sentinel tells
 
   def in_flight(self):
     return len(self._queue) + len(self._running)
@@ -326,6 +382,42 @@ RAY_INSTALL_HINT = ("Ray is not installed: `pip install .[ray]` (or "
                     "inprocess or process")
 
 
+class _Mailbox:
+  """Rung reports of Ray tasks and the driver's answers (a Ray actor)."""
+
+  def __init__(self):
+    self._reports, self._answers = [], {}
+
+  def post(self, report):
+    self._reports.append(report)
+
+  def take(self):
+    reports, self._reports = self._reports, []
+    return reports
+
+  def answer(self, key, rung, go_on):
+    self._answers[(key, rung)] = go_on
+
+  def answer_for(self, key, rung):
+    return self._answers.pop((key, rung), None)
+
+
+def _ray_worker(evaluator, job, mailbox):
+  """A Ray task: evaluate; rung reports go through the mailbox."""
+  ask = None
+  if mailbox is not None and job.rungs:
+    import ray
+
+    def ask(report):
+      ray.get(mailbox.post.remote(report))
+      while True:
+        answer = ray.get(mailbox.answer_for.remote(report.key, report.rung))
+        if answer is not None:
+          return bool(answer)
+        time.sleep(0.02)
+  return evaluate_safely(evaluator, job, ask)
+
+
 class RayExecutor:
   """Each child a Ray task; see the module docstring."""
 
@@ -354,21 +446,41 @@ class RayExecutor:
         raise SettingError("address", address, f"cannot connect to the "
                            f"Ray cluster: {e}") from None
     self.capacity = workers
+    self.ask = None
     self._remote = ray.remote(num_cpus=cpus_per_child,
                               num_gpus=gpus_per_child,
                               max_retries=retries,
-                              retry_exceptions=False)(_pool_worker)
+                              retry_exceptions=False)(_ray_worker)
     self._evaluator_ref = ray.put(evaluator)
     self._refs: Dict[Any, TrialJob] = {}
+    self._mailbox = None  # made for the first job with rungs
 
   def submit(self, job):
-    self._refs[self._remote.remote(self._evaluator_ref, job)] = job
+    mailbox = None
+    if job.rungs:
+      if self._mailbox is None:
+        self._mailbox = self._ray.remote(num_cpus=0)(_Mailbox).remote()
+      mailbox = self._mailbox
+    self._refs[self._remote.remote(self._evaluator_ref, job, mailbox)] = job
+
+  def _answer_reports(self):
+    ray = self._ray
+    for report in ray.get(self._mailbox.take.remote()):
+      go_on = self.ask(report) if self.ask is not None else True
+      self._mailbox.answer.remote(report.key, report.rung, bool(go_on))
 
   def wait_any(self):
     if not self._refs:
       raise GraphNasError("wait_any() with nothing submitted")
     ray = self._ray
-    ready, _ = ray.wait(list(self._refs), num_returns=1)
+    if self._mailbox is None:
+      ready, _ = ray.wait(list(self._refs), num_returns=1)
+    else:  # answer the children's rung reports while waiting
+      while True:
+        ready, _ = ray.wait(list(self._refs), num_returns=1, timeout=0.05)
+        if ready:
+          break
+        self._answer_reports()
     ref = ready[0]
     job = self._refs.pop(ref)
     try:

@@ -34,6 +34,20 @@ TrialJob (_job); one that needs no evaluation -- a walk that does not
 decode (a failed trial, with the reason) or an architecture evaluated
 before -- is settled at once (_settle); the others go to the executor.
 
+Early stopping (graph_nas.search.halving; `rungs` / `eta`). Every job to
+evaluate carries the rungs and a stable name (`t<trial id>` in a sync
+search, `a<run>-<n>` in an async one, whose ids are given on storing); an
+evaluator that takes part reports at each rung and the loop answers
+(`_ask`): the score and the decision are stored (the `rungs` table) before
+the child hears it, so a killed search keeps every decided rung, and a
+resumed sync trial that reports at a rung decided before gets that same
+decision (it trains again from its start: children keep no weights between
+runs). A stopped child is stored with its score at the rung it reached
+(`rung`, `budget_fraction` < 1); the algorithm learns from
+`RungTable.learning_reward` (that score plus the median gain to the full
+budget); the best trial and the best child come from full-budget trials
+only.
+
 What watches the loop -- the progress log, TensorBoard curves and HParams
 sessions, the reports -- are observers (graph_nas.search.observers), built
 from the settings into `Search.observers` and told of the start, each
@@ -50,6 +64,7 @@ from typing import Dict, Optional, Protocol
 from absl import logging
 
 from graph_nas.search import executors
+from graph_nas.search import halving
 from graph_nas.search import observers as observers_lib
 from graph_nas.search.algorithms import Algorithm
 from graph_nas.errors import (GraphNasError, IdentityMismatch, Naming,
@@ -122,6 +137,12 @@ class Search:
                             sync=settings.sync_store)
     self.checkpoint_path = os.path.join(out_dir, CHECKPOINT_NAME)
     self.observers = observers_lib.from_settings(settings, out_dir)
+    # Early stopping: the rungs' scores and decisions (None: off).
+    self.rungs = halving.parse_rungs(settings.rungs)
+    self.table = (halving.RungTable(self.rungs, settings.eta)
+                  if self.rungs else None)
+    self.executor.ask = self._ask
+    self._run_token = ""
 
   def _notify(self, hook: str, *args):
     for observer in self.observers:
@@ -145,6 +166,8 @@ class Search:
       self.store.set_meta("run_info", self.run_info)
       return
     old.setdefault("budget", self.budget)  # a store from before budgets
+    old.setdefault("rungs", "none")  # ... from before early stopping
+    old.setdefault("eta", self.settings.eta)
     for key, value in identity.items():
       if key == "budget":
         for name in sorted(set(value) | set(old["budget"])):
@@ -165,8 +188,15 @@ class Search:
     extra = {}
     if os.path.exists(self.checkpoint_path):
       extra = self.algorithm.load(self.checkpoint_path) or {}
-    self.best = max([t["reward"] for t in self.store.trials("ok")],
+    stored = self.store.trials("ok")
+    self.best = max([t["reward"] for t in stored if _full(t)],
                     default=-math.inf)
+    self.stopped = sum(1 for t in stored if not _full(t) and
+                       t["cached_from"] is None)
+    if self.table is not None:
+      for r in self.store.rungs():
+        self.table.add(r["job_key"], r["rung"], r["value"], r["go_on"])
+    self._run_token = f"a{int(time.time() * 1000)}"
     self._failures = self._trailing_failures()
     self.t_start = time.time()
     self._eval_seconds = 0.0
@@ -194,8 +224,20 @@ class Search:
       config, reason = self.space.decode(walk), ""
     except GraphNasError as e:
       config, reason = None, f"decode: {e}"
+    name = (f"t{trial_id}" if trial_id >= 0 else
+            f"{self._run_token}-{-1 - trial_id}")
     return executors.TrialJob(trial_id, tuple(walk), config, seed, trial_id,
-                              self.algorithm.num_updates, reason)
+                              self.algorithm.num_updates, reason,
+                              rungs=self.rungs, name=name)
+
+  def _ask(self, report: halving.Report) -> bool:
+    """A child's score at a rung: decided, stored, then answered."""
+    if self.table is None:
+      return True
+    go_on = self.table.decide(report.key, report.rung, report.value)
+    self.store.add_rung(report.key, report.rung, report.fraction,
+                        report.value, go_on)
+    return go_on
 
   def _settle(self, job: executors.TrialJob, batch: int) -> Optional[Dict]:
     """Stores a job that needs no evaluation and returns its row: a walk
@@ -232,13 +274,22 @@ class Search:
     job = fin.job
     if fin.fatal:
       raise SearchStopped(f"trial {job.trial_id}: {fin.reason}")
+    rung = fin.metrics.get("rung") if fin.status == "ok" else None
+    fraction = (fin.metrics.get("budget_fraction") if rung is not None
+                else None)
     self.store.add_trial(
         trial_id=job.trial_id,
         batch=batch if batch is not None else self.algorithm.num_updates,
         walk=job.walk, config=job.config, status=fin.status,
         reward=fin.reward, seed=job.seed, started=fin.started,
         reason=fin.reason, metrics=fin.metrics, finished=fin.finished,
-        cached_from=cached_from)
+        cached_from=cached_from, rung=rung, budget_fraction=fraction)
+    if self.table is not None and job.name and cached_from is None:
+      self.store.name_rungs(job.name, job.trial_id)
+      if rung is not None and rung >= self.table.full:  # the full score
+        self.store.add_rung(job.name, rung, 1.0, fin.reward, True,
+                            job.trial_id)
+        self.table.add(job.name, rung, fin.reward, True)
     self._eval_seconds += fin.finished - fin.started
     self.evaluated += 1
     row = self.store.trial(job.trial_id)
@@ -251,16 +302,24 @@ class Search:
     return row
 
   def _account(self, row):
-    """The best reward and the failures in a row, with `row`."""
+    """The best (full-budget) reward, the children stopped early and the
+    failures in a row, with `row`."""
     if row["status"] == "ok":
-      self.best = max(self.best, row["reward"])
+      if _full(row):
+        self.best = max(self.best, row["reward"])
+      elif row.get("cached_from") is None:
+        self.stopped += 1
       self._failures = 0
     else:
       self._failures += 1
 
   def _reward_of(self, row):
-    return row["reward"] if row["status"] == "ok" else \
-        self.settings.failure_reward
+    """What the algorithm learns from a stored trial."""
+    if row["status"] != "ok":
+      return self.settings.failure_reward
+    if self.table is not None and row.get("rung") is not None:
+      return self.table.learning_reward(row["reward"], row["rung"])
+    return row["reward"]
 
   def _run_sync(self):
     s = self.settings
@@ -389,3 +448,9 @@ class Search:
     self._notify("on_close")
     self.store.close()
     self._lock.release()
+
+
+def _full(row) -> bool:
+  """Whether a stored trial was trained to its full budget."""
+  fraction = row.get("budget_fraction")
+  return fraction is None or fraction >= 1.0

@@ -80,9 +80,20 @@ class ProgressLog(Observer):
     if tid % s.log_every == 0 or not ok or tid == s.max_trials - 1:
       what = (f"reward {row['reward']:.4f}" if ok
               else f"FAILED ({row['reason'][:120]})")
-      logging.info("trial %d/%d %s  best %.4f  %.1fs  ETA %s", tid + 1,
+      fraction = row.get("budget_fraction")
+      if ok and fraction is not None and fraction < 1:
+        what += f" (stopped at {_share(fraction)} of its budget)"
+      stopped = (f"  {search.stopped} stopped early"
+                 if search.table is not None else "")
+      logging.info("trial %d/%d %s  best %.4f  %.1fs  ETA %s%s", tid + 1,
                    s.max_trials, what, search.best, row["seconds"],
-                   format_duration(eta))
+                   format_duration(eta), stopped)
+
+
+def _share(fraction: float) -> str:
+  """0.25 -> '1/4' (a rung's share as the settings write it)."""
+  import fractions
+  return str(fractions.Fraction(fraction).limit_denominator(64))
 
 
 class TensorBoardLog(Observer):

@@ -166,6 +166,15 @@ class SearchSettings(_Settings):
       2, "async: results of walks proposed more than this many updates ago "
       "are stored but not learned from.", lower=0,
       only=("update_policy", ("async",)))
+  rungs: str = setting(
+      "1/4,1/2", "Early stopping (successive halving): the shares of a "
+      "child's training budget at which it reports its score; at each, "
+      "only the best 1/eta of the children that reached it go on "
+      "(graph_nas.search.halving). 'none': every child trains its whole "
+      "budget.", kind=str, identity=True)
+  eta: float = setting(
+      2.0, "Early stopping: at each rung the best 1/eta of the children "
+      "that reached it go on.", lower=1.01, identity=True)
   reuse_results: bool = setting(
       True, "An architecture evaluated before in this search reuses its "
       "result instead of being evaluated again.")
@@ -179,6 +188,13 @@ class SearchSettings(_Settings):
   sync_store: bool = setting(
       True, "Flush each stored trial to the disk (off: a killed search "
       "still loses no finished trial, an OS crash may).", flagged=False)
+
+
+  def check(self):
+    super().check()
+    from graph_nas.search import halving
+    halving.parse_rungs(self.rungs)  # a SettingError naming rungs
+    return self
 
 
 @dataclasses.dataclass(frozen=True)

@@ -26,9 +26,21 @@ CREATE TABLE IF NOT EXISTS trials (
   started REAL NOT NULL,
   finished REAL NOT NULL,
   seconds REAL NOT NULL,
-  cached_from INTEGER
+  cached_from INTEGER,
+  rung INTEGER,
+  budget_fraction REAL
 );
 CREATE INDEX IF NOT EXISTS trials_by_config ON trials (config);
+CREATE TABLE IF NOT EXISTS rungs (
+  job_key TEXT NOT NULL,
+  rung INTEGER NOT NULL,
+  fraction REAL NOT NULL,
+  value REAL NOT NULL,
+  go_on INTEGER NOT NULL,
+  recorded REAL NOT NULL,
+  trial_id INTEGER,
+  PRIMARY KEY (job_key, rung)
+);
 CREATE TABLE IF NOT EXISTS meta (
   key TEXT PRIMARY KEY,
   value TEXT NOT NULL
@@ -53,9 +65,11 @@ class TrialStore:
       self._conn.executescript(_SCHEMA)
       columns = [r[1] for r in self._conn.execute(
           "PRAGMA table_info(trials)")]
-      if "cached_from" not in columns:  # a store written before it existed
-        self._conn.execute("ALTER TABLE trials ADD COLUMN cached_from "
-                           "INTEGER")
+      # Columns of a store written before they existed.
+      for name, kind in (("cached_from", "INTEGER"), ("rung", "INTEGER"),
+                         ("budget_fraction", "REAL")):
+        if name not in columns:
+          self._conn.execute(f"ALTER TABLE trials ADD COLUMN {name} {kind}")
       self._conn.commit()
     except sqlite3.DatabaseError as e:
       raise GraphNasError(f"cannot open the trial store: {e}",
@@ -87,11 +101,16 @@ class TrialStore:
                 started: float, reason: str = "",
                 metrics: Optional[dict] = None,
                 finished: Optional[float] = None,
-                cached_from: Optional[int] = None) -> None:
+                cached_from: Optional[int] = None,
+                rung: Optional[int] = None,
+                budget_fraction: Optional[float] = None) -> None:
     """Records one finished trial in its own transaction.
 
     cached_from: the trial whose result this one reuses (the same
     architecture evaluated before in this search), or None.
+    rung, budget_fraction: with early stopping (graph_nas.search.halving),
+    the highest rung the child reached and the share of its training
+    budget it was trained (1.0: the whole); None without it.
     """
     finished = time.time() if finished is None else finished
     try:
@@ -99,11 +118,13 @@ class TrialStore:
         self._conn.execute(
             "INSERT INTO trials (trial_id, batch, walk, config, status, "
             "reason, reward, metrics, seed, started, finished, seconds, "
-            "cached_from) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "cached_from, rung, budget_fraction) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (trial_id, batch, json.dumps(list(walk)), config_key(config),
              status, reason, reward, json.dumps(metrics or {},
                                                 default=_jsonable),
-             seed, started, finished, finished - started, cached_from))
+             seed, started, finished, finished - started, cached_from,
+             rung, budget_fraction))
     except sqlite3.IntegrityError:
       raise GraphNasError(f"trial {trial_id} is already in the store",
                           source=self.path) from None
@@ -127,11 +148,12 @@ class TrialStore:
     return self._conn.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
 
   def best(self, n: int = 1) -> List[Dict]:
-    """The n best successful trials, one per architecture (cached repeats
-    of an architecture are left out)."""
+    """The n best successful trials trained to the full budget, one per
+    architecture (cached repeats of an architecture, and children stopped
+    early, are left out)."""
     rows = self._conn.execute(
         f"SELECT {_COLUMNS} FROM trials WHERE status = 'ok' AND "
-        "cached_from IS NULL "
+        "cached_from IS NULL AND COALESCE(budget_fraction, 1.0) >= 1.0 "
         "ORDER BY reward DESC, trial_id LIMIT ?", (n,))
     return [self._row(r) for r in rows]
 
@@ -142,6 +164,31 @@ class TrialStore:
         "AND cached_from IS NULL ORDER BY trial_id LIMIT 1",
         (config_key(config),)).fetchone()
     return None if r is None else self._row(r)
+
+  # ----------------------------------------------------------------- rungs
+  def add_rung(self, job_key: str, rung: int, fraction: float, value: float,
+               go_on: bool, trial_id: Optional[int] = None) -> None:
+    """Records a child's score at a rung and the decision taken on it, in
+    its own transaction, before the child is told (a killed search keeps
+    every decided rung). A (job_key, rung) recorded before is kept."""
+    with self._conn:
+      self._conn.execute(
+          "INSERT OR IGNORE INTO rungs VALUES (?,?,?,?,?,?,?)",
+          (job_key, rung, fraction, value, int(go_on), time.time(),
+           trial_id))
+
+  def name_rungs(self, job_key: str, trial_id: int) -> None:
+    """Gives a finished child's rung records its trial id."""
+    with self._conn:
+      self._conn.execute("UPDATE rungs SET trial_id = ? WHERE job_key = ?",
+                         (trial_id, job_key))
+
+  def rungs(self) -> List[Dict]:
+    """Every rung record, in the order they were taken."""
+    keys = ("job_key", "rung", "fraction", "value", "go_on", "recorded",
+            "trial_id")
+    return [dict(zip(keys, r)) for r in self._conn.execute(
+        f"SELECT {', '.join(keys)} FROM rungs ORDER BY recorded, rowid")]
 
   def __iter__(self) -> Iterator[Dict]:
     return iter(self.trials())
@@ -156,7 +203,8 @@ class TrialStore:
 
 
 _KEYS = ("trial_id", "batch", "walk", "config", "status", "reason", "reward",
-         "metrics", "seed", "started", "finished", "seconds", "cached_from")
+         "metrics", "seed", "started", "finished", "seconds", "cached_from",
+         "rung", "budget_fraction")
 _COLUMNS = ", ".join(_KEYS)
 
 
