@@ -1,24 +1,37 @@
-"""The search itself at CPU budget: graph vs linear vs random on CIFAR-10.
+"""Early stopping at CPU budget: the same hours, more architectures?
 
-  python benchmarks/cifar_cpu_search.py --trials=24   # ~1.5 h on 2 cores
-  python benchmarks/cifar_cpu_search.py --trials=24 --seeds=0,1,2
+  python benchmarks/cifar_cpu_search.py --minutes=30 --seeds=0,1,2
+  python benchmarks/cifar_cpu_search.py --minutes=7 --seeds=0,1,2  # ~75 min
 
-Three arms, the same child budget as the README demo
-(launch/cifar_cpu_demo.sh) and the same number of trials each (default:
-12 trials per seed x 2 seeds = 24 trials per arm):
+Three arms on the CPU-sized graph space (protos/cifar_cpu.textproto), each
+given the same wall-clock time per seed (`--minutes`, the launcher's
+--timeout_minutes: no child is started after it, the running one
+finishes), with the README demo's child budget (launch/cifar_cpu_demo.sh:
+5,120 images x 2 epochs, batch 32, SGD lr 0.1, 2,000 held-out images):
 
-- graph:  PQT (paper settings: lr 1e-3, entropy 0.8, K = 10) on
-          protos/cifar_cpu.textproto (1 to 4 layers);
-- linear: PQT, same settings, on protos/cifar_cpu_linear.textproto
-          (always 4 layers);
-- random: uniform random walks on the graph space.
+- default+halving: the default searcher (evolution) with the default
+  early stopping (rungs 1/4, 1/2; eta 2);
+- random+halving:  random search with the same early stopping;
+- random:          random search, every child trained its whole budget
+                   (--rungs=none).
 
 Each (arm, seed) is one launcher run in <out>/<arm>_s<seed> (rerunning
-resumes). Then each arm's best child over its seeds is retrained with the
-demo's final budget and scored on the test split. Writes
-benchmarks/results/cifar_cpu_search.{json,md,png}: mean and spread of the
-best validation accuracy, the moving-average reward curves overlaid (the
-paper's Fig. 6), the test accuracy of each arm's best child.
+resumes it; a finished one is read back). Then, per arm:
+
+- the best full-budget validation accuracy per seed (mean, min-max) and
+  the architectures each run saw (fresh children, and how many trained to
+  the full budget);
+- the arm's best child over its seeds retrained like the demo's (45,000
+  images, 1 epoch, augmented) and scored on the 10,000 test images;
+- the noise of one score: the arm's best architecture trained again at
+  the search budget with `--noise_seeds` other seeds (standard deviation
+  of its validation accuracy), the yardstick the arms' differences are
+  read against.
+
+Writes benchmarks/results/cifar_cpu_search_halving.{json,md,png}: the
+table, the per-seed paired differences, and best-so-far full-budget
+validation accuracy against wall-clock minutes (mean over seeds, min-max
+band).
 """
 
 import argparse
@@ -33,28 +46,26 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
+SPACE = "protos/cifar_cpu.textproto"
 
 ARMS = {
-    "graph": ("protos/cifar_cpu.textproto", "pqt"),
-    "linear": ("protos/cifar_cpu_linear.textproto", "pqt"),
-    "random": ("protos/cifar_cpu.textproto", "random"),
+    "default+halving": [],
+    "random+halving": ["--algorithm=random"],
+    "random": ["--algorithm=random", "--rungs=none"],
 }
 # The README demo's child budget (launch/cifar_cpu_demo.sh).
 CHILD = ["--train_examples=5120", "--epochs=2", "--batch_size=32",
          "--child_learning_rate=0.1", "--noaugment", "--eval_examples=2000"]
-CONTROLLER = ["--learning_rate=0.001", "--entropy_weight=0.8",
-              "--queue_size=10", "--walks_per_update=2", "--pg_weight=0",
-              "--nonormalize_advantages", "--nono_repeats"]
 
 
-def run_arm(arm, seed, trials, out, data_dir):
-  space, algorithm = ARMS[arm]
-  folder = out / f"{arm}_s{seed}"
-  cmd = [sys.executable, "-m", "graph_nas.launch", f"--space={space}",
-         f"--algorithm={algorithm}", f"--max_trials={trials}",
-         f"--seed={seed}", f"--out_dir={folder}", "--retrain_best=false",
-         *CHILD, *(CONTROLLER if algorithm != "random" else
-                   [f for f in CONTROLLER if "walks_per_update" in f])]
+def run_arm(arm, seed, minutes, out, data_dir):
+  folder = out / f"{arm.replace('+', '_')}_s{seed}"
+  if (folder / "done.json").exists():
+    return folder, json.loads((folder / "done.json").read_text())["seconds"]
+  cmd = [sys.executable, "-m", "graph_nas.launch", f"--space={SPACE}",
+         "--max_trials=100000", f"--timeout_minutes={minutes}",
+         "--walks_per_update=2", f"--seed={seed}", f"--out_dir={folder}",
+         "--retrain_best=false", *CHILD, *ARMS[arm]]
   if data_dir:
     cmd.append(f"--data_dir={data_dir}")
   t0 = time.time()
@@ -65,20 +76,40 @@ def run_arm(arm, seed, trials, out, data_dir):
                         check=False)
   if proc.returncode != 0:
     sys.exit(f"{arm} seed {seed} failed:\n{proc.stderr[-3000:]}")
-  return folder, time.time() - t0
+  seconds = time.time() - t0
+  (folder / "done.json").write_text(json.dumps({"seconds": seconds}))
+  return folder, seconds
+
+
+def _full(t):
+  return t["status"] == "ok" and (t["budget_fraction"] is None or
+                                  t["budget_fraction"] >= 1)
+
+
+def best_so_far(trials, t0):
+  """[(minutes since t0, best full-budget validation accuracy)]."""
+  out, best = [], None
+  for t in sorted(trials, key=lambda t: t["finished"]):
+    if _full(t) and t["cached_from"] is None and (best is None or
+                                                  t["reward"] > best):
+      best = t["reward"]
+      out.append(((t["finished"] - t0) / 60, best))
+  return out
 
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--trials", type=int, default=12,
-                      help="trials per (arm, seed) run")
-  parser.add_argument("--seeds", default="0,1")
-  parser.add_argument("--out", default=str(ROOT / "runs" / "bench_cpu"))
+  parser.add_argument("--minutes", type=float, default=30.0,
+                      help="wall-clock minutes per (arm, seed) search")
+  parser.add_argument("--seeds", default="0,1,2")
+  parser.add_argument("--out", default=str(ROOT / "runs" / "bench_halving"))
   parser.add_argument("--data_dir", default=None)
-  parser.add_argument("--window", type=int, default=6)
   parser.add_argument("--final_examples", type=int, default=45000,
                       help="training images of each arm's best child's "
                       "retraining (1 epoch, augmented; the demo's: 45000)")
+  parser.add_argument("--noise_seeds", type=int, default=3,
+                      help="extra trainings of each arm's best "
+                      "architecture at the search budget (0: none)")
   args = parser.parse_args()
   seeds = [int(s) for s in args.seeds.split(",")]
   out = pathlib.Path(args.out)
@@ -91,23 +122,44 @@ def main():
   runs = {arm: [] for arm in ARMS}
   for seed in seeds:  # interleaved: load from other work hits every arm
     for arm in ARMS:
-      folder, seconds = run_arm(arm, seed, args.trials, out, args.data_dir)
+      folder, seconds = run_arm(arm, seed, args.minutes, out, args.data_dir)
       with TrialStore(str(folder / "trials.sqlite")) as store:
         trials = store.trials()
+        timing = store.get_meta("last_run_timing") or {}
+      t0 = min(t["started"] for t in trials)
       runs[arm].append({"seed": seed, "folder": str(folder),
-                        "seconds": seconds, "trials": trials})
+                        "seconds": seconds, "trials": trials, "t0": t0,
+                        "search_s": timing.get("wall_s")})
 
+  search_budget = TrainSettings(
+      data_dir=args.data_dir, train_examples=5120, epochs=2, batch_size=32,
+      learning_rate=0.1, augment=False, eval_examples=2000,
+      progress_every_s=0)
   final = TrainSettings(
       data_dir=args.data_dir, train_examples=args.final_examples, epochs=1,
-      batch_size=32,
-      learning_rate=0.1, augment=True, eval_role="test",
+      batch_size=32, learning_rate=0.1, augment=True, eval_role="test",
       progress_every_s=30)
   summary = {}
   for arm, arm_runs in runs.items():
-    bests = [max(t["reward"] for t in r["trials"] if t["status"] == "ok")
-             for r in arm_runs]
-    every = [t for r in arm_runs for t in r["trials"] if t["status"] == "ok"]
+    bests, seen, full = [], [], []
+    for r in arm_runs:
+      fresh = [t for t in r["trials"] if t["status"] == "ok" and
+               t["cached_from"] is None]
+      done = [t for t in fresh if _full(t)]
+      bests.append(max(t["reward"] for t in done))
+      seen.append(len(fresh))
+      full.append(len(done))
+    every = [t for r in arm_runs for t in r["trials"] if _full(t) and
+             t["cached_from"] is None]
     best = max(every, key=lambda t: t["reward"])
+    noise = []
+    if args.noise_seeds:
+      print(f"[{time.strftime('%H:%M:%S')}] {arm}: its best architecture "
+            f"again with {args.noise_seeds} seeds", flush=True)
+      trainer = evaluators.ChildEvaluator(search_budget)
+      for k in range(args.noise_seeds):
+        res = trainer.evaluate(best["config"], -1, 10_000 + k)
+        noise.append(res.reward)
     print(f"[{time.strftime('%H:%M:%S')}] {arm}: retraining its best child "
           f"(validation {best['reward']:.4f})", flush=True)
     evaluator = evaluators.ChildEvaluator(final, final)
@@ -117,65 +169,91 @@ def main():
         "best_val_per_seed": bests,
         "best_val_mean": statistics.mean(bests),
         "best_val_min": min(bests), "best_val_max": max(bests),
-        "mean_reward": statistics.mean(t["reward"] for t in every),
-        "failed": sum(t["status"] != "ok" for r in arm_runs
-                      for t in r["trials"]),
-        "cached": sum(t.get("cached_from") is not None for r in arm_runs
-                      for t in r["trials"]),
-        "best_config": best["config"],
+        "architectures_per_seed": seen, "full_budget_per_seed": full,
+        "search_minutes_per_seed": [round((r["search_s"] or 0) / 60, 2)
+                                    for r in arm_runs],
+        "best_config": best["config"], "best_val": best["reward"],
+        "best_again_other_seeds": noise,
         "best_test_accuracy": result.get("test_accuracy"),
-        "minutes": sum(r["seconds"] for r in arm_runs) / 60,
     }
+  noise_all = [v for s in summary.values()
+               for v in s["best_again_other_seeds"]]
+  one_score_sd = (statistics.mean(
+      statistics.stdev(s["best_again_other_seeds"])
+      for s in summary.values()) if args.noise_seeds >= 2 else None)
 
   RESULTS.mkdir(exist_ok=True)
-  (RESULTS / "cifar_cpu_search.json").write_text(json.dumps(
-      {"trials": args.trials, "seeds": seeds, "child_budget": CHILD,
-       "final_examples": args.final_examples,
-       "controller": CONTROLLER, "arms": summary,
-       "rewards": {arm: [[t["reward"] if t["status"] == "ok" else None
-                          for t in r["trials"]] for r in arm_runs]
-                   for arm, arm_runs in runs.items()}}, indent=1))
-  # (minutes in the JSON: this invocation only; a resumed run's earlier
-  # trials are not in it.)
-  lines = ["| arm | best val. accuracy per seed | mean (min-max) | mean "
-           "reward of all trials | best child's test accuracy | cached "
-           "trials |", "|---|---|---|---|---|---|"]
+  (RESULTS / "cifar_cpu_search_halving.json").write_text(json.dumps(
+      {"minutes": args.minutes, "seeds": seeds, "child_budget": CHILD,
+       "final_examples": args.final_examples, "arms": summary,
+       "one_score_sd": one_score_sd, "noise_values": noise_all,
+       "curves": {arm: [best_so_far(r["trials"], r["t0"]) for r in rr]
+                  for arm, rr in runs.items()}}, indent=1))
+  lines = [f"Each arm: {args.minutes:g} minutes of search per seed "
+           f"(seeds {args.seeds}), the demo's child budget.", "",
+           "| arm | best full-budget val. accuracy per seed | mean "
+           "(min-max) | architectures seen per seed | trained to the full "
+           "budget | best child's test accuracy |",
+           "|---|---|---|---|---|---|"]
   for arm, s in summary.items():
     per_seed = ", ".join(f"{v:.4f}" for v in s["best_val_per_seed"])
     test = s["best_test_accuracy"]
-    lines.append(f"| {arm} | {per_seed} | {s['best_val_mean']:.4f} "
-                 f"({s['best_val_min']:.4f}-{s['best_val_max']:.4f}) | "
-                 f"{s['mean_reward']:.4f} | "
-                 f"{'-' if test is None else f'{test:.4f}'} | {s['cached']} "
-                 "|")
+    lines.append(
+        f"| {arm} | {per_seed} | {s['best_val_mean']:.4f} "
+        f"({s['best_val_min']:.4f}-{s['best_val_max']:.4f}) | "
+        f"{', '.join(map(str, s['architectures_per_seed']))} | "
+        f"{', '.join(map(str, s['full_budget_per_seed']))} | "
+        f"{'-' if test is None else f'{test:.4f}'} |")
+  lines += ["", "Paired by seed (same seed, other arm), best full-budget "
+            "validation accuracy:", ""]
+  ref = summary["random"]["best_val_per_seed"]
+  for arm in ("default+halving", "random+halving"):
+    diffs = [a - b for a, b in zip(summary[arm]["best_val_per_seed"], ref)]
+    lines.append(f"- {arm} minus random: "
+                 f"{', '.join(f'{d:+.4f}' for d in diffs)} (mean "
+                 f"{statistics.mean(diffs):+.4f})")
+  d = [a - b for a, b in zip(summary["default+halving"]["best_val_per_seed"],
+                             summary["random+halving"]["best_val_per_seed"])]
+  lines.append(f"- default+halving minus random+halving: "
+               f"{', '.join(f'{x:+.4f}' for x in d)} (mean "
+               f"{statistics.mean(d):+.4f})")
+  if one_score_sd is not None:
+    lines += ["", f"Noise of one score: an arm's best architecture trained "
+              f"again with {args.noise_seeds} other seeds at the search "
+              f"budget varies by a standard deviation of "
+              f"{one_score_sd:.4f} (mean over the arms); values: "
+              + ", ".join(f"{v:.4f}" for v in noise_all) + "."]
   table = "\n".join(lines)
-  (RESULTS / "cifar_cpu_search.md").write_text(table + "\n")
+  (RESULTS / "cifar_cpu_search_halving.md").write_text(table + "\n")
   print(table)
 
   plt = report._pyplot()  # pylint: disable=protected-access
   fig, ax = plt.subplots(figsize=(7, 4.2))
+  grid = [i * args.minutes / 60 for i in range(61)]
   for arm, arm_runs in runs.items():
-    curves = []
+    per_seed = []
     for r in arm_runs:
-      _, moving, _ = report.curves(r["trials"], window=args.window)
-      curves.append(moving)
-    n = min(len(c) for c in curves)
-    xs = list(range(1, n + 1))
-    mean = [statistics.mean(c[i] for c in curves) for i in range(n)]
-    line, = ax.plot(xs, mean, label=f"{arm} (mean of {len(curves)} seeds)")
-    ax.fill_between(xs, [min(c[i] for c in curves) for i in range(n)],
-                    [max(c[i] for c in curves) for i in range(n)],
+      points = best_so_far(r["trials"], r["t0"])
+      per_seed.append([max([v for m, v in points if m <= x], default=None)
+                       for x in grid])
+    xs = [x for i, x in enumerate(grid)
+          if all(c[i] is not None for c in per_seed)]
+    idx = [i for i in range(len(grid)) if all(c[i] is not None
+                                              for c in per_seed)]
+    mean = [statistics.mean(c[i] for c in per_seed) for i in idx]
+    line, = ax.plot(xs, mean, label=f"{arm} (mean of {len(per_seed)} seeds)")
+    ax.fill_between(xs, [min(c[i] for c in per_seed) for i in idx],
+                    [max(c[i] for c in per_seed) for i in idx],
                     color=line.get_color(), alpha=0.15)
-  ax.set_xlabel("trial")
-  ax.set_ylabel(f"reward (validation accuracy), moving average of "
-                f"{args.window}")
-  ax.set_title("CIFAR-10, CPU-sized space: graph vs linear vs random "
+  ax.set_xlabel("wall-clock minutes of search")
+  ax.set_ylabel("best full-budget validation accuracy")
+  ax.set_title("CIFAR-10, CPU-sized space: early stopping vs none "
                "(bands: min-max over seeds)", fontsize=9)
   ax.grid(alpha=0.3)
-  ax.legend()
+  ax.legend(loc="lower right")
   fig.tight_layout()
-  fig.savefig(RESULTS / "cifar_cpu_search.png", dpi=120)
-  print(f"wrote {RESULTS}/cifar_cpu_search.{{json,md,png}}")
+  fig.savefig(RESULTS / "cifar_cpu_search_halving.png", dpi=120)
+  print(f"wrote {RESULTS}/cifar_cpu_search_halving.{{json,md,png}}")
 
 
 if __name__ == "__main__":

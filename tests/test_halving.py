@@ -263,3 +263,35 @@ def test_evaluator_classes_take_part_by_a_trial_parameter():
   assert new.reward == 0.2 and new.metrics["budget_fraction"] == 0.5
   assert evaluators.FunctionEvaluator(lc.CurveTask("/tmp")).takes_trial
   assert not evaluators.FunctionEvaluator(lc.plain_curve).takes_trial
+
+
+def test_what_a_user_sees_of_the_halving(tmp_path, monkeypatch):
+  """The log line counts the children stopped early; top_trials.md, the
+  HTML report and the HParams metrics show each trial's rung."""
+  from graph_nas.report import hparams, html as html_report
+  from graph_nas.search import observers
+  lines = []
+  monkeypatch.setattr(observers.logging, "info",
+                      lambda fmt, *a: lines.append(fmt % a))
+  out = _run(tmp_path / "run", lc.CurveTask(tmp_path / "steps"),
+             rungs="1/4,1/2", eta=2, max_trials=20)
+  with TrialStore(out["store"]) as store:
+    rows = store.trials()
+  stopped = [r for r in rows if r["budget_fraction"] < 1 and
+             r["cached_from"] is None]
+  assert stopped
+  trial_lines = [l for l in lines if l.startswith("trial ")]
+  assert trial_lines[-1].endswith(f"{len(stopped)} stopped early")
+  k = stopped[0]["rung"]
+  share = "1/4" if k == 0 else "1/2"
+  assert any(f"(stopped at {share} of its budget)" in l for l in trial_lines)
+  table = (tmp_path / "run" / "top_trials.md").read_text()
+  assert "budget trained" in table.splitlines()[0]
+  # Full-budget trials rank first; the best child is the first row.
+  first = table.splitlines()[2].split("|")
+  assert first[2].strip() == str(out["best"]["trial_id"])
+  assert first[8].strip() == "all"
+  page = html_report.build_html(str(tmp_path / "run"), top=20)
+  assert "stopped early" in page and "(stopped at rung" in page
+  m = hparams.trial_metrics(stopped[0])
+  assert m["hparams/rung"] == k and m["hparams/budget_fraction"] < 1

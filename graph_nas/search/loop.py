@@ -137,8 +137,10 @@ class Search:
                             sync=settings.sync_store)
     self.checkpoint_path = os.path.join(out_dir, CHECKPOINT_NAME)
     self.observers = observers_lib.from_settings(settings, out_dir)
-    # Early stopping: the rungs' scores and decisions (None: off).
-    self.rungs = halving.parse_rungs(settings.rungs)
+    # Early stopping: the rungs' scores and decisions (None: off, or an
+    # evaluator that does not report).
+    self.rungs = (halving.parse_rungs(settings.rungs)
+                  if executors.takes_part(evaluator) else ())
     self.table = (halving.RungTable(self.rungs, settings.eta)
                   if self.rungs else None)
     self.executor.ask = self._ask
@@ -197,6 +199,7 @@ class Search:
       for r in self.store.rungs():
         self.table.add(r["job_key"], r["rung"], r["value"], r["go_on"])
     self._run_token = f"a{int(time.time() * 1000)}"
+    self._timed_out = False
     self._failures = self._trailing_failures()
     self.t_start = time.time()
     self._eval_seconds = 0.0
@@ -321,11 +324,22 @@ class Search:
       return self.table.learning_reward(row["reward"], row["rung"])
     return row["reward"]
 
+  def _out_of_time(self) -> bool:
+    """timeout_minutes of this run have passed (no new child starts)."""
+    limit = self.settings.timeout_minutes
+    if limit and time.time() - self.t_start >= 60 * limit:
+      if not self._timed_out:
+        logging.info("timeout_minutes=%g reached: no new child is started",
+                     limit)
+      self._timed_out = True
+    return self._timed_out
+
   def _run_sync(self):
     s = self.settings
     batch = self.algorithm.num_updates
     last_save = time.time()
-    while batch * s.walks_per_update < s.max_trials:
+    while (batch * s.walks_per_update < s.max_trials and
+           not self._out_of_time()):
       first_id = batch * s.walks_per_update
       n = min(s.walks_per_update, s.max_trials - first_id)
       walks = self.algorithm.propose(n)
@@ -368,7 +382,8 @@ class Search:
     submitted = 0
     while True:
       while (self.executor.in_flight() < self.executor.capacity and
-             self.store.count() + self.executor.in_flight() < s.max_trials):
+             self.store.count() + self.executor.in_flight() < s.max_trials
+             and not self._out_of_time()):
         walk = self.algorithm.propose(1)[0]
         provisional = -1 - submitted  # the real id is given when stored
         submitted += 1

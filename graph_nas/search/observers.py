@@ -85,8 +85,10 @@ class ProgressLog(Observer):
         what += f" (stopped at {_share(fraction)} of its budget)"
       stopped = (f"  {search.stopped} stopped early"
                  if search.table is not None else "")
-      logging.info("trial %d/%d %s  best %.4f  %.1fs  ETA %s%s", tid + 1,
-                   s.max_trials, what, search.best, row["seconds"],
+      best = (f"{search.best:.4f}" if math.isfinite(search.best) else
+              "- (no full-budget child yet)")
+      logging.info("trial %d/%d %s  best %s  %.1fs  ETA %s%s", tid + 1,
+                   s.max_trials, what, best, row["seconds"],
                    format_duration(eta), stopped)
 
 

@@ -148,6 +148,11 @@ class SearchSettings(_Settings):
   """The search loop's settings (graph_nas.search.Search)."""
   max_trials: int = setting(1500, "Architectures to sample in all.",
                             lower=1)
+  timeout_minutes: float = setting(
+      0.0, "Start no new child (async) or batch of walks_per_update "
+      "(sync) after this many minutes of this run (0: no limit); what "
+      "runs then finishes and is stored.",
+      lower=0.0)
   walks_per_update: int = setting(
       1, "Architectures proposed per controller update.", lower=1,
       identity=True)
