@@ -22,7 +22,7 @@ resumes it; a finished one is read back). Then, per arm:
   the architectures each run saw (fresh children, and how many trained to
   the full budget);
 - the arm's best child over its seeds retrained like the demo's (45,000
-  images, 1 epoch, augmented) and scored on the 10,000 test images;
+  images, 2 epochs, augmented) and scored on the 10,000 test images;
 - the noise of one score: the arm's best architecture trained again at
   the search budget with `--noise_seeds` other seeds (standard deviation
   of its validation accuracy), the yardstick the arms' differences are
@@ -106,7 +106,7 @@ def main():
   parser.add_argument("--data_dir", default=None)
   parser.add_argument("--final_examples", type=int, default=45000,
                       help="training images of each arm's best child's "
-                      "retraining (1 epoch, augmented; the demo's: 45000)")
+                      "retraining (2 epochs, augmented; the demo's: 45000)")
   parser.add_argument("--noise_seeds", type=int, default=3,
                       help="extra trainings of each arm's best "
                       "architecture at the search budget (0: none)")
@@ -136,7 +136,7 @@ def main():
       learning_rate=0.1, augment=False, eval_examples=2000,
       progress_every_s=0)
   final = TrainSettings(
-      data_dir=args.data_dir, train_examples=args.final_examples, epochs=1,
+      data_dir=args.data_dir, train_examples=args.final_examples, epochs=2,
       batch_size=32, learning_rate=0.1, augment=True, eval_role="test",
       progress_every_s=30)
   summary = {}

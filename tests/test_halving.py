@@ -295,3 +295,20 @@ def test_what_a_user_sees_of_the_halving(tmp_path, monkeypatch):
   assert "stopped early" in page and "(stopped at rung" in page
   m = hparams.trial_metrics(stopped[0])
   assert m["hparams/rung"] == k and m["hparams/budget_fraction"] < 1
+
+
+def test_timeout_minutes_ends_a_search_by_the_clock(tmp_path):
+  """No child starts after timeout_minutes; the finished ones are kept
+  (the benchmark's equal-wall-clock arms rest on this)."""
+  import time
+
+  def slow(config):
+    time.sleep(0.05)
+    return lc.plain_curve(config)
+
+  t0 = time.time()
+  out = _run(tmp_path / "run", slow, max_trials=10_000,
+             timeout_minutes=0.01)  # 0.6 s
+  with TrialStore(out["store"]) as store:
+    n = store.count()
+  assert 2 <= n < 100 and time.time() - t0 < 30

@@ -150,8 +150,9 @@ def test_projection_waits_for_a_few_progress_intervals_then_logs_once(logged):
       ("warning", "~195 days is far beyond a day on this CPU; to try "
                   "graph-nas here, search the CPU-sized space "
                   "(--space=protos/cifar_cpu.textproto, a child in seconds) "
-                  "or run the demo (bash launch/cifar_cpu_demo.sh: 14 "
-                  "trials, about 4 minutes on 2 cores)")]
+                  "or run the demo (bash launch/cifar_cpu_demo.sh: 50 "
+                  "architectures with early stopping, about 14 minutes on "
+                  "2 cores)")]
 
 
 def test_projection_wording_per_device_space_and_resume():
@@ -169,6 +170,11 @@ def test_projection_wording_per_device_space_and_resume():
       cpu_space[1] and "bash launch/cifar_cpu_demo.sh" in cpu_space[1]
   short = projection_lib.projection_lines(child, 5, 1500, 1, "CPU", "cifar")
   assert len(short) == 1 and "~15.6 h for the remaining 5" in short[0]
+  assert short[0].endswith("80 images/s)")
+  halving = projection_lib.projection_lines(child, 5, 1500, 1, "CPU",
+                                            "cifar", early_stopping=True)
+  assert halving[0].endswith("80 images/s; at most: early stopping trains "
+                             "most children only part of their budget)")
 
 
 def test_cpu_only_machine_looks_for_accelerators(tmp_path):

@@ -323,7 +323,8 @@ def _watch_first_child(evaluator, job, space):
   if FLAGS.executor != "inprocess" or observers is None or left < 1:
     return
   observers.append(projection.SearchProjection(
-      left, FLAGS.max_trials, 1, _device_kind(), space_name=space.name))
+      left, FLAGS.max_trials, 1, _device_kind(), space_name=space.name,
+      early_stopping=bool(job.rungs)))
 
 
 def _load_space():

@@ -61,16 +61,17 @@ def skip_absent_gpu_probe(strategy="default"):
 # A projected search longer than this on a CPU gets the advice line.
 ADVICE_AFTER_S = 3 * 86400
 _CPU_SPACES = ("cifar_cpu", "cifar_cpu_linear")
-_DEMO = ("bash launch/cifar_cpu_demo.sh: 14 trials, about 4 minutes on 2 "
-         "cores")
+_DEMO = ("bash launch/cifar_cpu_demo.sh: 50 architectures with early "
+         "stopping, about 14 minutes on 2 cores")
 
 
 def projection_lines(progress, trials, max_trials, workers=1, device="CPU",
-                     space_name=""):
+                     space_name="", early_stopping=False):
   """The projection line and, for a CPU search far beyond a day, the
   advice line, from the first child's `progress` (a
   graph_nas.child.trainer.Progress): trials (still to run) x that child's
-  training time / workers."""
+  training time / workers (with `early_stopping`, an upper bound: most
+  children train part of their budget)."""
   child_s = progress.elapsed_s + (progress.eta_s or 0.0)
   search_s = child_s * trials / max(1, workers)
   which = (f"{trials:,} trials" if trials == max_trials else
@@ -81,7 +82,9 @@ def projection_lines(progress, trials, max_trials, workers=1, device="CPU",
            f"{rough_duration(search_s)} for {which} on {workers} {device} "
            f"worker{'s' if workers != 1 else ''} (rough: trials x "
            f"{progress.label}'s training time / workers; measured over "
-           f"{measured}, {progress.images_per_s:,.0f} images/s)"]
+           f"{measured}, {progress.images_per_s:,.0f} images/s"
+           + ("; at most: early stopping trains most children only part "
+              "of their budget)" if early_stopping else ")")]
   if device == "CPU" and search_s > ADVICE_AFTER_S:
     if space_name in _CPU_SPACES:
       how = ("this is the CPU-sized space already: cut the budget "
@@ -102,8 +105,9 @@ class SearchProjection:
   child's training if that comes sooner."""
 
   def __init__(self, trials, max_trials, workers=1, device="CPU", *,
-               space_name="", min_seconds=30.0):
-    self.args = (trials, max_trials, workers, device, space_name)
+               space_name="", min_seconds=30.0, early_stopping=False):
+    self.args = (trials, max_trials, workers, device, space_name,
+                 early_stopping)
     self.min_seconds = min_seconds
     self.lines = None  # the lines once logged
 

@@ -71,8 +71,14 @@ def reward_figure(runs: Dict[str, List[Dict]], window: int = 20):
     label = os.path.basename(os.path.normpath(d))
     ax1.plot(x, moving, label=label)
     ax2.plot(x, best, label=label)
-  ax1.set_title(f"moving average reward (window {window})")
-  ax2.set_title("best reward")
+  halving = any((t.get("budget_fraction") or 1.0) < 1
+                for trials in runs.values() for t in trials)
+  ax1.set_title(f"moving average reward (window {window})" +
+                ("\nstopped children: their score at the rung reached"
+                 if halving else ""), fontsize=10 if halving else None)
+  ax2.set_title("best reward" + (" (children trained to the full budget)"
+                                 if halving else ""),
+                fontsize=10 if halving else None)
   for ax in (ax1, ax2):
     ax.set_xlabel("trials")
     ax.set_ylabel("reward")
