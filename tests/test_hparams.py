@@ -192,7 +192,8 @@ def test_a_toy_search_writes_one_hparams_session_per_trial(tmp_path):
   assert metric_names["hparams/flops"] == "multiply-adds"
   assert set(metric_names) == {"hparams/reward", "hparams/val_accuracy",
                                "hparams/flops", "hparams/params",
-                               "hparams/seconds", "hparams/failed"}
+                               "hparams/seconds", "hparams/failed",
+                               "hparams/rung", "hparams/budget_fraction"}
   # One session per trial, each in its own run folder.
   assert sorted(os.listdir(tb / "trials")) == [
       f"trial_{i:06d}" for i in range(9)]

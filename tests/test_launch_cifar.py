@@ -39,6 +39,30 @@ def _rows(db):
                         "metrics FROM trials ORDER BY trial_id").fetchall()
 
 
+def _check_rungs(db, rows):
+  """The default early stopping (rungs 1/4, 1/2 of 12 steps): a stopped
+  child trained to its rung and scored there, a full one learned; every
+  child reported at the first rung through its executor."""
+  with sqlite3.connect(db) as conn:
+    records = conn.execute("SELECT job_key, rung, value, go_on, trial_id "
+                           "FROM rungs").fetchall()
+  assert sorted(r[4] for r in records if r[1] == 0) == [r[0] for r in rows]
+  full = []
+  for _, _, status, reward, _, metrics in rows:
+    metrics = json.loads(metrics)
+    assert metrics["val_accuracy"] == reward
+    if metrics["budget_fraction"] < 1:
+      assert metrics["steps_trained"] == {0: 3, 1: 6}[metrics["rung"]]
+      assert metrics["stopped_early"]
+    else:
+      assert metrics["steps_trained"] == 12 and metrics["rung"] == 2
+      # The generated data is learnable: 12 steps are far beyond chance.
+      assert metrics["val_accuracy"] > 0.3, metrics
+      full.append(reward)
+  assert full  # the first child reaching a rung always goes on
+  return max(full)
+
+
 def test_tiny_cifar_search_end_to_end(tmp_path, cifar):
   out = tmp_path / "cifar"
   r = _launch(cifar, TINY + [f"--out_dir={out}", "--final_epochs=1",
@@ -54,12 +78,11 @@ def test_tiny_cifar_search_end_to_end(tmp_path, cifar):
     assert metrics["params"] > 0 and metrics["flops"] > 0
     assert metrics["val_accuracy"] == reward
     assert metrics["val_examples"] == 128 and metrics["steps"] == 12
-    # The generated data is learnable: 12 steps are far beyond chance.
-    assert metrics["val_accuracy"] > 0.3, metrics
+  best_full = _check_rungs(out / "trials.sqlite", rows)
   assert (out / "checkpoint.npz").exists()
   assert (out / "rewards.png").read_bytes()[:4] == b"\x89PNG"
   best = json.loads((out / "best_architecture.json").read_text())
-  assert best["reward"] == max(row[3] for row in rows)
+  assert best["reward"] == best_full  # the best full-budget child
   # The best child, retrained (1 epoch of 256 images) and scored on the
   # test split, reloads and takes raw images.
   import keras
@@ -85,11 +108,12 @@ def test_tiny_cifar_search_in_worker_processes(tmp_path, cifar, executor):
   assert r.returncode == 0, r.stderr[-3000:]
   rows = _rows(out / "trials.sqlite")
   assert [row[2] for row in rows] == ["ok", "ok"]
-  for row in rows:  # trained in the Ray workers, on the same data
+  for row in rows:  # trained in the workers, on the same data
     metrics = json.loads(row[5])
     assert metrics["val_accuracy"] == row[3] and metrics["steps"] == 12
     assert metrics["val_examples"] == 128
-    assert metrics["val_accuracy"] > 0.3, metrics  # chance is 0.1
+  # The rung reports went through the pipe / the Ray mailbox.
+  _check_rungs(out / "trials.sqlite", rows)
 
 
 def test_sigkill_in_a_child_then_resume_gives_the_same_rewards(tmp_path,
