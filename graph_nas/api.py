@@ -26,7 +26,23 @@ A reward is a plain function `fn(config) -> float` (or
 entry (the other entries are stored as the trial's metrics) or a
 `graph_nas.search.results.EvalResult`. An object with an
 `evaluate(config, trial_id, seed)` method returning an EvalResult is used
-as it is. To run on the process or Ray
+as it is.
+
+Early stopping (on by default: rungs="1/4,1/2", eta=2; see
+graph_nas.search.halving): a function with a parameter named `trial`
+(`fn(config, trial)` or `fn(config, trial_id, seed, trial)`; an
+evaluator class's `evaluate(config, trial_id, seed, trial=None)`) reports
+as it trains and ends when told::
+
+  def train(config, trial):
+    for epoch in range(1, 11):
+      score = ...                      # train an epoch, score it
+      trial.report(score, epoch / 10)  # the share of its budget done
+      if trial.should_stop():
+        break
+    return score
+
+To run on the process or Ray
 executor the function must be importable by the workers: define it at the
 top level of a module, not as a lambda or inside a function.
 """

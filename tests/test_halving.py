@@ -24,6 +24,7 @@ SPACE = str(PROTOS / "select_optimizer_b4.textproto")
 def test_parse_rungs():
   assert halving.parse_rungs("1/4,1/2") == (0.25, 0.5)
   assert halving.parse_rungs(" 1/9, 1/3 ") == (1 / 9, 1 / 3)
+  assert halving.parse_rungs((0.25, 0.5)) == (0.25, 0.5)
   for off in ("", "none", "off", "None"):
     assert halving.parse_rungs(off) == ()
   for bad, why in (("1/2,1/4", "increase"), ("1", "between 0 and 1"),
@@ -312,3 +313,14 @@ def test_timeout_minutes_ends_a_search_by_the_clock(tmp_path):
   with TrialStore(out["store"]) as store:
     n = store.count()
   assert 2 <= n < 100 and time.time() - t0 < 30
+
+
+def test_a_folder_resumes_only_with_the_same_rungs(tmp_path):
+  from graph_nas.errors import IdentityMismatch
+  task = lc.CurveTask(tmp_path / "steps")
+  _run(tmp_path / "run", task, rungs="1/4,1/2", max_trials=4)
+  # The same rungs written otherwise resume; other rungs are refused.
+  _run(tmp_path / "run", task, rungs="0.25, 0.5", max_trials=6)
+  with pytest.raises(IdentityMismatch, match="rungs") as e:
+    _run(tmp_path / "run", task, rungs="none", max_trials=8)
+  assert "[0.25, 0.5]" in str(e.value)

@@ -62,7 +62,7 @@ def skip_absent_gpu_probe(strategy="default"):
 ADVICE_AFTER_S = 3 * 86400
 _CPU_SPACES = ("cifar_cpu", "cifar_cpu_linear")
 _DEMO = ("bash launch/cifar_cpu_demo.sh: 50 architectures with early "
-         "stopping, about 14 minutes on 2 cores")
+         "stopping, about 12 minutes on 2 cores")
 
 
 def projection_lines(progress, trials, max_trials, workers=1, device="CPU",

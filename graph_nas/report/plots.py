@@ -18,6 +18,7 @@ import numpy as np
 from absl import logging
 
 from graph_nas.report.trials import load_runs, run_meta
+from graph_nas.search import halving
 from graph_nas.search.run_folder import PARETO_NAME
 
 
@@ -49,8 +50,7 @@ def curves(trials: List[Dict], window: int = 20):
   it reached, the best of the trials trained to the full budget."""
   rewards = np.array([t["reward"] if t["status"] == "ok" else np.nan
                       for t in trials], float)
-  full = np.array([r if t.get("budget_fraction") is None or
-                   t["budget_fraction"] >= 1 else np.nan
+  full = np.array([r if halving.trained_fully(t) else np.nan
                    for r, t in zip(rewards, trials)], float)
   x = np.arange(1, len(rewards) + 1)
   filled = np.where(np.isnan(rewards), 0.0, rewards)
@@ -71,14 +71,14 @@ def reward_figure(runs: Dict[str, List[Dict]], window: int = 20):
     label = os.path.basename(os.path.normpath(d))
     ax1.plot(x, moving, label=label)
     ax2.plot(x, best, label=label)
-  halving = any((t.get("budget_fraction") or 1.0) < 1
+  stopped = any(not halving.trained_fully(t)
                 for trials in runs.values() for t in trials)
   ax1.set_title(f"moving average reward (window {window})" +
                 ("\nstopped children: their score at the rung reached"
-                 if halving else ""), fontsize=10 if halving else None)
+                 if stopped else ""), fontsize=10 if stopped else None)
   ax2.set_title("best reward" + (" (children trained to the full budget)"
-                                 if halving else ""),
-                fontsize=10 if halving else None)
+                                 if stopped else ""),
+                fontsize=10 if stopped else None)
   for ax in (ax1, ax2):
     ax.set_xlabel("trials")
     ax.set_ylabel("reward")

@@ -16,6 +16,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from graph_nas.errors import GraphNasError
+from graph_nas.search.halving import trained_fully as is_full
 from graph_nas.search.run_folder import DB_NAME
 from graph_nas.search.store import TrialStore
 
@@ -95,18 +96,11 @@ def _num(value, scale=1.0, digits=4) -> str:
 def budget_text(row: Dict) -> str:
   """How much of its budget a trial trained: "all", or with early
   stopping "1/4 (stopped at rung 0)"; its reward is its score there."""
-  fraction = row.get("budget_fraction")
-  if fraction is None or fraction >= 1:
+  if is_full(row):
     return "all"
   import fractions
-  share = fractions.Fraction(fraction).limit_denominator(64)
+  share = fractions.Fraction(row["budget_fraction"]).limit_denominator(64)
   return f"{share} (stopped at rung {row.get('rung')})"
-
-
-def is_full(row: Dict) -> bool:
-  """Whether a trial trained its whole budget (no early stop)."""
-  fraction = row.get("budget_fraction")
-  return fraction is None or fraction >= 1
 
 
 def table_rows(rows: List[Dict]) -> List[Tuple[str, ...]]:

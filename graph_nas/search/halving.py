@@ -52,9 +52,12 @@ from graph_nas.errors import GraphNasError, SettingError
 OFF = ("", "none", "off")
 
 
-def parse_rungs(text: str) -> Tuple[float, ...]:
-  """The rung fractions of a setting: "1/4,1/2" -> (0.25, 0.5); "" / "none"
-  / "off" -> () (no early stopping). Raises SettingError("rungs", ...)."""
+def parse_rungs(text) -> Tuple[float, ...]:
+  """The rung fractions of a setting: "1/4,1/2" (or a sequence of numbers,
+  (0.25, 0.5)) -> (0.25, 0.5); "" / "none" / "off" -> () (no early
+  stopping). Raises SettingError("rungs", ...)."""
+  if isinstance(text, (list, tuple)):
+    text = ",".join(str(x) for x in text)
   if text is None or str(text).strip().lower() in OFF:
     return ()
   out = []
@@ -222,6 +225,13 @@ class Trial:
     """What the loop stores of the halving with the trial's metrics."""
     return {"rung": self.rung, "budget_fraction": self.fraction,
             "stopped_early": self._stop, "rung_scores": list(self.scores)}
+
+
+def trained_fully(row) -> bool:
+  """Whether a stored trial (a TrialStore row) trained its whole budget:
+  no early stopping, or it went through every rung."""
+  fraction = row.get("budget_fraction")
+  return fraction is None or fraction >= 1.0
 
 
 def takes_trial(fn) -> bool:

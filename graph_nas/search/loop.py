@@ -162,14 +162,18 @@ class Search:
                 **{name: getattr(self.settings, name)
                    for name in identity_fields(SearchSettings)},
                 "budget": self.budget}
+    # Early stopping as it applies: the rungs as numbers ("1/4" is 0.25),
+    # none (and no eta) for an evaluator that does not report.
+    identity["rungs"] = list(self.rungs)
+    identity["eta"] = self.settings.eta if self.rungs else None
     old = self.store.get_meta("identity")
     if old is None:
       self.store.set_meta("identity", identity)
       self.store.set_meta("run_info", self.run_info)
       return
     old.setdefault("budget", self.budget)  # a store from before budgets
-    old.setdefault("rungs", "none")  # ... from before early stopping
-    old.setdefault("eta", self.settings.eta)
+    old.setdefault("rungs", [])  # ... from before early stopping
+    old.setdefault("eta", None)
     for key, value in identity.items():
       if key == "budget":
         for name in sorted(set(value) | set(old["budget"])):
@@ -181,7 +185,9 @@ class Search:
         raise IdentityMismatch(
             self.out_dir, key, old.get(key), value,
             note="a fingerprint of the space's content" if key == "space"
-            else "the space's name" if key == "space_name" else "")
+            else "the space's name" if key == "space_name"
+            else "as fractions of a child's budget; [] is none"
+            if key == "rungs" else "")
 
   # ---------------------------------------------------------------- loop
   def run(self) -> Dict:
@@ -191,10 +197,10 @@ class Search:
     if os.path.exists(self.checkpoint_path):
       extra = self.algorithm.load(self.checkpoint_path) or {}
     stored = self.store.trials("ok")
-    self.best = max([t["reward"] for t in stored if _full(t)],
-                    default=-math.inf)
-    self.stopped = sum(1 for t in stored if not _full(t) and
-                       t["cached_from"] is None)
+    self.best = max([t["reward"] for t in stored
+                     if halving.trained_fully(t)], default=-math.inf)
+    self.stopped = sum(1 for t in stored if not halving.trained_fully(t)
+                       and t["cached_from"] is None)
     if self.table is not None:
       for r in self.store.rungs():
         self.table.add(r["job_key"], r["rung"], r["value"], r["go_on"])
@@ -308,7 +314,7 @@ class Search:
     """The best (full-budget) reward, the children stopped early and the
     failures in a row, with `row`."""
     if row["status"] == "ok":
-      if _full(row):
+      if halving.trained_fully(row):
         self.best = max(self.best, row["reward"])
       elif row.get("cached_from") is None:
         self.stopped += 1
@@ -439,7 +445,11 @@ class Search:
     retrained best child."""
     rows = self.store.best(top)
     if not rows:
-      raise SearchStopped(f"no successful trial in {self.store.path}")
+      stopped = ("" if not self.store.trials("ok") else
+                 " trained to the full budget (every successful one was "
+                 "stopped early)")
+      raise SearchStopped(f"no successful trial{stopped} in "
+                          f"{self.store.path}")
     reported = {}
     for observer in self.observers:
       reported.update(observer.on_finalize(self, top) or {})
@@ -463,9 +473,3 @@ class Search:
     self._notify("on_close")
     self.store.close()
     self._lock.release()
-
-
-def _full(row) -> bool:
-  """Whether a stored trial was trained to its full budget."""
-  fraction = row.get("budget_fraction")
-  return fraction is None or fraction >= 1.0

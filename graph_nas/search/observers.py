@@ -77,6 +77,9 @@ class ProgressLog(Observer):
     ok = row["status"] == "ok"
     per_trial = (time.time() - search.t_start) / max(search.evaluated, 1)
     eta = per_trial * (s.max_trials - tid - 1)
+    if s.timeout_minutes:  # no new child after it
+      eta = min(eta, max(0.0, 60 * s.timeout_minutes -
+                         (time.time() - search.t_start)))
     if tid % s.log_every == 0 or not ok or tid == s.max_trials - 1:
       what = (f"reward {row['reward']:.4f}" if ok
               else f"FAILED ({row['reason'][:120]})")
