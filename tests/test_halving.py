@@ -324,3 +324,13 @@ def test_a_folder_resumes_only_with_the_same_rungs(tmp_path):
   with pytest.raises(IdentityMismatch, match="rungs") as e:
     _run(tmp_path / "run", task, rungs="none", max_trials=8)
   assert "[0.25, 0.5]" in str(e.value)
+
+
+def test_the_pareto_front_holds_full_budget_children_only():
+  from graph_nas.report import plots
+  rows = [{"status": "ok", "budget_fraction": f, "rung": r,
+           "metrics": {"flops": 1e6 * (i + 1), "val_accuracy": acc}}
+          for i, (f, r, acc) in enumerate([(1.0, 2, 0.5), (0.25, 0, 0.3),
+                                           (None, None, 0.4)])]
+  kept, costs, accs = plots.cost_points(rows)
+  assert list(accs) == [0.5, 0.4]  # the stopped child's 0.3 is left out

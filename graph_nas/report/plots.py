@@ -118,10 +118,11 @@ def pareto_front(costs: Sequence[float], accuracies: Sequence[float]
 
 def cost_points(trials: List[Dict]):
   """(trials, multiply-adds, val accuracies) of the ok trials that have
-  both metrics (multiply-adds > 0)."""
+  both metrics (multiply-adds > 0) and trained their whole budget (a child
+  stopped early was scored after less training: not on this scale)."""
   keep, costs, accs = [], [], []
   for t in trials:
-    if t["status"] != "ok":
+    if t["status"] != "ok" or not halving.trained_fully(t):
       continue
     m = t["metrics"]
     try:
