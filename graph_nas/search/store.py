@@ -41,6 +41,18 @@ CREATE TABLE IF NOT EXISTS rungs (
   trial_id INTEGER,
   PRIMARY KEY (job_key, rung)
 );
+CREATE TABLE IF NOT EXISTS screened (
+  screen_key TEXT NOT NULL,
+  position INTEGER NOT NULL,
+  walk TEXT NOT NULL,
+  config TEXT NOT NULL,
+  score REAL,
+  scorer TEXT NOT NULL,
+  chosen INTEGER NOT NULL,
+  explored INTEGER NOT NULL,
+  recorded REAL NOT NULL,
+  PRIMARY KEY (screen_key, position)
+);
 CREATE TABLE IF NOT EXISTS meta (
   key TEXT PRIMARY KEY,
   value TEXT NOT NULL
@@ -190,6 +202,41 @@ class TrialStore:
     return [dict(zip(keys, r)) for r in self._conn.execute(
         f"SELECT {', '.join(keys)} FROM rungs ORDER BY recorded, rowid")]
 
+  # -------------------------------------------------------------- screened
+  def add_screened(self, screen_key: str, rows: List[Dict]) -> None:
+    """Records one screening (graph_nas.search.screening): every candidate
+    with its cheap score and whether it was chosen for evaluation (and
+    whether as exploration), in one transaction. A screening recorded
+    before under the same key (a resumed batch) is kept as it was."""
+    now = time.time()
+    with self._conn:
+      self._conn.executemany(
+          "INSERT OR IGNORE INTO screened VALUES (?,?,?,?,?,?,?,?,?)",
+          [(screen_key, i, json.dumps([int(a) for a in r["walk"]]),
+            config_key(r["config"]) if r.get("config") is not None
+            else "null", _finite_or_none(r.get("score")), r["scorer"],
+            int(bool(r["chosen"])), int(bool(r.get("explored"))), now)
+           for i, r in enumerate(rows)])
+
+  def screened(self, chosen: Optional[bool] = None) -> List[Dict]:
+    """Every screened candidate (chosen=False: those screened out, never
+    trials), in the order they were recorded."""
+    keys = ("screen_key", "position", "walk", "config", "score", "scorer",
+            "chosen", "explored", "recorded")
+    sql = f"SELECT {', '.join(keys)} FROM screened"
+    args = ()
+    if chosen is not None:
+      sql += " WHERE chosen = ?"
+      args = (int(chosen),)
+    out = []
+    for r in self._conn.execute(sql + " ORDER BY recorded, rowid", args):
+      d = dict(zip(keys, r))
+      d["walk"] = tuple(json.loads(d["walk"]))
+      d["config"] = json.loads(d["config"])
+      d["chosen"], d["explored"] = bool(d["chosen"]), bool(d["explored"])
+      out.append(d)
+    return out
+
   def __iter__(self) -> Iterator[Dict]:
     return iter(self.trials())
 
@@ -211,6 +258,13 @@ _COLUMNS = ", ".join(_KEYS)
 def config_key(config: dict) -> str:
   """The canonical JSON text of a config (equal configs, equal texts)."""
   return json.dumps(config, sort_keys=True, default=_jsonable)
+
+
+def _finite_or_none(x) -> Optional[float]:
+  if x is None:
+    return None
+  x = float(x)
+  return x if x == x and abs(x) != float("inf") else None
 
 
 def _jsonable(x):
