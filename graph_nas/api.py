@@ -186,6 +186,12 @@ def _search(space, evaluate, out_dir, overrides):
   from graph_nas import search as search_lib
   space = _as_space(space)
   evaluator = as_evaluator(evaluate)
+  scorer = None
+  screen = overrides.get("screen")
+  if screen is not None and not isinstance(screen, str):
+    from graph_nas.search import screening
+    scorer = screening.make_scorer(screen, space, evaluator)
+    overrides["screen"] = screening.FUNCTION_PREFIX + evaluator_name(screen)
   chosen = settings_lib.split_overrides(overrides)
   executor = chosen[settings_lib.ExecutorSettings]
   if executor.executor != "inprocess":
@@ -194,7 +200,7 @@ def _search(space, evaluate, out_dir, overrides):
       space, evaluator, out_dir, search=chosen[settings_lib.SearchSettings],
       algorithm=chosen[settings_lib.AlgorithmSettings], executor=executor,
       budget={"evaluator": evaluator_name(evaluate)},
-      record={"evaluator": repr(evaluator), "api": True})
+      record={"evaluator": repr(evaluator), "api": True}, scorer=scorer)
   done = assemble.run_search(job)
   result = done["result"]
   return {"best": result["best"],

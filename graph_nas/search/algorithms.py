@@ -155,6 +155,12 @@ class Algorithm(abc.ABC):
     self._seen.add(key)
     return True
 
+  def forget(self, walks) -> None:
+    """no_repeats forgets these walks' architectures (proposed, then
+    screened out: never evaluated, so they may be proposed again)."""
+    for walk in walks:
+      self._seen.discard(self._key(walk))
+
   def save(self, path: str, extra: Optional[Dict] = None) -> None:
     """Writes the whole state (and a JSON-able `extra`, returned by load) to
     one .npz file, atomically."""

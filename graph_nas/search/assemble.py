@@ -19,7 +19,8 @@ def assemble(space, evaluator, out_dir: str, *,
              algorithm: AlgorithmSettings = AlgorithmSettings(),
              executor: ExecutorSettings = ExecutorSettings(),
              budget: Optional[Dict[str, Any]] = None,
-             record: Optional[Dict[str, Any]] = None):
+             record: Optional[Dict[str, Any]] = None,
+             scorer=None):
   """A ready `Search` (not yet run) in `out_dir`.
 
   Args:
@@ -31,6 +32,8 @@ def assemble(space, evaluator, out_dir: str, *,
       run's identity: e.g. TrainSettings.budget_identity()).
     record: more entries of the run's record (run_info), e.g. the
       launcher's training flags.
+    scorer: the screening's scorer when the settings do not name it (a
+      user's function; graph_nas.search.screening).
   """
   from graph_nas.search import algorithms, executors
   from graph_nas import search as search_lib
@@ -46,7 +49,8 @@ def assemble(space, evaluator, out_dir: str, *,
   run_info.update(record or {})
   try:
     return search_lib.Search(space, algo, evaluator, out_dir, search,
-                             run_info=run_info, executor=ex, budget=budget)
+                             run_info=run_info, executor=ex, budget=budget,
+                             scorer=scorer)
   except BaseException:
     ex.shutdown()
     raise

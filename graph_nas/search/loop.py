@@ -66,6 +66,7 @@ from absl import logging
 from graph_nas.search import executors
 from graph_nas.search import halving
 from graph_nas.search import observers as observers_lib
+from graph_nas.search import screening
 from graph_nas.search.algorithms import Algorithm
 from graph_nas.errors import (GraphNasError, IdentityMismatch, Naming,
                               SettingsFault)
@@ -117,9 +118,12 @@ class Search:
   def __init__(self, space: SearchSpace, algorithm: Algorithm,
                evaluator: Evaluator, out_dir: str,
                settings: SearchSettings, *, run_info: Optional[Dict] = None,
-               executor=None, budget: Optional[Dict] = None):
+               executor=None, budget: Optional[Dict] = None,
+               scorer: Optional[screening.Scorer] = None):
     """budget: what gives the evaluator's rewards their meaning (e.g.
-    TrainSettings.budget_identity()); part of the run's identity."""
+    TrainSettings.budget_identity()); part of the run's identity.
+    scorer: the screening's scorer when it is not named by
+    settings.screen (a user's function; graph_nas.search.screening)."""
     settings.check()
     self.executor = executor or executors.InProcessExecutor(evaluator)
     self.space = space
@@ -145,6 +149,17 @@ class Search:
                   if self.rungs else None)
     self.executor.ask = self._ask
     self._run_token = ""
+    # Screening (graph_nas.search.screening): None when off.
+    self.screen = None
+    if settings.candidates_per_trial > 1 and (scorer is not None or
+                                              settings.screen != "none"):
+      scorer = scorer or screening.make_scorer(
+          settings.screen, space, evaluator, seed=settings.seed,
+          min_trials=settings.screen_min_trials)
+      self.screen = screening.Screen(
+          scorer, candidates_per_trial=settings.candidates_per_trial,
+          explore=settings.screen_explore, seed=settings.seed)
+    self.screened = 0  # candidates screened out by this run
 
   def _notify(self, hook: str, *args):
     for observer in self.observers:
@@ -174,6 +189,8 @@ class Search:
     old.setdefault("budget", self.budget)  # a store from before budgets
     old.setdefault("rungs", [])  # ... from before early stopping
     old.setdefault("eta", None)
+    old.setdefault("screen", "none")  # ... from before screening
+    old.setdefault("candidates_per_trial", 1)
     for key, value in identity.items():
       if key == "budget":
         for name in sorted(set(value) | set(old["budget"])):
@@ -218,6 +235,7 @@ class Search:
     wall = time.time() - self.t_start
     timing = {"wall_s": wall, "evaluate_s": self._eval_seconds,
               "trials_evaluated": self.evaluated,
+              "screened_out": self.screened,
               "outside_evaluation_share": (wall - self._eval_seconds) / wall
               if wall > 0 else 0.0}
     self.store.set_meta("last_run_timing", timing)
@@ -238,6 +256,42 @@ class Search:
     return executors.TrialJob(trial_id, tuple(walk), config, seed, trial_id,
                               self.algorithm.num_updates, reason,
                               rungs=self.rungs, name=name)
+
+  # ----------------------------------------------------------- screening
+  def _history(self, before: Optional[int] = None) -> screening.History:
+    """The successful, freshly evaluated trials (with ids below `before`)
+    and what the algorithm learns from each: what a scorer may fit."""
+    rows = [r for r in self.store.trials("ok") if r["cached_from"] is None
+            and (before is None or r["trial_id"] < before)]
+    return screening.History([r["walk"] for r in rows],
+                             [r["config"] for r in rows],
+                             [self._reward_of(r) for r in rows])
+
+  def _propose(self, n: int, key: str, stream: int,
+               before: Optional[int] = None):
+    """n walks to run: the algorithm's, screened when screening is on."""
+    if self.screen is None:
+      return self.algorithm.propose(n)
+    history = self._history(before)
+    if not self.screen.ready(history):
+      return self.algorithm.propose(n)
+    walks = self.algorithm.propose(n * self.screen.k)
+    configs = []
+    for walk in walks:
+      try:
+        configs.append(self.space.decode(walk))
+      except GraphNasError:
+        configs.append(None)
+    reuse = self.settings.reuse_results
+    picks, rows = self.screen.choose(
+        walks, configs, n, history, stream,
+        known=lambda c: reuse and self.store.find_config(c) is not None)
+    chosen = set(picks)
+    self.algorithm.forget([w for i, w in enumerate(walks)
+                           if i not in chosen])
+    self.store.add_screened(key, rows)
+    self.screened += len(walks) - len(picks)
+    return [walks[i] for i in picks]
 
   def _ask(self, report: halving.Report) -> bool:
     """A child's score at a rung: decided, stored, then answered."""
@@ -348,7 +402,7 @@ class Search:
            not self._out_of_time()):
       first_id = batch * s.walks_per_update
       n = min(s.walks_per_update, s.max_trials - first_id)
-      walks = self.algorithm.propose(n)
+      walks = self._propose(n, f"b{batch}", first_id, before=first_id)
       rows = {}
       for i, walk in enumerate(walks):
         trial_id = first_id + i
@@ -390,7 +444,8 @@ class Search:
       while (self.executor.in_flight() < self.executor.capacity and
              self.store.count() + self.executor.in_flight() < s.max_trials
              and not self._out_of_time()):
-        walk = self.algorithm.propose(1)[0]
+        walk = self._propose(1, f"{self._run_token}-{submitted}",
+                             self.store.count() * 1009 + submitted)[0]
         provisional = -1 - submitted  # the real id is given when stored
         submitted += 1
         # The seed the trial gets if it finishes in submission order.

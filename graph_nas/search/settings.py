@@ -180,6 +180,25 @@ class SearchSettings(_Settings):
   eta: float = setting(
       2.0, "Early stopping: at each rung the best 1/eta of the children "
       "that reached it go on.", lower=1.01, identity=True)
+  screen: str = setting(
+      "none", "Screening (graph_nas.search.screening): what scores the "
+      "candidates_per_trial proposals of each trial to run, cheaply: "
+      "'predictor' (a random forest fit on the trials so far), a cheap score "
+      "of image children ('synflow', 'naswot', 'params', 'flops'), or "
+      "'none'. The API also takes a function of the config.", kind=str,
+      identity=True)
+  candidates_per_trial: int = setting(
+      1, "Screening: candidates the algorithm proposes per trial to run; "
+      "the best-scored are evaluated (1: no screening).", lower=1,
+      upper=1000, identity=True)
+  screen_explore: float = setting(
+      0.25, "Screening: share of the evaluated candidates drawn uniformly "
+      "from the proposals instead of by score (a poor scorer cannot trap "
+      "the search).", lower=0.0, upper=1.0)
+  screen_min_trials: int = setting(
+      10, "Screening with the predictor: finished trials it needs before "
+      "it screens (before, the algorithm proposes only what runs).",
+      lower=2)
   reuse_results: bool = setting(
       True, "An architecture evaluated before in this search reuses its "
       "result instead of being evaluated again.")
@@ -199,6 +218,16 @@ class SearchSettings(_Settings):
     super().check()
     from graph_nas.search import halving
     halving.parse_rungs(self.rungs)  # a SettingError naming rungs
+    from graph_nas.search import screening
+    if self.screen not in screening.SCORER_NAMES and not \
+        self.screen.startswith(screening.FUNCTION_PREFIX):
+      raise SettingError("screen", self.screen, "must be " + _alternatives(
+          screening.SCORER_NAMES) + " (the API also takes a function of "
+                         "the config)")
+    if self.screen != "none" and self.candidates_per_trial < 2:
+      raise SettingError("candidates_per_trial", self.candidates_per_trial,
+                         f"must be >= 2 with screen={self.screen!r} (1 "
+                         "proposes only what runs: nothing to screen)")
     return self
 
 

@@ -1,0 +1,182 @@
+"""A learned predictor of a walk's reward, for screening any space.
+
+Features (`WalkFeatures`): the decisions of the walk on the graph (a
+linear twin's walk is replayed on its graph first), by vertex and visit:
+for the k-th visit (k < MAX_VISITS) of vertex v, a one-hot of the action
+taken (vertices with at most MAX_ONE_HOT actions), and the action's value
+where it is a number (on a log scale for positive values spanning more
+than a factor of 10); then each vertex's number of visits (a loop's
+length) and the walk's length. Plain numpy, built from the space alone.
+
+Model: scikit-learn's RandomForestRegressor, a bagged ensemble of trees.
+Why: it fits tens to hundreds of points in milliseconds with no tuning of
+scales, handles the mix of one-hot and numeric features, ignores the
+features of vertices a walk did not visit (zeros), and the spread of its
+trees' predictions is the uncertainty an acquisition needs (as in SMAC).
+An ensemble of small Keras MLPs (BANANAS) costs seconds per refit on this
+CPU and needs TensorFlow, which the default searcher does not load.
+
+Acquisition: upper confidence, mean + `kappa` * the trees' standard
+deviation (kappa chosen on the suite's tuning seeds, benchmarks/). The
+forest is refit on a schedule (`fit_size`): when the trials known have
+grown by `refit_growth` (10 %), at least by one, since the last fit.
+"""
+
+import math
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from graph_nas.search.screening import History, PREDICTOR, Scorer
+
+MAX_VISITS = 8
+MAX_ONE_HOT = 32
+
+
+class WalkFeatures:
+  """Fixed-length feature vectors of walks of one space (module doc)."""
+
+  def __init__(self, space):
+    self.space = space
+    self.graph = getattr(space, "graph", space)
+    g = self.graph
+    self.columns: List[str] = []
+    self._onehot: Dict[tuple, int] = {}
+    self._numeric: Dict[tuple, int] = {}
+    self._visits: Dict[int, int] = {}
+    self._values: Dict[int, Optional[np.ndarray]] = {}
+    for v, edges in enumerate(g.edges):
+      if g.terminal[v] or not len(edges):
+        continue
+      values = [e.value for e in edges]
+      numeric = all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                    for x in values) and len(values) >= 2
+      arr = None
+      if numeric:
+        arr = np.asarray(values, np.float64)
+        if (arr > 0).all() and arr.max() / arr.min() > 10:
+          arr = np.log(arr)
+      self._values[v] = arr
+      name = g.vertex_names[v]
+      for k in range(MAX_VISITS):
+        if len(edges) <= MAX_ONE_HOT and len(edges) > 1:
+          for a in range(len(edges)):
+            self._onehot[(v, k, a)] = len(self.columns)
+            self.columns.append(f"{name}[{k}]={edges[a].name}")
+        if arr is not None or len(edges) > MAX_ONE_HOT:
+          self._numeric[(v, k)] = len(self.columns)
+          self.columns.append(f"{name}[{k}]")
+        if len(edges) <= 1 and arr is None:
+          break  # a vertex with one action decides nothing
+      self._visits[v] = len(self.columns)
+      self.columns.append(f"visits({name})")
+    self._length = len(self.columns)
+    self.columns.append("steps")
+
+  def graph_actions(self, walk: Sequence[int]) -> List[int]:
+    if self.graph is not self.space:
+      from graph_nas.space import linear  # pylint: disable=import-outside-toplevel
+      return linear.replay(self.graph, self.space.slots, walk)
+    return [int(a) for a in walk]
+
+  def __call__(self, walks: Sequence[Sequence[int]]) -> np.ndarray:
+    g = self.graph
+    x = np.zeros((len(walks), len(self.columns)), np.float32)
+    for row, walk in enumerate(walks):
+      cur, seen = g.start, {}
+      actions = self.graph_actions(walk)
+      for a in actions:
+        k = seen.get(cur, 0)
+        seen[cur] = k + 1
+        if k < MAX_VISITS:
+          j = self._onehot.get((cur, k, a))
+          if j is not None:
+            x[row, j] = 1.0
+          j = self._numeric.get((cur, k))
+          if j is not None:
+            arr = self._values.get(cur)
+            x[row, j] = arr[a] if arr is not None else a
+        cur = int(g.next_vertex[cur, a])
+      for v, count in seen.items():
+        j = self._visits.get(v)
+        if j is not None:
+          x[row, j] = count
+      x[row, self._length] = len(actions)
+    return x
+
+
+class PredictorScorer(Scorer):
+  """Screens with a random forest fit on the search's finished trials.
+
+  Args:
+    space: the searched space (graph or linear twin).
+    seed: the forest's seed.
+    min_trials: trials the forest needs before it scores (ready()).
+    kappa: weight of the trees' spread in the score (upper confidence).
+    trees: trees of the forest.
+  """
+
+  name = PREDICTOR
+
+  def __init__(self, space, *, seed: int = 0, min_trials: int = 10,
+               kappa: float = 0.5, trees: int = 48,
+               refit_growth: float = 0.1):
+    self.features = WalkFeatures(space)
+    self.seed, self.min_trials = int(seed), int(min_trials)
+    self.kappa, self.trees = float(kappa), int(trees)
+    self.refit_growth = float(refit_growth)
+    self._model = None
+    self._fitted_on = 0
+    self._cache: Dict[tuple, np.ndarray] = {}
+
+  def ready(self, history: History) -> bool:
+    return len(history) >= self.min_trials
+
+  def _x(self, walks) -> np.ndarray:
+    out = []
+    for w in walks:
+      w = tuple(int(a) for a in w)
+      row = self._cache.get(w)
+      if row is None:
+        row = self._cache[w] = self.features([w])[0]
+      out.append(row)
+    return np.stack(out) if out else np.zeros((0, len(
+        self.features.columns)), np.float32)
+
+  def fit(self, history: History, n: Optional[int] = None) -> None:
+    """Fits the forest on the first n trials of the history (all)."""
+    from sklearn.ensemble import RandomForestRegressor  # pylint: disable=import-outside-toplevel
+    n = len(history) if n is None else n
+    y = np.asarray(history.rewards[:n], np.float64)
+    keep = np.isfinite(y)
+    x = self._x([w for w, k in zip(history.walks[:n], keep) if k])
+    self._model = RandomForestRegressor(
+        n_estimators=self.trees, min_samples_leaf=1, max_features=0.5,
+        bootstrap=True, random_state=self.seed, n_jobs=1)
+    self._model.fit(x, y[keep])
+    self._fitted_on = n
+
+  def fit_size(self, n: int) -> int:
+    """The trials the forest is fit on when n are known: the largest point
+    of the refit schedule (min_trials, then each point grown by
+    refit_growth, at least by one) not above n. A function of n alone, so
+    a resumed search fits what the uninterrupted one did."""
+    point = self.min_trials
+    while True:
+      nxt = max(point + 1, math.ceil(point * (1 + self.refit_growth)))
+      if nxt > n:
+        return point
+      point = nxt
+
+  def predict(self, walks) -> tuple:
+    """(mean, standard deviation over trees) of each walk's reward."""
+    x = self._x(walks)
+    per_tree = np.stack([t.predict(x) for t in self._model.estimators_])
+    return per_tree.mean(0), per_tree.std(0)
+
+  def score(self, walks, configs, history):
+    n = self.fit_size(len(history))
+    if self._model is None or n != self._fitted_on:
+      self.fit(history, n)
+    mean, std = self.predict(walks)
+    return mean + self.kappa * std

@@ -1,0 +1,236 @@
+"""Screening: cheap scores decide which proposals are evaluated.
+
+Every architecture a search evaluates costs one child training. With
+screening on (`candidates_per_trial` K > 1 and a `screen` scorer), the
+algorithm proposes K candidates for each trial to run; a :class:`Scorer`
+scores them cheaply (a predictor fit on the trials so far, a zero-cost
+proxy of the untrained child, its parameter count, a user's function); the
+best-scored are evaluated. A share `screen_explore` of the picks is drawn
+uniformly from the candidates instead, so a scorer that ranks badly cannot
+trap the search. Candidates that do not decode (e.g. a walk cut by
+max_steps) are never picked while a decodable one is left, and a
+candidate repeating another of the same screening is dropped.
+
+Every screening is recorded in the trial store's `screened` table (each
+candidate with its score, chosen or not); screened-out candidates are
+never trials. The algorithm learns from the evaluated walks only (for a
+controller, those walks are off its sampling distribution: screening
+tilts what it sees toward what the scorer likes, as in BANANAS-style
+predictor-guided evolution). The evolution's and the controllers'
+`no_repeats` memory forgets the candidates screened out
+(`Algorithm.forget`), so they may be proposed again later.
+
+Resume: the picks of a sync batch depend only on the candidates (the
+algorithm's checkpointed state proposes the same ones), on the trials
+stored before the batch (the predictor is fit on those) and on a random
+stream seeded by (seed, the batch's first trial id): a resumed batch picks
+what the interrupted one picked, and a screening recorded before is kept.
+
+A scorer that cannot score yet (`ready()` False: a predictor with fewer
+than `screen_min_trials` finished trials) lets the algorithm propose just
+the trials to run, as without screening.
+
+The scorers (each its own module): `graph_nas.search.predictor`
+(learned from the search's trials), `graph_nas.child.proxies` through the
+evaluator's `cheap_scores` (zero-cost proxies and the child's size, image
+children), :class:`FunctionScorer` (a user's function of the config).
+"""
+
+import abc
+import math
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from graph_nas.errors import GraphNasError, SettingError
+from graph_nas.space.base import Actions
+
+# Scorer names of the `screen` setting (besides "none" and module:function):
+# the learned predictor, and the cheap scores an evaluator may offer
+# (graph_nas.child.proxies for image children).
+PREDICTOR = "predictor"
+PROXY_NAMES = ("synflow", "naswot", "params", "flops")
+SCORER_NAMES = ("none", PREDICTOR) + PROXY_NAMES
+# The `screen` setting of a search screened by a user's function (given to
+# graph_nas.api.search as screen=fn): "function:module:qualname".
+FUNCTION_PREFIX = "function:"
+
+
+class Scorer(abc.ABC):
+  """Scores candidate architectures cheaply; higher is better."""
+
+  name = "scorer"
+
+  def ready(self, history: "History") -> bool:  # pylint: disable=unused-argument
+    """Whether scores mean something yet (a predictor needs trials)."""
+    return True
+
+  @abc.abstractmethod
+  def score(self, walks: Sequence[Actions], configs: Sequence[dict],
+            history: "History") -> np.ndarray:
+    """One score per candidate (all of them decode); NaN: no score."""
+
+
+class History:
+  """What a scorer may learn from: the finished trials before a
+  screening, as (walk, config, learning reward) of the successful ones."""
+
+  def __init__(self, walks=(), configs=(), rewards=()):
+    self.walks: List[Actions] = [tuple(w) for w in walks]
+    self.configs: List[dict] = list(configs)
+    self.rewards: List[float] = [float(r) for r in rewards]
+
+  def __len__(self):
+    return len(self.rewards)
+
+
+class FunctionScorer(Scorer):
+  """A user's cheap function of the decoded config: fn(config) -> float
+  (higher: more promising)."""
+
+  def __init__(self, fn: Callable[[dict], float], name: str = ""):
+    if not callable(fn):
+      raise GraphNasError(f"screen must be a function of the config, got "
+                          f"{type(fn).__name__}")
+    self.fn = fn
+    self.name = name or getattr(fn, "__name__", "function")
+
+  def score(self, walks, configs, history):
+    out = np.full(len(configs), np.nan)
+    for i, config in enumerate(configs):
+      try:
+        value = float(self.fn(config))
+      except Exception as e:  # pylint: disable=broad-except
+        raise GraphNasError(f"screen function {self.name} failed on "
+                            f"{config}: {type(e).__name__}: {e}") from e
+      out[i] = value if math.isfinite(value) else np.nan
+    return out
+
+
+class EvaluatorScorer(Scorer):
+  """A cheap score the evaluator offers (`evaluator.cheap_scores(configs,
+  name) -> list of floats`): zero-cost proxies, parameters, multiply-adds
+  of image children (graph_nas.child.proxies)."""
+
+  def __init__(self, evaluator, name: str):
+    self.evaluator, self.name = evaluator, name
+
+  def score(self, walks, configs, history):
+    return np.asarray(self.evaluator.cheap_scores(list(configs), self.name),
+                      np.float64)
+
+
+def make_scorer(screen, space, evaluator, *, seed: int = 0,
+                min_trials: int = 10) -> Optional[Scorer]:
+  """The scorer of the `screen` setting: None ("none"), "predictor", a
+  cheap score of the evaluator's (PROXY_NAMES), a Scorer, or a function
+  of the config."""
+  if screen is None or screen == "none":
+    return None
+  if isinstance(screen, Scorer):
+    return screen
+  if callable(screen):
+    return FunctionScorer(screen)
+  if isinstance(screen, str) and screen.startswith(FUNCTION_PREFIX):
+    raise SettingError("screen", screen, "names a function of the config: "
+                       "pass the function itself (graph_nas.api.search's "
+                       "screen=fn)")
+  if screen == PREDICTOR:
+    from graph_nas.search import predictor  # pylint: disable=import-outside-toplevel
+    return predictor.PredictorScorer(space, seed=seed, min_trials=min_trials)
+  if screen in PROXY_NAMES:
+    offered = getattr(evaluator, "cheap_score_names", ())
+    if screen not in offered:
+      raise SettingError("screen", screen, "is a cheap score of image "
+                         "children; this evaluator offers " +
+                         (", ".join(offered) if offered else "none") +
+                         " (use 'predictor' or a function of the config)")
+    return EvaluatorScorer(evaluator, screen)
+  raise SettingError("screen", screen, "must be " + ", ".join(
+      repr(n) for n in SCORER_NAMES) + " or a function of the config")
+
+
+class Screen:
+  """Picks the candidates to evaluate (see the module doc).
+
+  Args:
+    scorer: what scores the candidates.
+    candidates_per_trial: K, candidates proposed per trial to run.
+    explore: share of the picks drawn uniformly instead of by score.
+    seed: the search's seed (with a screening's key, its random stream).
+  """
+
+  def __init__(self, scorer: Scorer, *, candidates_per_trial: int,
+               explore: float, seed: int = 0):
+    if candidates_per_trial < 2:
+      raise SettingError("candidates_per_trial", candidates_per_trial,
+                         "must be >= 2 for screening")
+    self.scorer = scorer
+    self.k = int(candidates_per_trial)
+    self.explore = float(explore)
+    self.seed = int(seed)
+
+  def ready(self, history: History) -> bool:
+    return self.scorer.ready(history)
+
+  def choose(self, walks: Sequence[Actions], configs: Sequence[Optional[dict]],
+             n: int, history: History, stream: int,
+             known: Callable[[dict], bool] = lambda c: False
+             ) -> Tuple[List[int], List[Dict]]:
+    """(indices of the n picks in pick order, one record per candidate).
+
+    configs[i] is None for a walk that does not decode. known(config):
+    the architecture was evaluated before in this search (it is picked
+    only when nothing new is left). stream: a number naming this
+    screening (the sync batch's first trial id) for its random draws."""
+    rng = np.random.default_rng([self.seed, 7919, int(stream)])
+    m = len(walks)
+    keys, first = [], {}
+    for i, config in enumerate(configs):
+      key = None if config is None else _key(config)
+      keys.append(key)
+      if key is not None:
+        first.setdefault(key, i)
+    usable = [i for i in range(m) if keys[i] is not None and
+              first[keys[i]] == i]
+    fresh = [i for i in usable if not known(configs[i])]
+    pool = fresh or usable
+    scores = np.full(m, np.nan)
+    if pool:
+      got = np.asarray(self.scorer.score([walks[i] for i in pool],
+                                         [configs[i] for i in pool],
+                                         history), np.float64).reshape(-1)
+      if got.shape[0] != len(pool):
+        raise GraphNasError(f"scorer {self.scorer.name} gave {got.shape[0]} "
+                            f"scores for {len(pool)} candidates")
+      scores[pool] = got
+    picks, explored = [], set()
+    left = list(pool)
+    while len(picks) < n and left:
+      if rng.random() < self.explore:
+        i = left[int(rng.integers(len(left)))]
+        explored.add(i)
+      else:  # the best score (NaN last), ties by proposal order
+        i = min(left, key=lambda j: (-scores[j] if math.isfinite(scores[j])
+                                     else math.inf, j))
+      picks.append(i)
+      left.remove(i)
+    # Too few usable candidates: the rest in the algorithm's order (a walk
+    # that does not decode then becomes a failed trial, as unscreened).
+    for i in range(m):
+      if len(picks) >= n:
+        break
+      if i not in picks:
+        picks.append(i)
+    chosen = set(picks)
+    rows = [{"walk": walks[i], "config": configs[i],
+             "score": None if not math.isfinite(scores[i]) else
+             float(scores[i]), "scorer": self.scorer.name,
+             "chosen": i in chosen, "explored": i in explored}
+            for i in range(m)]
+    return picks, rows
+
+
+def _key(config: dict) -> str:
+  from graph_nas.search.store import config_key  # pylint: disable=import-outside-toplevel
+  return config_key(config)
