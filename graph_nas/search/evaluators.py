@@ -15,7 +15,7 @@ from typing import Callable, Dict
 
 from graph_nas.search import halving
 from graph_nas.search import tasks
-from graph_nas.errors import GraphNasError
+from graph_nas.errors import GraphNasError, SetupError
 from graph_nas.search.results import EvalResult
 from graph_nas.space import SearchSpace
 
@@ -43,8 +43,8 @@ def as_eval_result(out) -> EvalResult:
     return out
   if isinstance(out, dict):
     if "reward" not in out:
-      raise GraphNasError(f"the reward function returned a dict without a "
-                          f"'reward' entry (keys: {sorted(out)})")
+      raise SetupError(f"the reward function returned a dict without a "
+                       f"'reward' entry (keys: {sorted(out)})")
     metrics = {k: v for k, v in out.items() if k != "reward"}
     return EvalResult("ok", _number(out["reward"]), metrics)
   return EvalResult("ok", _number(out))
@@ -52,9 +52,10 @@ def as_eval_result(out) -> EvalResult:
 
 def _number(x) -> float:
   if isinstance(x, bool) or not isinstance(x, numbers.Real):
-    raise GraphNasError(f"the reward function returned {x!r} "
-                        f"({type(x).__name__}): expected a number, a dict "
-                        "with a 'reward' entry, or an EvalResult")
+    # A fault of the function, not of one architecture: the search stops.
+    raise SetupError(f"the reward function returned {x!r} "
+                     f"({type(x).__name__}): expected a number, a dict "
+                     "with a 'reward' entry, or an EvalResult")
   x = float(x)
   if not math.isfinite(x):
     raise GraphNasError(f"the reward function returned {x}")
