@@ -47,6 +47,7 @@ executor the function must be importable by the workers: define it at the
 top level of a module, not as a lambda or inside a function.
 """
 
+import contextlib
 import importlib
 import inspect
 import os
@@ -54,7 +55,14 @@ import pickle
 import sys
 from typing import Any, Dict, Optional
 
-from graph_nas.search import settings as settings_lib
+# No TensorFlow start-up noise (its C++ INFO lines; the CUDA probe's error
+# line on a machine without a GPU): set before TensorFlow is first
+# imported, as the launcher does. A user's own setting wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from graph_nas.cli.projection import skip_absent_gpu_probe  # noqa: E402
+skip_absent_gpu_probe()
+
+from graph_nas.search import settings as settings_lib  # noqa: E402
 from graph_nas import space as space_lib
 from graph_nas.errors import (GraphNasError, Naming, SettingError,
                               SettingsFault)
@@ -137,16 +145,23 @@ API_NAMES = Naming({"evaluator": "evaluate"})
 # ---------------------------------------------------------------- search
 def search(space, evaluate, out_dir: str, *,
            executor_kwargs: Optional[Dict[str, Any]] = None,
-           **settings) -> Dict[str, Any]:
+           verbose: bool = True, **settings) -> Dict[str, Any]:
   """Runs (or, on the same out_dir, resumes) a search; returns its best.
 
   space: a SearchSpace, a SpaceBuilder, or a textproto path / shipped name.
   evaluate: a reward function or an evaluator (see the module docstring).
+    A function that cannot be called as fn(config) or fn(config, trial_id,
+    seed) is refused before the first trial; one that returns no number
+    (or a dict without "reward") stops the search at its first trial.
   executor_kwargs: the Ray settings (address, cpus_per_child,
     gpus_per_child, retries) as one dict; they may also be given directly.
+  verbose: print the progress (a line per trial with the best so far and
+    an ETA; the launcher's) to stderr; False: quiet.
   settings: any of the settings below, by name (keyword-only). Each is
     declared once in graph_nas.search.settings, with the default every front door
-    (the launcher's flags included) uses.
+    (the launcher's flags included) uses. `screen` also takes a function
+    of the config (cheap, higher is more promising): with
+    candidates_per_trial=K it picks which of K proposals per trial run.
 
 {settings}
 
@@ -159,8 +174,9 @@ def search(space, evaluate, out_dir: str, *,
   (evaluate=..., max_consecutive_failures=10).
   """
   try:
-    return _search(space, evaluate, out_dir, dict(executor_kwargs or {},
-                                                  **settings))
+    with _progress(verbose):
+      return _search(space, evaluate, out_dir, dict(executor_kwargs or {},
+                                                    **settings))
   except SettingsFault as e:
     e.named(API_NAMES)
     raise
@@ -168,6 +184,40 @@ def search(space, evaluate, out_dir: str, *,
 
 search.__doc__ = search.__doc__.replace("{settings}",
                                         settings_lib.describe(indent=2))
+
+
+@contextlib.contextmanager
+def _progress(verbose: bool):
+  """absl's INFO lines (the search's progress) on stderr while searching
+  when verbose, nothing below a warning when not."""
+  from absl import logging
+  before = logging.get_verbosity()
+  logging.set_verbosity(logging.INFO if verbose else logging.WARNING)
+  try:
+    yield
+  finally:
+    logging.set_verbosity(before)
+
+
+def _check_signature(evaluator, name: str) -> None:
+  """A plain function that cannot be called as an evaluator is refused
+  before any trial, with the reason."""
+  if not isinstance(evaluator, FunctionEvaluator):
+    return
+  fn = evaluator.fn
+  try:
+    sig = inspect.signature(fn)
+  except (TypeError, ValueError):
+    return  # a builtin without a signature: its first call will tell
+  kwargs = {"trial": None} if evaluator.takes_trial else {}
+  try:
+    if evaluator.trial_args:
+      sig.bind({}, 0, 0, **kwargs)
+    else:
+      sig.bind({}, **kwargs)
+  except TypeError as e:
+    raise SettingError("evaluator", name, f"cannot be called as fn(config) "
+                       f"or fn(config, trial_id, seed): {e}") from None
 
 
 def _as_space(space):
@@ -186,6 +236,7 @@ def _search(space, evaluate, out_dir, overrides):
   from graph_nas import search as search_lib
   space = _as_space(space)
   evaluator = as_evaluator(evaluate)
+  _check_signature(evaluator, evaluator_name(evaluate))
   scorer = None
   screen = overrides.get("screen")
   if screen is not None and not isinstance(screen, str):

@@ -89,6 +89,31 @@ def takes_part(evaluator) -> bool:
   return halving.takes_trial(evaluator.evaluate)
 
 
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def own_line(tb) -> str:
+  """" (at file:line in function)" of the innermost frame of a traceback
+  that is the user's code: not graph_nas', not an installed library's, not
+  Python's own; "" when there is none."""
+  found = None
+  for frame, line in traceback.walk_tb(tb):
+    path = os.path.abspath(frame.f_code.co_filename)
+    if (path.startswith(_PACKAGE_DIR + os.sep) or "site-packages" in path
+        or path.startswith(os.path.dirname(os.__file__) + os.sep) or
+        path.startswith("<")):
+      continue
+    found = (path, line, frame.f_code.co_name)
+  if found is None:
+    return ""
+  path, line, name = found
+  try:
+    path = os.path.relpath(path)
+  except ValueError:
+    pass
+  return f" (at {path}:{line} in {name})"
+
+
 def evaluate_safely(evaluator, job: TrialJob, ask=None) -> Finished:
   """Runs evaluator.evaluate; any exception becomes a failed result.
 
@@ -113,7 +138,8 @@ def evaluate_safely(evaluator, job: TrialJob, ask=None) -> Finished:
   except SetupError as e:
     status, reward, metrics, reason, fatal = "failed", None, {}, str(e), True
   except Exception as e:  # pylint: disable=broad-except
-    status, reward, reason = "failed", None, f"{type(e).__name__}: {e}"
+    status, reward = "failed", None
+    reason = f"{type(e).__name__}: {e}{own_line(e.__traceback__)}"
     metrics = {"traceback": traceback.format_exc(limit=5)}
   if status != "ok":
     reward = None

@@ -95,16 +95,21 @@ class TooManyFailures(SettingsFault, SearchStopped):
   """max_consecutive_failures trials in a row failed."""
 
   def __init__(self, failures: int, limit: int, last_reason: str,
-               store_path: str):
+               store_path: str, first: Optional[Dict] = None):
     self.failures, self.limit = failures, limit
     self.last_reason, self.store_path = last_reason, store_path
+    self.first = first  # the first failed trial of the run (a store row)
     super().__init__()
 
   def describe(self, naming: Naming) -> str:
+    first = ""
+    if self.first is not None and self.first["reason"] != self.last_reason:
+      first = (f"; the first failure (trial {self.first['trial_id']}): "
+               f"{self.first['reason']}")
     return (f"{self.failures} consecutive trials failed (limit "
             f"{naming.name('max_consecutive_failures')}={self.limit}); "
-            f"last reason: {self.last_reason}. Finished trials are in "
-            f"{self.store_path}")
+            f"last reason: {self.last_reason}{first}. Finished trials are "
+            f"in {self.store_path}")
 
 
 class Search:
@@ -360,8 +365,9 @@ class Search:
     self._notify("on_trial", row)
     limit = self.settings.max_consecutive_failures
     if row["status"] != "ok" and self._failures >= limit:
+      failed = self.store.trials("failed")
       raise TooManyFailures(self._failures, limit, row["reason"],
-                            self.store.path)
+                            self.store.path, failed[0] if failed else None)
     return row
 
   def _account(self, row):
@@ -500,11 +506,17 @@ class Search:
     retrained best child."""
     rows = self.store.best(top)
     if not rows:
-      stopped = ("" if not self.store.trials("ok") else
-                 " trained to the full budget (every successful one was "
-                 "stopped early)")
-      raise SearchStopped(f"no successful trial{stopped} in "
-                          f"{self.store.path}")
+      failed = self.store.trials("failed")
+      if self.store.trials("ok"):
+        why = (" trained to the full budget (every successful one was "
+               "stopped early)")
+      elif failed:
+        why = (f": all {len(failed)} trials failed; the first (trial "
+               f"{failed[0]['trial_id']}): {failed[0]['reason']}")
+      else:
+        why = ""
+      raise SearchStopped(f"no successful trial{why} (trials in "
+                          f"{self.store.path})")
     reported = {}
     for observer in self.observers:
       reported.update(observer.on_finalize(self, top) or {})
