@@ -41,6 +41,9 @@ ENTROPY_MODES = ("sum", "mean", "normalized")
 ALGORITHM_NAMES = ("pqt", "reinforce", "random", "evolution")
 EXECUTOR_NAMES = ("inprocess", "process", "ray")
 UPDATE_POLICIES = ("sync", "async")
+# The `screen` values that screen (graph_nas.search.screening.SCORER_NAMES
+# but "none").
+_SCREENED = ("predictor", "synflow", "naswot", "params", "flops")
 
 _OPTION = "graph_nas.option"
 
@@ -190,15 +193,15 @@ class SearchSettings(_Settings):
   candidates_per_trial: int = setting(
       1, "Screening: candidates the algorithm proposes per trial to run; "
       "the best-scored are evaluated (1: no screening).", lower=1,
-      upper=1000, identity=True)
+      upper=1000, identity=True, only=("screen", _SCREENED))
   screen_explore: float = setting(
       0.25, "Screening: share of the evaluated candidates drawn uniformly "
       "from the proposals instead of by score (a poor scorer cannot trap "
-      "the search).", lower=0.0, upper=1.0)
+      "the search).", lower=0.0, upper=1.0, only=("screen", _SCREENED))
   screen_min_trials: int = setting(
       10, "Screening with the predictor: finished trials it needs before "
       "it screens (before, the algorithm proposes only what runs).",
-      lower=2)
+      lower=2, only=("screen", ("predictor",)))
   reuse_results: bool = setting(
       True, "An architecture evaluated before in this search reuses its "
       "result instead of being evaluated again.")

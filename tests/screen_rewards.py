@@ -1,0 +1,28 @@
+"""Reward functions for tests/test_screening.py (importable by workers and
+by the launcher's --evaluator)."""
+
+import os
+import time
+
+
+def layers_reward(config):
+  """Stack layers: best at 12 layers."""
+  return -abs(config["num_layers"] - 12) / 12.0
+
+
+def optimizer_reward(config):
+  """select_optimizer_b2's shape: adam with p1..p4 near 70 is best."""
+  bonus = 0.3 if config["optimizer"] == "adam" else 0.0
+  return bonus - sum(abs(config[f"p{i}"] - 70) for i in range(1, 5)) / 400.0
+
+
+def hang_at_trial(config, trial_id, seed):
+  """optimizer_reward, but at the trial named by $SCREEN_HANG_AT it writes
+  $SCREEN_HANG_MARKER and waits to be killed (the event a kill test waits
+  on)."""
+  del seed
+  if trial_id == int(os.environ.get("SCREEN_HANG_AT", "-1")):
+    with open(os.environ["SCREEN_HANG_MARKER"], "w", encoding="utf-8") as f:
+      f.write(str(trial_id))
+    time.sleep(600)
+  return optimizer_reward(config)

@@ -1,0 +1,239 @@
+"""Screening (graph_nas.search.screening): K candidates per trial, a cheap
+scorer picks; the predictor (graph_nas.search.predictor)."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from graph_nas import api, space as space_lib
+from graph_nas.errors import GraphNasError, SettingError
+from graph_nas.search import predictor, screening
+from graph_nas.search.store import TrialStore, config_key
+from tests import screen_rewards
+from tests.conftest import PROTOS, ROOT
+
+QUIET = {"tensorboard": False, "verbose": False}
+
+
+def _b2():
+  return space_lib.load(str(PROTOS / "select_optimizer_b2.textproto"))
+
+
+class _Fixed(screening.Scorer):
+  name = "fixed"
+
+  def __init__(self, fn):
+    self.fn = fn
+
+  def score(self, walks, configs, history):
+    return np.array([self.fn(c) for c in configs], float)
+
+
+# ------------------------------------------------------------ the choice
+def test_choose_takes_the_best_scores_without_exploration():
+  space = _b2()
+  rng = np.random.default_rng(0)
+  walks = [space.sample_random(rng).actions for _ in range(16)]
+  configs = [space.decode(w) for w in walks]
+  screen = screening.Screen(_Fixed(screen_rewards.optimizer_reward),
+                            candidates_per_trial=8, explore=0.0)
+  picks, rows = screen.choose(walks, configs, 2, screening.History(), 0)
+  scores = [screen_rewards.optimizer_reward(c) for c in configs]
+  assert sorted(picks) == sorted(np.argsort(scores)[::-1][:2].tolist())
+  assert [r["chosen"] for r in rows].count(True) == 2
+  assert all(r["score"] == pytest.approx(s) for r, s in zip(rows, scores))
+  assert not any(r["explored"] for r in rows)
+
+
+def test_choose_explores_the_stated_share():
+  space = _b2()
+  rng = np.random.default_rng(1)
+  explored = 0
+  for stream in range(400):
+    walks = [space.sample_random(rng).actions for _ in range(4)]
+    configs = [space.decode(w) for w in walks]
+    screen = screening.Screen(_Fixed(screen_rewards.optimizer_reward),
+                              candidates_per_trial=4, explore=0.25)
+    _, rows = screen.choose(walks, configs, 1, screening.History(), stream)
+    explored += sum(r["explored"] for r in rows)
+  assert 0.18 < explored / 400 < 0.32
+
+
+def test_choose_never_picks_a_walk_that_does_not_decode_or_a_repeat():
+  space = _b2()
+  rng = np.random.default_rng(2)
+  good = space.sample_random(rng).actions
+  walks = [(99,), good, good, space.sample_random(rng).actions]
+  configs = [None, space.decode(good), space.decode(good),
+             space.decode(walks[3])]
+  known_key = config_key(configs[3])
+  screen = screening.Screen(_Fixed(lambda c: 1.0), candidates_per_trial=4,
+                            explore=0.0)
+  picks, rows = screen.choose(walks, configs, 1, screening.History(), 0,
+                              known=lambda c: config_key(c) == known_key)
+  assert picks == [1]  # not the undecodable, not the known, not the copy
+  assert rows[0]["score"] is None and rows[2]["score"] is None
+
+
+def test_unknown_scorer_and_screen_without_candidates_are_one_line(tmp_path):
+  with pytest.raises(SettingError, match="screen='magic'"):
+    api.search(_b2(), screen_rewards.optimizer_reward, str(tmp_path / "a"),
+               screen="magic", candidates_per_trial=4, **QUIET)
+  with pytest.raises(SettingError, match="candidates_per_trial=1"):
+    api.search(_b2(), screen_rewards.optimizer_reward, str(tmp_path / "b"),
+               screen="predictor", **QUIET)
+  with pytest.raises(SettingError, match="cheap score of image children"):
+    api.search(_b2(), screen_rewards.optimizer_reward, str(tmp_path / "c"),
+               screen="synflow", candidates_per_trial=4, **QUIET)
+
+
+# ------------------------------------------------------------- predictor
+def test_predictor_ranks_held_out_architectures():
+  """Fit on 120 random architectures of select_optimizer B=2, the forest
+  ranks 200 others by their reward (rank correlation > 0.5)."""
+  space = _b2()
+  rng = np.random.default_rng(3)
+  walks = [space.sample_random(rng).actions for _ in range(320)]
+  rewards = [screen_rewards.optimizer_reward(space.decode(w)) for w in walks]
+  scorer = predictor.PredictorScorer(space, seed=0, kappa=0.0)
+  history = screening.History(walks[:120], [None] * 120, rewards[:120])
+  scores = scorer.score(walks[120:], [None] * 200, history)
+  rho = stats.spearmanr(scores, rewards[120:]).correlation
+  assert rho > 0.5, rho
+
+
+def test_predictor_features_of_a_loop_count_its_turns():
+  space = space_lib.load(str(PROTOS / "stack_layers.textproto"))
+  feats = predictor.WalkFeatures(space)
+  x = feats([(0, 0, 0, 1), (1,)])
+  visits = feats.columns.index("visits(stack)")
+  assert x[0, visits] == 4 and x[1, visits] == 1
+  # The linear twin's walks are replayed on the graph: the same features.
+  twin = space.linear_twin(unroll=6)
+  tw = predictor.WalkFeatures(twin)
+  assert tw.columns == feats.columns
+
+
+def test_predictor_refit_schedule_depends_on_the_count_only():
+  p = predictor.PredictorScorer(_b2(), min_trials=10)
+  sizes = [p.fit_size(n) for n in range(10, 60)]
+  assert sizes[0] == 10 and sizes == sorted(sizes)
+  assert p.fit_size(33) == p.fit_size(33)
+  assert all(n - s <= max(1, 0.1 * n) + 1 for n, s in
+             zip(range(10, 60), sizes))
+
+
+# --------------------------------------------------------------- the loop
+@pytest.mark.parametrize("algorithm", ["evolution", "random", "pqt"])
+def test_screened_search_records_candidates_never_as_trials(tmp_path,
+                                                            algorithm):
+  out = str(tmp_path / algorithm)
+  extra = {"hidden_dim": 8, "embedding_dim": 4} if algorithm == "pqt" else {}
+  result = api.search(_b2(), screen_rewards.optimizer_reward, out,
+                      max_trials=30, walks_per_update=2,
+                      algorithm=algorithm, screen="predictor",
+                      candidates_per_trial=4, screen_min_trials=10, **extra,
+                      **QUIET)
+  with TrialStore(result["store"]) as store:
+    trials, screened = store.trials(), store.screened()
+  assert len(trials) == 30
+  assert screened, "no screening happened"
+  chosen = [r for r in screened if r["chosen"]]
+  out_rows = [r for r in screened if not r["chosen"]]
+  assert len(out_rows) == 3 * len(chosen)
+  # Every chosen candidate is a trial, in order; no screened-out one is.
+  first = len(trials) - len(chosen)
+  # (a screening's rows are in proposal order, its trials in pick order)
+  assert sorted(r["walk"] for r in chosen) == sorted(
+      t["walk"] for t in trials[first:])
+  assert result["timing"]["screened_out"] == len(out_rows)
+
+
+def test_a_screen_function_decides_what_runs(tmp_path):
+  """explore 0: every trial is the function's favourite of its 8."""
+  def favourite(config):  # a local function: the in-process executor
+    return -abs(config["p1"] - 10)
+  result = api.search(_b2(), screen_rewards.optimizer_reward,
+                      str(tmp_path), max_trials=20, screen=favourite,
+                      candidates_per_trial=8, screen_explore=0.0,
+                      algorithm="random", **QUIET)
+  with TrialStore(result["store"]) as store:
+    screened = store.screened()
+    trials = store.trials()
+  by_key = {}
+  for r in screened:
+    by_key.setdefault(r["screen_key"], []).append(r)
+  assert len(by_key) == 20 and len(trials) == 20
+  for rows in by_key.values():
+    best = max(r["score"] for r in rows if r["score"] is not None)
+    assert [r["score"] for r in rows if r["chosen"]] == [best]
+  assert {r["scorer"] for r in screened} == {"favourite"}
+
+
+def test_screened_search_resumes_as_an_uninterrupted_one(tmp_path):
+  kw = dict(max_trials=24, walks_per_update=3, screen="predictor",
+            candidates_per_trial=4, screen_min_trials=6, **QUIET)
+  api.search(_b2(), screen_rewards.optimizer_reward, str(tmp_path / "full"),
+             **kw)
+  api.search(_b2(), screen_rewards.optimizer_reward, str(tmp_path / "cut"),
+             **dict(kw, max_trials=12))
+  api.search(_b2(), screen_rewards.optimizer_reward, str(tmp_path / "cut"),
+             **kw)
+  with TrialStore(str(tmp_path / "full" / "trials.sqlite")) as a, \
+      TrialStore(str(tmp_path / "cut" / "trials.sqlite")) as b:
+    assert [t["walk"] for t in a.trials()] == [t["walk"] for t in b.trials()]
+    assert ([(r["screen_key"], r["walk"], r["chosen"]) for r in a.screened()]
+            == [(r["screen_key"], r["walk"], r["chosen"])
+                for r in b.screened()])
+
+
+def test_sigkill_mid_trial_of_a_screened_search_loses_nothing(tmp_path):
+  out = tmp_path / "run"
+  marker = tmp_path / "hung"
+  args = ["--space=protos/select_optimizer_b2.textproto",
+          "--evaluator=tests.screen_rewards:hang_at_trial",
+          "--max_trials=30", "--walks_per_update=2", "--screen=predictor",
+          "--candidates_per_trial=4", "--screen_min_trials=6",
+          f"--out_dir={out}"]
+  env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2",
+             SCREEN_HANG_AT="17", SCREEN_HANG_MARKER=str(marker))
+  proc = subprocess.Popen([sys.executable, "-m", "graph_nas.launch", *args],
+                          cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE)
+  # The event: the evaluator writes the marker at trial 17, then waits.
+  import time  # pylint: disable=import-outside-toplevel
+  deadline = time.time() + 240
+  while not marker.exists() and proc.poll() is None and \
+      time.time() < deadline:
+    time.sleep(0.05)
+  assert marker.exists(), proc.stderr.read().decode()[-2000:] \
+      if proc.poll() is not None else "timeout"
+  proc.send_signal(signal.SIGKILL)
+  proc.wait(timeout=60)
+  db = str(out / "trials.sqlite")
+  with sqlite3.connect(db) as conn:
+    before = conn.execute("SELECT trial_id, walk, reward FROM trials "
+                          "ORDER BY trial_id").fetchall()
+    screened_before = conn.execute("SELECT COUNT(*) FROM screened"
+                                   ).fetchone()[0]
+  assert [r[0] for r in before] == list(range(17))
+  assert screened_before > 0
+  env["SCREEN_HANG_AT"] = "-1"
+  done = subprocess.run([sys.executable, "-m", "graph_nas.launch", *args],
+                        cwd=ROOT, env=env, capture_output=True, text=True,
+                        timeout=300)
+  assert done.returncode == 0, done.stderr[-2000:]
+  with sqlite3.connect(db) as conn:
+    after = conn.execute("SELECT trial_id, walk, reward FROM trials "
+                         "ORDER BY trial_id").fetchall()
+    keys = conn.execute("SELECT screen_key, COUNT(*) FROM screened GROUP BY "
+                        "screen_key").fetchall()
+  assert [r[0] for r in after] == list(range(30))
+  assert after[:17] == before
+  assert all(n == 8 for _, n in keys), keys  # no screening recorded twice
