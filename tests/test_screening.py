@@ -237,3 +237,19 @@ def test_sigkill_mid_trial_of_a_screened_search_loses_nothing(tmp_path):
   assert [r[0] for r in after] == list(range(30))
   assert after[:17] == before
   assert all(n == 8 for _, n in keys), keys  # no screening recorded twice
+
+
+def test_screening_with_a_process_pool_async_and_early_stopping(tmp_path):
+  result = api.search(_b2(), screen_rewards.curve_reward, str(tmp_path),
+                      max_trials=16, executor="process", workers=2,
+                      update_policy="async", screen="predictor",
+                      candidates_per_trial=3, screen_min_trials=4,
+                      rungs="1/4,1/2", **QUIET)
+  with TrialStore(result["store"]) as store:
+    trials, screened, rungs = store.trials(), store.screened(), store.rungs()
+  assert len(trials) == 16 and all(t["status"] == "ok" for t in trials)
+  assert any(t["budget_fraction"] < 1 for t in trials)  # some stopped
+  assert rungs
+  chosen = {r["walk"] for r in screened if r["chosen"]}
+  assert chosen and chosen <= {t["walk"] for t in trials}
+  assert len(screened) == 3 * sum(r["chosen"] for r in screened)
