@@ -128,10 +128,35 @@ def test_ci_runs_the_readme_test_command_word_for_word():
   """The README's two commands (set up + main job; tests), each one line;
   .ci/run ends with the second, word for word, with skips forbidden."""
   readme = (ROOT / "README.md").read_text()
-  two = readme.split("## The two commands")[1].split("\n## ")[0]
+  two = readme.split("\n## ")[0]  # the first screen, before any section
   blocks = re.findall(r"```bash\n(.*?)\n```", two, re.S)
   assert len(blocks) == 2 and all("\n" not in b for b in blocks), blocks
   assert blocks[1].startswith('pip install ".[test]" && ')
   lines = (ROOT / ".ci" / "run").read_text().strip().splitlines()
   assert lines[-1] == blocks[1]
   assert "export GRAPH_NAS_NO_SKIPS=1" in lines
+
+
+def test_readme_first_screen_holds_the_commands_and_an_example_that_runs(
+    tmp_path):
+  """The first 40 lines: what it is, the two commands, and a complete
+  own-function example of at most 15 lines, which runs as printed and
+  finds what the README says it prints."""
+  lines = (ROOT / "README.md").read_text().splitlines()
+  first = "\n".join(lines[:40])
+  assert "pip install . && bash launch/cifar_cpu_demo.sh" in first
+  assert 'pip install ".[test]" && python -m pytest -q tests' in first
+  example = re.findall(r"```python\n(.*?)\n```", first, re.S)
+  assert len(example) == 1, "no complete example in the first 40 lines"
+  code = example[0]
+  assert len(code.splitlines()) <= 15 + 3  # + the blank lines PEP 8 asks
+  assert len([l for l in code.splitlines() if l.strip()]) <= 15
+  (tmp_path / "quickstart.py").write_text(code + "\n")
+  r = subprocess.run([sys.executable, "quickstart.py"], cwd=tmp_path,
+                     capture_output=True, text=True, timeout=180,
+                     env=dict(os.environ, PYTHONPATH=str(ROOT)))
+  assert r.returncode == 0, r.stderr[-2000:]
+  said = re.search(r"then\n`(1\.5 \{.*?\})`", "\n".join(lines[:60]))
+  assert said, "the README does not say what the example prints"
+  assert r.stdout.strip().splitlines()[-1] == said.group(1)
+  assert "trial 59" in r.stderr and "ETA" in r.stderr  # it talks
