@@ -304,6 +304,39 @@ class ChildTrainer:
     logging.info("child failed: %s", reason)
     return EvalResult("failed", None, metrics, reason, details[-4000:])
 
+  def build(self, config, seed: int):
+    """The untrained child of `config`, built as `train` builds it (Keras'
+    seed set from `seed`, in the strategy's scope): what zero-cost proxies
+    score (graph_nas.child.proxies). Raises what model_fn raises."""
+    try:
+      return self._build(config, seed)
+    except _BuildError as e:
+      raise e.__cause__ from None
+
+  def sample_batch(self, n: int, seed: int = 0):
+    """n training images [n, H, W, C] (float32, raw 0..255) with their
+    labels [n]: distinct examples drawn with `seed` from the in-memory
+    training data, or the first n of the training stream. Reads the data
+    first (`prepare`)."""
+    self.prepare()
+    if self.in_memory:
+      total = len(self._train_data)
+      rows = np.sort(np.random.default_rng([int(seed), 0x7072]).permutation(
+          total)[:min(int(n), total)])
+      images = tf.gather(self._train_data.images, rows)
+      labels = tf.gather(self._train_data.labels, rows)
+      return tf.cast(images, tf.float32), labels
+    images, labels = [], []
+    got = 0
+    for x, y in self._train_data.dataset:
+      images.append(x)
+      labels.append(y)
+      got += int(y.shape[0])
+      if got >= n:
+        break
+    return (tf.cast(tf.concat(images, 0)[:n], tf.float32),
+            tf.concat(labels, 0)[:n])
+
   def _build(self, config, seed):
     s = self.settings
     keras.utils.set_random_seed(int(seed) % (2 ** 32))

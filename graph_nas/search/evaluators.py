@@ -11,7 +11,7 @@ import inspect
 import math
 import numbers
 import os
-from typing import Callable, Dict
+from typing import Callable, Dict, List
 
 from graph_nas.search import halving
 from graph_nas.search import tasks
@@ -117,10 +117,12 @@ class ChildEvaluator:
     self.final_settings = (final_settings or settings.replace(
         eval_role="test")).check()
     self._trainer = None
+    self._proxy_cache = None
 
   def __getstate__(self):
     state = dict(self.__dict__)
     state["_trainer"] = None
+    state["_proxy_cache"] = None
     return state
 
   def _make_trainer(self, settings):
@@ -141,6 +143,66 @@ class ChildEvaluator:
     self.trainer.prepare()
 
   takes_trial = True  # reports at rungs (early stopping)
+
+  # Cheap scores of an untrained child (graph_nas.child.proxies), for
+  # screening (graph_nas.search.screening: screen="synflow", ...).
+  cheap_score_names = ("synflow", "naswot", "params", "flops")
+  proxy_batch = 64  # NASWOT's images: one batch of the training data
+  proxy_seed = 0  # the untrained child's weights and the batch's draw
+
+  def cheap_scores(self, configs, name: str) -> List[float]:
+    """One score per config, higher = more promising: a zero-cost proxy
+    of the untrained child ("synflow", "naswot": each child built with
+    Keras' seed `proxy_seed`, scored, dropped) or its size ("params",
+    "flops": from the config, no build). NaN for a config whose child
+    does not build or cannot be scored (logged). The data (NASWOT's batch of `proxy_batch` training
+    images) is read on first use and kept; nothing needs prepare()."""
+    if name not in self.cheap_score_names:
+      raise GraphNasError(f"unknown cheap score {name!r} (this evaluator "
+                          f"offers {', '.join(self.cheap_score_names)})")
+    from graph_nas.child import proxies
+    trainer = self.trainer  # its dataset description; no data read yet
+    shape = tuple(trainer.info.input_shape)
+    classes = trainer.info.num_classes
+    kwargs = dict(self.settings.model_kwargs)
+    if name in ("params", "flops"):
+      fn = proxies.flops if name == "flops" else proxies.params_of_config
+      out = []
+      for config in configs:
+        try:
+          out.append(fn(config, shape, classes, **kwargs))
+        except Exception:  # pylint: disable=broad-except
+          out.append(math.nan)  # a config build_child refuses
+      return out
+    images = self._proxy_images() if name == "naswot" else None
+    out = []
+    for config in configs:
+      try:
+        model = trainer.build(config, self.proxy_seed)
+      except Exception:  # pylint: disable=broad-except
+        out.append(math.nan)
+        continue
+      try:
+        out.append(float(proxies.synflow(model)
+                         if name == "synflow" else
+                         proxies.naswot(model, images)))
+      except Exception as e:  # pylint: disable=broad-except
+        # A child the proxy cannot score (out of memory, ...): no score,
+        # as a failed training is a result and not the search's end.
+        from absl import logging
+        logging.warning("%s of %s failed: %s: %s", name, config,
+                        type(e).__name__, str(e).splitlines()[0][:300]
+                        if str(e) else "")
+        out.append(math.nan)
+      finally:
+        del model
+    return out
+
+  def _proxy_images(self):
+    if getattr(self, "_proxy_cache", None) is None:
+      self._proxy_cache = self.trainer.sample_batch(self.proxy_batch,
+                                                    self.proxy_seed)[0]
+    return self._proxy_cache
 
   def evaluate(self, config: dict, trial_id: int, seed: int,
                trial=None) -> EvalResult:
