@@ -74,9 +74,12 @@ def test_stack_layers_loop_and_truncation():
   assert s.is_cyclic and s.max_steps == 100
   assert s.decode([1]) == {"num_layers": 0}
   assert s.decode([0] * 7 + [1]) == {"num_layers": 7}
-  walk = s.check_walk([0] * 100)
+  walk = s.check_walk([0] * 100)  # a valid walk, cut short
   assert walk.truncated
-  assert s.decode([0] * 100) == {"num_layers": 100}
+  with pytest.raises(GraphNasError, match="vertex 'stack': max_steps 100 "
+                     "stopped the walk here after 100 steps, before a "
+                     "terminal vertex"):
+    s.decode([0] * 100)
   rng = np.random.default_rng(1)
   lengths = [len(s.sample_random(rng).actions) for _ in range(2000)]
   # Uniform choice: P(stop) = 1/2 at every step, mean walk length 2.
@@ -102,11 +105,18 @@ def test_linear_twin_of_stack_layers_equals_handwritten():
   assert len(twin.slots) == 20  # 2L
   rng = np.random.default_rng(0)
   walks = [list(rng.integers(0, 2, 20)) for _ in range(500)]
-  walks += [[0] * 20, [1] * 20, [0] * 10 + [1] * 10, [0] * 3 + [1] + [0] * 16]
+  walks += [[1] * 20, [0] * 10 + [1] * 10, [0] * 3 + [1] + [0] * 16]
+  walks = [w for w in walks if w != [0] * 20]
   _same_decoding(twin, hand, walks)
   assert hand.decode([0] * 10 + [1] * 10) == {"num_layers": 10}
   assert hand.decode([0] * 3 + [1] + [0] * 16) == {"num_layers": 3}
+  # The one walk where they differ: 20 adds end the handwritten chain, but
+  # the twin's replay is still at "stack" (a 21st decision to make) when its
+  # unroll runs out.
   assert hand.decode([0] * 20) == {"num_layers": 20}
+  with pytest.raises(GraphNasError, match="vertex 'stack': linear_unroll 20 "
+                     "stopped the walk here after 20 steps"):
+    twin.decode([0] * 20)
 
 
 @pytest.mark.parametrize("b", [2, 4])
@@ -140,7 +150,12 @@ def test_linear_twin_of_a_mixed_cyclic_branching_space():
     actions { name: "k" target: "a" key: "k" int_values: [1, 2] } }
   vertices { name: "end" }
   """
-  graph = space_lib.loads(text)
+  # A walk of 4 steps may end at "b", half way round the loop a -> b -> a,
+  # at any max_steps (the self loop at "a" shifts the turns by one step).
+  with pytest.warns(SpaceWarning, match=r"max_steps 4 can stop a walk in the "
+                    r"middle of a loop's turn, at 'b' in the loop entered at "
+                    r"'a': .*naming max_steps\)$"):
+    graph = space_lib.loads(text)
   twin = graph.linear_twin()
   # Every graph walk has a linear walk that decodes to the same config.
   for acts in space_lib.exact_walks(graph):
@@ -157,7 +172,12 @@ def test_linear_twin_of_a_mixed_cyclic_branching_space():
         linear.append(0)
     del it
     assert not pending, (acts, linear)  # every graph step found its slot
-    assert twin.decode(linear) == graph.decode(acts)
+    if graph.check_walk(acts).truncated:  # both refuse it
+      for space, walk in ((twin, linear), (graph, acts)):
+        with pytest.raises(GraphNasError, match="max_steps 4 stopped"):
+          space.decode(walk)
+    else:
+      assert twin.decode(linear) == graph.decode(acts)
 
 
 def test_appended_layers_decode_to_a_list():
@@ -621,6 +641,24 @@ def random_graphs(draw):
   return "\n".join(lines)
 
 
+def _end_vertex(space, actions):
+  cur = space.start
+  for a in actions:
+    cur = int(space.next_vertex[cur, a])
+  return cur
+
+
+def _decode_unless_cut(space, actions, cut):
+  """Decodes a walk; one cut short before a terminal is refused, naming
+  what stopped it (max_steps, or the linear twin's unroll)."""
+  if not cut:
+    json.dumps(space.decode(actions))
+    return
+  with pytest.raises(GraphNasError,
+                     match=r"(max_steps|linear_unroll) \d+ stopped the walk"):
+    space.decode(actions)
+
+
 def test_random_graphs_load_or_fail_cleanly_and_walks_end():
   counts = {"cases": 0, "loaded": 0, "stepped": 0, "cyclic": 0}
 
@@ -642,10 +680,11 @@ def test_random_graphs_load_or_fail_cleanly_and_walks_end():
       assert len(walk.actions) <= s.max_steps
       assert s.terminal[walk.vertices[-1]] or (
           walk.truncated and len(walk.actions) == s.max_steps)
-      s.decode(walk.actions)
+      _decode_unless_cut(s, walk.actions, walk.truncated)
       twin = s.linear_twin()
       tw = twin.sample_random(rng)
-      twin.decode(tw.actions)
+      end = _end_vertex(s, twin.to_graph_actions(tw.actions))
+      _decode_unless_cut(twin, tw.actions, not s.terminal[end])
       counts["stepped"] += bool(walk.actions)
 
   check()

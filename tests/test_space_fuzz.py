@@ -273,7 +273,11 @@ def exercise(text, seed, walks=3):
     return None
   rng = np.random.default_rng(seed)
   for walk in _walks(s, rng, walks):
-    _decode(s, walk.actions)
+    # A walk max_steps stops before a terminal has no config.
+    assert _decode(s, walk.actions) is None or not walk.truncated
+  finished = s.sample_random(rng, finish=True)  # never cut by max_steps
+  assert s.terminal[finished.vertices[-1]] and not finished.truncated
+  _decode(s, finished.actions)
   _dot_ok(s.to_dot())
   _dot_ok(dot_lib.policy_dot(s))
   try:
@@ -286,6 +290,11 @@ def exercise(text, seed, walks=3):
       assert len(walk.actions) == len(twin.slots)  # every slot decides
       got = _decode(twin, walk.actions)
       graph_walk = twin.to_graph_actions(walk.actions)
+      end = s.start
+      for a in graph_walk:
+        end = int(s.next_vertex[end, a])
+      # Nor does one that the twin's unroll stops before a terminal.
+      assert got is None or s.terminal[end]
       try:
         s.check_walk(graph_walk)
       except GraphNasError:

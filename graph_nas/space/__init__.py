@@ -11,6 +11,13 @@ Unreachable vertices are a warning (:class:`SpaceWarning`), not an error:
 they are kept in the index (a controller holds a head for them that is never
 used) so that a space under construction still loads.
 
+A walk that ``max_steps`` stops before a terminal vertex is valid but has no
+config: decode refuses it (naming ``max_steps`` and the vertex), so no
+half-built architecture reaches a reward. Loading a cyclic space warns when
+``max_steps`` can stop walks half way round a loop, and names the vertices
+that no walk of at most ``max_steps`` steps passes through
+(:mod:`graph_nas.space.analysis`).
+
 Modules, each importing only those above it:
 
   base      limits, Edge and Walk, proto values, names in messages

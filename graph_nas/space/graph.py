@@ -3,7 +3,10 @@
 :class:`SearchSpace` builds a validated proto into the integer-indexed numpy
 arrays that a batched controller consumes (expansion, key checks and graph
 analysis are done by the modules it calls), checks and decodes walks into
-plain JSON-able configs, and samples uniformly random walks.
+plain JSON-able configs, and samples uniformly random walks. A walk that
+``max_steps`` stops before a terminal vertex is a valid walk (a sampler may
+propose it) but has no config: decode refuses it, naming ``max_steps`` and
+the vertex where it stopped.
 :class:`LinearTwin` is the space's linear twin (built by
 :mod:`graph_nas.space.linear`). Also here: the space's fingerprint, every
 walk of a small space, and a walk's log-probability under uniform sampling.
@@ -39,6 +42,10 @@ class SearchSpace:
       id of action a at vertex v is action_offset[v] + a (``num_global_actions``
       in total).
     terminal: bool [V].
+    steps_to_terminal: int32 [V] the fewest steps from each vertex to a
+      terminal (a huge number where none is reachable): at vertex v with
+      r steps left, action a can still end at a terminal when
+      steps_to_terminal[next_vertex[v, a]] <= r - 1.
   """
 
   def __init__(self, proto: pb.SearchSpace, source: str = "<string>",
@@ -74,6 +81,7 @@ class SearchSpace:
     self.topo_order = facts.topo_order
     self.is_cyclic = facts.is_cyclic
     self.max_steps = facts.max_steps
+    self.steps_to_terminal = facts.steps_to_terminal
     if self._validate_keys:
       keys.check_keys(self)
 
@@ -121,8 +129,22 @@ class SearchSpace:
     return Walk(tuple(int(a) for a in actions), tuple(vertices), truncated)
 
   def decode(self, actions: Sequence[int]) -> dict:
-    """Decodes a walk (its action indices) into the architecture config."""
-    return self._config_of(self.check_walk(actions).actions)
+    """Decodes a walk (its action indices) into the architecture config.
+
+    A walk that max_steps stopped before a terminal vertex (truncated) is
+    refused: what it built is unfinished (a layer appended and not yet
+    given its fields), and no function of the config should see it."""
+    walk = self.check_walk(actions)
+    if walk.truncated:
+      raise self._stopped(walk.vertices[-1], len(walk.actions),
+                          f"max_steps {self.max_steps}")
+    return self._config_of(walk.actions)
+
+  def _stopped(self, vertex: int, steps: int, by: str) -> GraphNasError:
+    return GraphNasError(f"{by} stopped the walk here after {steps} steps, "
+                         "before a terminal vertex: an unfinished walk has "
+                         "no config", source=self.source,
+                         vertex=self.vertex_names[vertex])
 
   def _config_of(self, actions: Sequence[int]) -> dict:
     """The config the actions of a walk from start build (not checked: it
@@ -154,12 +176,23 @@ class SearchSpace:
     return [f"{self.vertex_names[v]}:{self.edges[v][a].name}"
             for v, a in zip(walk.vertices, walk.actions)]
 
-  def sample_random(self, rng: np.random.Generator) -> Walk:
-    """One walk, uniform over the actions at every visited vertex."""
+  def sample_random(self, rng: np.random.Generator,
+                    finish: bool = False) -> Walk:
+    """One walk, uniform over the actions at every visited vertex.
+
+    finish: uniform over the actions from which a terminal is still
+    reachable in the steps left, so that max_steps never stops the walk
+    (uniform_log_prob is then not its probability)."""
     cur = self.start
     actions, vertices = [], [cur]
     while not self.terminal[cur] and len(actions) < self.max_steps:
-      a = int(rng.integers(self.num_actions[cur]))
+      if finish:
+        left = self.max_steps - len(actions) - 1
+        ok = np.flatnonzero(self.steps_to_terminal[
+            self.next_vertex[cur, :self.num_actions[cur]]] <= left)
+        a = int(ok[rng.integers(len(ok))])
+      else:
+        a = int(rng.integers(self.num_actions[cur]))
       actions.append(a)
       cur = int(self.next_vertex[cur, a])
       vertices.append(cur)
@@ -191,7 +224,9 @@ class LinearTwin(SearchSpace):
   A linear walk makes every slot's decision. It decodes by replaying the
   graph walk: a slot's decision is used when the slot is the vertex (and, for
   an unrolled graph, the step) the graph walk is at; otherwise it is ignored.
-  The config therefore has the graph's schema.
+  The config therefore has the graph's schema. A replay that the unroll
+  stops before a terminal vertex is refused, as the graph refuses a walk
+  that max_steps stops.
   """
 
   _validate_keys = False  # its config is the graph's (decode replays it)
@@ -199,6 +234,11 @@ class LinearTwin(SearchSpace):
   def __init__(self, graph: SearchSpace, unroll: Optional[int] = None):
     self.graph = graph
     self.slots = linear.twin_slots(graph, unroll)
+    # What bounds a replay (named when one is stopped).
+    self.unroll_by = (f"the linear twin's unroll ({unroll} steps)" if unroll
+                      else f"linear_unroll {graph.proto.linear_unroll}"
+                      if graph.proto.linear_unroll
+                      else f"max_steps {graph.max_steps}")
     # Sizes known before the proto is built: no giant twin only to refuse it.
     linear.check_twin_size(graph, self.slots)
     super().__init__(linear.twin_proto(graph, self.slots),
@@ -210,9 +250,17 @@ class LinearTwin(SearchSpace):
     return linear.replay(self.graph, self.slots, actions)
 
   def decode(self, actions: Sequence[int]) -> dict:
-    # A replay may stop at a non-terminal (unrolled loop exhausted): decode
-    # what was built, as for a graph walk truncated by max_steps.
-    return self.graph._config_of(self.to_graph_actions(actions))
+    # A replay may stop at a non-terminal (unrolled loop exhausted): refused
+    # as a graph walk that max_steps stops is.
+    replayed = self.to_graph_actions(actions)
+    cur = self.graph.start
+    for a in replayed:
+      cur = int(self.graph.next_vertex[cur, a])
+    if not self.graph.terminal[cur]:
+      by = (f"max_steps {self.graph.max_steps}"
+            if len(replayed) >= self.graph.max_steps else self.unroll_by)
+      raise self.graph._stopped(cur, len(replayed), by)
+    return self.graph._config_of(replayed)
 
 
 def fingerprint(space: SearchSpace) -> str:
