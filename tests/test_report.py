@@ -75,15 +75,19 @@ def test_top_table_shows_block_strings_and_labelled_costs(tmp_path):
   assert decoded == child.blocks_from_config(first)
 
 
-def test_top_table_falls_back_for_toy_and_broken_configs():
+def test_top_table_shows_every_key_of_toy_and_broken_configs():
   rows = [{"trial_id": 3, "reward": 0.5, "seconds": 0.0, "metrics": {},
            "config": {"optimizer": "adam", "p1": 50}},
           {"trial_id": 4, "reward": 0.4, "seconds": 0.0, "metrics": {},
            "config": {"layers": [{"kernel_size": 4}]}}]  # even kernel
-  table = report.top_table(rows)
-  assert "`{'optimizer': 'adam', 'p1': 50}`" in table
-  assert "`1 layers: 4`" in table
-  assert "| 1 | 3 | 0.5000 | - | - | - | 0.0 |" in table
+  table = report.top_table(rows).splitlines()
+  # One column per key; no cost, time or budget column: none has one.
+  assert table[0] == ("| rank | trial | reward | optimizer | p1 | "
+                      "layers (kernel_size) |")
+  assert table[2] == "| 1 | 3 | 0.5000 | adam | 50 | - |"
+  assert table[3] == "| 2 | 4 | 0.4000 | - | - | 4 |"
+  assert report.architecture_text(rows[0]["config"]) == (
+      "optimizer: adam, p1: 50")
 
 
 # ---------------------------------------------------------------- Pareto
@@ -143,7 +147,8 @@ def test_write_run_reports_writes_every_file(tmp_path):
   out = report.write_run_reports(str(tmp_path), top=3)
   assert out["pareto"] == str(tmp_path / "pareto.png")
   md = (tmp_path / "top_trials.md").read_text()
-  assert len(md.strip().splitlines()) == 2 + 3  # header, rule, 3 rows
+  top = md.split("\n\n")[0]  # the failed trials may follow
+  assert len(top.strip().splitlines()) == 2 + 3  # header, rule, 3 rows
   assert (tmp_path / "rewards.png").exists()
 
 
@@ -163,9 +168,10 @@ def test_html_report_of_a_toy_run_is_self_contained(toy_dir):
   assert all(i[:8] == b"\x89PNG\r\n\x1a\n" for i in images)
   # Nothing is loaded from elsewhere.
   assert not re.search(r'(src|href)="(?!data:)', page)
-  assert "<th>multiply-adds (M)</th>" in page
+  # A toy run: no cost column, no Pareto section; every key of its config.
+  assert "multiply-adds" not in page and "Pareto" not in page
+  assert "<th>optimizer</th>" in page and "<th>p4</th>" in page
   assert page.count("<tr><td class=\"num\">") == 10  # top 10 of 12 trials
-  assert "no Pareto plot" in page
   assert "select_optimizer_b2.textproto" in page  # the settings
   assert "Learned policy" in page
 
@@ -195,7 +201,9 @@ def test_report_cli_writes_html(toy_dir):
                      timeout=300, check=False)
   assert r.returncode == 0, r.stderr[-3000:]
   assert f"wrote {toy_dir / 'report.html'}" in r.stdout
-  assert "multiply-adds (M)" in r.stdout
+  header = next(l for l in r.stdout.splitlines() if l.startswith("| rank"))
+  assert header.endswith("| optimizer | p1 | p2 | p3 | p4 |"), header
+  assert "multiply-adds" not in r.stdout
   assert "no Pareto plot" in r.stderr  # the log line of a toy run
 
 

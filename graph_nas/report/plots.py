@@ -2,7 +2,8 @@
 
 The reward plot (:func:`reward_figure`, :func:`plot_runs`) draws, like the
 paper's Figs. 6 and 7, the moving average (left) and the best-so-far
-(right) reward against trials, one line per folder. The Pareto plot
+(right) reward against the trial id (the store's, as in the tables and the
+log), one line per folder. The Pareto plot
 (:func:`pareto_figure`, :func:`write_pareto`) draws a run's validation
 accuracy against multiply-adds, the non-dominated front joined
 (:func:`pareto_front`), with the MnasNet target as a vertical line when the
@@ -45,14 +46,16 @@ def png_bytes(fig) -> bytes:
 
 # ---------------------------------------------------------- reward plot
 def curves(trials: List[Dict], window: int = 20):
-  """(trial numbers, moving average reward, best-so-far reward). With
-  early stopping the moving average is of each trial's score at the rung
-  it reached, the best of the trials trained to the full budget."""
+  """(trial ids, moving average reward, best-so-far reward), in trial id
+  order (the ids of the trial store, the tables and the log). With early
+  stopping the moving average is of each trial's score at the rung it
+  reached, the best of the trials trained to the full budget."""
+  trials = sorted(trials, key=lambda t: t["trial_id"])
   rewards = np.array([t["reward"] if t["status"] == "ok" else np.nan
                       for t in trials], float)
   full = np.array([r if halving.trained_fully(t) else np.nan
                    for r, t in zip(rewards, trials)], float)
-  x = np.arange(1, len(rewards) + 1)
+  x = np.array([t["trial_id"] for t in trials], int)
   filled = np.where(np.isnan(rewards), 0.0, rewards)
   valid = (~np.isnan(rewards)).astype(float)
   kernel = np.ones(window)
@@ -79,8 +82,10 @@ def reward_figure(runs: Dict[str, List[Dict]], window: int = 20):
   ax2.set_title("best reward" + (" (children trained to the full budget)"
                                  if stopped else ""),
                 fontsize=10 if stopped else None)
+  from matplotlib import ticker
   for ax in (ax1, ax2):
-    ax.set_xlabel("trials")
+    ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+    ax.set_xlabel("trial id")
     ax.set_ylabel("reward")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")

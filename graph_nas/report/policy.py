@@ -8,8 +8,11 @@ visit that the sampled walks make to it (a vertex visited twice by one walk,
 as in a self loop, counts twice). At a vertex that no sampled walk visits
 the probabilities are unknown (None).
 
-A random-search run has no controller: its policy is uniform at every
-vertex, and its visit shares are estimated from uniform random walks.
+A random-search or evolution run has no controller: its policy is uniform
+at every vertex, and its visit shares are estimated from uniform random
+walks (:func:`policy_of_run`). What such a run found is better shown by
+:func:`trials_policy`: how often each action was taken at each vertex by
+the walks of its best trials.
 
   probs = policy.policy_of_run("runs/toy", space)
   probs.probs[v]      # array of p(action) at vertex v, sums to 1
@@ -18,7 +21,7 @@ vertex, and its visit shares are estimated from uniform random walks.
 
 import dataclasses
 import os
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -127,6 +130,43 @@ def uniform_policy(space: SearchSpace, num_walks: int = 512, seed: int = 0,
            for u in range(n)]
   share = _visit_share(space, [w.vertices for w in walks], num_walks)
   return Policy(probs, visits, share, num_walks, source)
+
+
+def trials_policy(space: SearchSpace, walks, source: str) -> Policy:
+  """Action frequencies of stored walks (a run's best trials): at each
+  vertex, the share of the walks' visits that took each action; visit
+  shares: the share of the walks that visit the vertex. A walk that does
+  not fit the space is an error naming it."""
+  walks = list(walks)
+  n = len(space.vertex_names)
+  sums = np.zeros((n, space.max_actions), np.float64)
+  visits = np.zeros(n, np.int64)
+  checked = []
+  for i, actions in enumerate(walks):
+    try:
+      w = space.check_walk(actions)
+    except GraphNasError as e:
+      raise GraphNasError(f"walk {i} of the trials does not fit the space: "
+                          f"{e}") from None
+    checked.append(w.vertices)
+    for v, a in zip(w.vertices[:-1], w.actions):
+      sums[v, a] += 1
+      visits[v] += 1
+  share = _visit_share(space, checked, len(walks))
+  return _finish(space, sums, visits, share, len(walks), source)
+
+
+def checkpoint_kind(checkpoint: str) -> Tuple[str, bool]:
+  """(algorithm name, whether it holds a controller) of a search
+  checkpoint, read without TensorFlow; a GraphNasError when it is missing
+  or unreadable."""
+  try:
+    arrays, meta = checkpoint_lib.read(checkpoint)
+  except checkpoint_lib.CheckpointMissing:
+    raise GraphNasError("no checkpoint here (has the search run one "
+                        "update yet?)", source=checkpoint) from None
+  return (meta.get(checkpoint_lib.NAME_KEY, "?"),
+          checkpoint_lib.num_controller_weights(arrays) > 0)
 
 
 def load_controller(space: SearchSpace, checkpoint: str):

@@ -61,9 +61,16 @@ class Observer:
     """The search is closed."""
 
 
+def trial_label(trial_id: int, max_trials: int) -> str:
+  """'trial 24 (25 of 30)': the trial's id in the store (as the tables,
+  TensorBoard and the HTML report name it), then how far the search is."""
+  return f"trial {trial_id} ({trial_id + 1} of {max_trials})"
+
+
 class ProgressLog(Observer):
   """The log lines: resuming, and one per trial (every log_every-th, every
-  failure and the last) with the best so far and the ETA."""
+  failure and the last) with the best so far and the ETA. A trial is named
+  by its id in the trial store (:func:`trial_label`)."""
 
   def on_start(self, search):
     if search.store.count():
@@ -90,9 +97,9 @@ class ProgressLog(Observer):
                  if search.table is not None else "")
       best = (f"{search.best:.4f}" if math.isfinite(search.best) else
               "- (no full-budget child yet)")
-      logging.info("trial %d/%d %s  best %s  %.1fs  ETA %s%s", tid + 1,
-                   s.max_trials, what, best, row["seconds"],
-                   format_duration(eta), stopped)
+      logging.info("%s %s  best %s  %.1fs  ETA %s%s",
+                   trial_label(tid, s.max_trials), what, best,
+                   row["seconds"], format_duration(eta), stopped)
 
 
 def _share(fraction: float) -> str:
