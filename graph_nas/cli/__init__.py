@@ -1,4 +1,6 @@
-"""The command-line front ends: the launcher, the toy experiment runner,
-and the launcher's projection of a search's time. `python -m
-graph_nas.launch`, `python -m graph_nas.experiment` and `python -m
-graph_nas.dot` keep their names (small modules that run these)."""
+"""The command-line front ends: the launcher (launch), the reports (report),
+the space drawn as Graphviz DOT (dot), the toy experiment runner
+(experiment), their shared --help page (help) and the launcher's projection
+of a search's time (projection). `python -m graph_nas.launch`, `python -m
+graph_nas.report`, `python -m graph_nas.dot` and `python -m
+graph_nas.experiment` keep their names (small modules that run these)."""

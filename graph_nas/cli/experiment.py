@@ -1,4 +1,4 @@
-"""Toy-task experiment runner: the paper's Figs. 2 and 4.
+r"""Toy-task experiment runner: the paper's Figs. 2 and 4.
 
   python -m graph_nas.experiment --task=stack_layers --out=runs/stack
   python -m graph_nas.experiment --task=select_optimizer_b4 --algorithm=pqt
@@ -24,6 +24,7 @@ from typing import Dict, List
 import numpy as np
 from absl import app, flags, logging
 
+from graph_nas.cli import help as help_lib
 from graph_nas.search import assemble, evaluators
 from graph_nas.search import settings as settings_lib
 from graph_nas import space as space_lib
@@ -205,11 +206,12 @@ def plot(results: Dict[str, List[List[float]]], title: str, path: str):
 
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    raise SystemExit(f"error: unexpected arguments: {' '.join(argv[1:])}")
   task = _TASK.value
   bad = [f for f in _FORMS.value if f not in FORMS]
   if bad:
-    raise app.UsageError(f"--forms: unknown form(s) {bad}; use {FORMS}")
+    raise SystemExit(f"error: --forms: unknown form(s) {', '.join(bad)}; "
+                     f"use {', '.join(FORMS)}")
   try:
     chosen = settings_lib.from_flags(AlgorithmSettings, **{
         name: (FLAGS[name].value if FLAGS[name].value is not None else
@@ -263,8 +265,23 @@ def main(argv):
   print(f"wrote {out}/curves.json and {out}/best_reward.png")
 
 
+HELP_GROUPS = (
+    help_lib.Group("experiment", ["task", "forms", "replicas", "trials",
+                                  "spaces_dir", "out"]),
+    help_lib.Group("search", ["walks_per_update", "seed"]),
+    help_lib.Group("algorithm", [
+        settings_lib.flag_name(AlgorithmSettings, name)
+        for name in settings_lib.options(AlgorithmSettings)]),
+)
+
+
 def run():
-  app.run(main)
+  """Entry point (python -m graph_nas.experiment): --help prints its flags
+  and exits 0."""
+  help_lib.exit_on_help(HELP_GROUPS, "python -m graph_nas.experiment: " +
+                        help_lib.about(__doc__) + "\n\nUsage: python -m "
+                        "graph_nas.experiment --task=TASK [flags]")
+  app.run(main, flags_parser=help_lib.parse_flags)
 
 
 if __name__ == "__main__":

@@ -1,23 +1,25 @@
-"""The main job: search a space.
-
-(~420 lines: most of it is the child-training flags, which only the
-launcher offers; the search, algorithm and executor flags are derived from
-graph_nas.search.settings.)
+r"""The main job: search a space.
 
   python -m graph_nas.launch --space=protos/cifar.textproto \
       --data_dir=../shared/data/tfds --out_dir=runs/cifar
   graph-nas-search --space=cifar_cpu ...   (installed; a shipped space)
 
-Defaults are the paper's CIFAR-10 settings (section 4.3): PQT, controller
-learning rate 0.001, entropy weight 0.8, 1500 architectures, 20 epochs per
-child. The dataset follows from the space (its task_params "dataset"); toy
-spaces (stack layers, select optimizer) run through the same launcher,
-scored by their toy reward without training.
+(~500 lines: most of it is the child-training flags, which only the
+launcher offers; the search, algorithm and executor flags are derived from
+graph_nas.search.settings.)
+
+{defaults}
+
+--help lists every flag of the launcher, grouped, with its default and
+help (absl's own flags: --helpfull). The dataset follows from the space
+(its task_params "dataset"); toy spaces (stack layers, select optimizer)
+run through the same launcher, scored by their toy reward without training.
 
 --space is a textproto file or the name of a shipped space (protos/ of
 the repository, package data when installed). A flag that would change
 nothing in the chosen configuration (--workers with the in-process
 executor, child-training flags for a toy space, ...) is an error naming it.
+An --out_dir that is a file is refused before TensorFlow is loaded.
 
 With the in-process executor, once the first child has trained ~30 s (or
 has finished, if sooner), one line projects the time of a child and of the
@@ -37,17 +39,20 @@ tensorboard/trials/).
 import json
 import os
 import sys
+import textwrap
 
 # Quiet TensorFlow's C++ start-up lines (set before TF is first imported).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging  # noqa: E402
 
+from graph_nas.cli import help as help_lib  # noqa: E402
 from graph_nas.cli import projection  # noqa: E402  (no TensorFlow)
 
 from graph_nas.search import settings as settings_lib  # noqa: E402
 from graph_nas.child.settings import MNAS_EXPONENT  # noqa: E402
-from graph_nas.search.settings import (AlgorithmSettings, ExecutorSettings, SearchSettings)
+from graph_nas.search.settings import (  # noqa: E402
+    AlgorithmSettings, ExecutorSettings, SearchSettings)
 
 FLAGS = flags.FLAGS
 # The search's, the algorithm's and the executor's settings: one flag each,
@@ -123,12 +128,65 @@ flags.DEFINE_boolean("retrain_best", True, "Retrain the best child at the "
                      "end, score it on the test split, save it as .keras.")
 
 
+# The --help page: the launcher's flags by heading (graph_nas.cli.help). The
+# declared settings go under their class's heading, except early stopping's
+# and screening's. (A per-setting heading in graph_nas.search.settings
+# would let this follow the declarations.)
+EARLY_STOPPING = ("rungs", "eta", "timeout_minutes")
+SCREENING = ("screen", "candidates_per_trial", "screen_explore",
+             "screen_min_trials")
+_CHILD_TRAINING = ("epochs", "steps", "batch_size", "train_examples",
+                   "eval_examples", "child_learning_rate", "dataset",
+                   "image_size", "data_dir", "download", "augment",
+                   "steps_per_execution", "deterministic", "strategy", "tpu",
+                   "mixed_precision", "target_flops", "flops_exponent")
+_OUTPUT = ("out_dir", "retrain_best", "final_epochs", "final_train_examples",
+           "final_augment")
+
+
+def _setting_flags(cls, leave=()):
+  """The flags of the declared, flagged settings of `cls` (not `leave`)."""
+  return [settings_lib.flag_name(cls, name)
+          for name, opt in settings_lib.options(cls).items()
+          if opt.flagged and name not in leave]
+
+
+HELP_GROUPS = (
+    help_lib.Group("search", ["space", "evaluator", *_setting_flags(
+        SearchSettings, leave=EARLY_STOPPING + SCREENING)]),
+    help_lib.Group("algorithm", _setting_flags(AlgorithmSettings)),
+    help_lib.Group("early stopping", EARLY_STOPPING),
+    help_lib.Group("screening", SCREENING),
+    help_lib.Group("executor", _setting_flags(ExecutorSettings)),
+    help_lib.Group("child training", _CHILD_TRAINING),
+    help_lib.Group("output", _OUTPUT),
+)
+
+
+def _defaults_paragraph():
+  """The module text's defaults, from their declarations."""
+  search = SearchSettings()
+  shown = [("algorithm", AlgorithmSettings().algorithm),
+           ("max_trials", search.max_trials),
+           ("epochs", f"{FLAGS['epochs'].default:g}"),
+           ("rungs", search.rungs), ("eta", f"{search.eta:g}"),
+           ("executor", ExecutorSettings().executor)]
+  return textwrap.fill(
+      "Defaults (from their declarations: graph_nas.search.settings, and "
+      "the child-training flags below): " + ", ".join(
+          f"--{name}={value}" for name, value in shown) + ".", width=76,
+      break_on_hyphens=False)
+
+
+# The module text's {defaults}, filled in from the declarations (python -OO
+# drops the module text).
+if __doc__:
+  __doc__ = __doc__.replace("{defaults}", _defaults_paragraph())
+
+
 def _parse_flags(argv):
   """absl flag parsing that ends in one clear line, not usage text."""
-  try:
-    return FLAGS(argv)
-  except flags.Error as e:
-    sys.exit(f"error: {e}")
+  return help_lib.parse_flags(argv)
 
 
 def _check_flags():
@@ -327,6 +385,19 @@ def _watch_first_child(evaluator, job, space):
       early_stopping=bool(job.rungs)))
 
 
+def _out_dir(space):
+  """The output folder (--out_dir, else runs/<space name>); exits with one
+  line when it, or a folder it would be in, is a file. Before TensorFlow
+  is imported."""
+  out_dir = FLAGS.out_dir or os.path.join("runs", space.name)
+  shown = f"--out_dir={out_dir}" + ("" if FLAGS.out_dir else " (the "
+                                     "default)")
+  in_the_way = help_lib.file_in_the_way(out_dir)
+  if in_the_way:
+    sys.exit(f"error: {shown}: {in_the_way}")
+  return out_dir
+
+
 def _load_space():
   """The space of --space, its flags checked; exits with one line."""
   from graph_nas import space as space_lib  # no TensorFlow: fast errors
@@ -366,11 +437,11 @@ def _evaluator(space):
   return evaluator, budget, train_settings
 
 
-def _search(space):
-  """Assembles and runs the search; {"timing", "result"}, "out_dir"."""
+def _search(space, out_dir):
+  """Assembles and runs the search in `out_dir`; {"timing", "result"},
+  "out_dir"."""
   from graph_nas.search import assemble
   evaluator, budget, train_settings = _evaluator(space)
-  out_dir = FLAGS.out_dir or os.path.join("runs", space.name)
   # The record of the run: its settings (assemble adds them) and the
   # launcher's own flags.
   record = {name: FLAGS[name].value for name in _RECORDED_FLAGS}
@@ -409,9 +480,10 @@ def main(argv):
   _check_keras_backend()
   projection.skip_absent_gpu_probe(FLAGS.strategy)  # before TensorFlow
   space = _load_space()
+  out_dir = _out_dir(space)
   from graph_nas.errors import GraphNasError
   try:
-    done = _search(space)
+    done = _search(space, out_dir)
   except GraphNasError as e:
     sys.exit(_error_line(e))
   _print_summary(done)
@@ -419,6 +491,11 @@ def main(argv):
 
 
 def run():
+  """Entry point of the command (graph-nas-search, python -m
+  graph_nas.launch): --help prints the launcher's flags and exits 0."""
+  program = help_lib.program("python -m graph_nas.launch")
+  help_lib.exit_on_help(HELP_GROUPS, f"{program}: " + help_lib.about(
+      __doc__) + f"\n\nUsage: {program} --space=SPACE [flags]")
   app.run(main, flags_parser=_parse_flags)
 
 

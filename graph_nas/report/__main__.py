@@ -1,4 +1,4 @@
-"""python -m graph_nas.report (graph_nas.report.tables)."""
-from graph_nas.report.tables import run
+"""`python -m graph_nas.report`: runs the command (graph_nas.cli.report)."""
+from graph_nas.cli.report import run
 
 run()

@@ -28,23 +28,21 @@ attribute (read back by :func:`edge_probabilities`).
 
 Layout: top to bottom (--rankdir=TB, fits a web page) or left to right.
 
-One module (about 400 lines) on purpose: it is one idea, a space drawn
+One module (about 350 lines) on purpose: it is one idea, a space drawn
 with a policy on it. The three kinds of edge (plain, one per value, one
 summarised with its strip) share one set of conventions: the colours,
 the pen widths, the `probability` attribute that :func:`edge_probabilities`
-reads back. Rendering is the dozen lines that run Graphviz, and the
-command is thin (it loads a space and calls the functions above it); the
-policy itself is graph_nas.report.policy's. ``graph_nas.dot`` re-exports
-every name here, so moving part of it out would only add re-exports.
+reads back. Rendering is the dozen lines that run Graphviz; the policy
+itself is graph_nas.report.policy's. The command (`graph-nas-dot`,
+`python -m graph_nas.dot`: its flags, loading the space, calling the
+functions here) is graph_nas.cli.dot; ``graph_nas.dot`` re-exports every
+name here and the command's `run`.
 """
 
 import os
 import shutil
 import subprocess
-import sys
 from typing import List, Optional, Sequence
-
-from absl import app, flags
 
 from graph_nas import space as space_lib
 from graph_nas.errors import GraphNasError
@@ -343,72 +341,3 @@ def edge_probabilities(dot_text: str) -> List[tuple]:
     p = re.search(r"probability=\"?([0-9.eE+-]+)", m.group(3))
     out.append((m.group(1), m.group(2), float(p.group(1)) if p else None))
   return out
-
-
-def _define_flags():
-  """The command line flags (defined only when run as a program, so that
-  the module imports beside other absl programs)."""
-  flags.DEFINE_string("space", None, "Search space textproto file.")
-  flags.DEFINE_string("dot", None, "DOT output file (default: stdout unless "
-                      "--png is given).")
-  flags.DEFINE_string("out", None, "Same as --dot (older name).")
-  flags.DEFINE_string("png", None, "Also render a PNG here (needs Graphviz "
-                      "`dot`).")
-  flags.DEFINE_boolean("linear", False, "Draw the space's derived linear "
-                       "twin.")
-  flags.DEFINE_string("runs", None, "A search output folder: draw the policy "
-                      "of its checkpoint and its best trial's path.")
-  flags.DEFINE_integer("walks", 512, "Walks sampled from the controller to "
-                       "average its probabilities.", lower_bound=1)
-  flags.DEFINE_integer("seed", 0, "Seed of the sampled walks.",
-                       lower_bound=0)
-  flags.DEFINE_integer("expand_limit", 6, "Draw an action's values as "
-                       "parallel edges up to this many; above, as one "
-                       "summarised edge.", lower_bound=1)
-  flags.DEFINE_integer("top_values", 3, "Values listed on a summarised "
-                       "edge.", lower_bound=1)
-  flags.DEFINE_enum("rankdir", "TB", ["TB", "LR"], "Layout: top to bottom "
-                    "or left to right.")
-
-
-FLAGS = flags.FLAGS
-
-
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if not FLAGS.space:
-    raise app.UsageError("--space is required")
-  if FLAGS.dot and FLAGS.out and FLAGS.dot != FLAGS.out:
-    raise app.UsageError("give --dot or --out, not both")
-  dot_path = FLAGS.dot or FLAGS.out
-  try:
-    space = space_lib.load(FLAGS.space)
-    if FLAGS.linear:
-      space = space.linear_twin()
-    if FLAGS.runs:
-      text = run_policy_dot(space, FLAGS.runs, FLAGS.walks, FLAGS.seed,
-                            FLAGS.expand_limit, FLAGS.top_values,
-                            FLAGS.rankdir)
-    else:
-      text = policy_dot(space, expand_limit=FLAGS.expand_limit,
-                        rankdir=FLAGS.rankdir)
-    if dot_path:
-      with open(dot_path, "w", encoding="utf-8") as f:
-        f.write(text)
-    elif not FLAGS.png:
-      sys.stdout.write(text)
-    if FLAGS.png:
-      render_png(text, FLAGS.png)
-  except GraphNasError as e:
-    sys.exit(f"error: {e}")
-
-
-def run():
-  """Entry point of the command."""
-  _define_flags()
-  app.run(main)
-
-
-if __name__ == "__main__":
-  run()
