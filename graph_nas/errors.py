@@ -37,6 +37,13 @@ class GraphNasError(Exception):
         super().__init__(f"{where}{what}{message}")
 
 
+class RunFolderConflict(GraphNasError):
+    """An output folder whose files do not agree (a checkpoint without the
+    trials it learned from, a checkpoint or results of another run, a
+    damaged checkpoint): refused before anything in it is touched
+    (graph_nas.search.run_folder.check_folder)."""
+
+
 class SpaceWarning(UserWarning):
     """A search space that loads but is probably not what was meant."""
 

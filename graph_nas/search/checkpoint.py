@@ -11,6 +11,11 @@ A checkpoint (the run folder's ``checkpoint.npz``) is one ``.npz`` file:
   ``optimizer/<i>``   the optimizer's variables, ``variables`` order
   ``rng_state``       the controller's sampling RNG state
 
+The search loop's ``extra`` holds ``run_id`` (the run's id, the trial
+store's) and ``trials`` (the trials in the store when it was written), and
+in an async search ``consumed``; checkpoints written before these had none
+(graph_nas.search.run_folder.check_folder reads them when present).
+
 A random search has no controller: its file holds only ``__meta__``. What
 else the metadata holds (``num_updates``, ``baseline``, ``queue``, ``rng``,
 ``entropy_mode``) is each algorithm's own state
@@ -25,6 +30,7 @@ reports read a checkpoint without building an algorithm.
 
 import json
 import os
+import zipfile
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -37,6 +43,9 @@ EXTRA_KEY = "extra"  # in the metadata: what the caller stored with it
 CONTROLLER_PREFIX = "controller/"
 OPTIMIZER_PREFIX = "optimizer/"
 RNG_STATE_KEY = "rng_state"
+# In the extra: the run's id (TrialStore.run_id), the trials in the store.
+RUN_ID_KEY = "run_id"
+TRIALS_KEY = "trials"
 
 
 class CheckpointMissing(GraphNasError):
@@ -90,13 +99,37 @@ def read(path: str) -> Tuple[Dict[str, np.ndarray], Dict]:
     CheckpointMissing: no file at path.
     GraphNasError: a file that is not a checkpoint (or is damaged).
   """
+  if not os.path.exists(path):
+    raise CheckpointMissing("cannot read checkpoint: no such file",
+                            source=path)
   try:
-    with np.load(path) as data:
+    if not zipfile.is_zipfile(path):
+      raise ValueError("not an .npz archive")
+    with np.load(path, allow_pickle=False) as data:
       arrays = {k: data[k] for k in data.files}
+    if META_KEY not in arrays:
+      raise ValueError(f"no {META_KEY} entry")
     meta = json.loads(str(arrays.pop(META_KEY)))
+    if not isinstance(meta, dict):
+      raise ValueError(f"its {META_KEY} is not a JSON object")
   except FileNotFoundError as e:
-    raise CheckpointMissing(f"cannot read checkpoint: {e}",
+    raise CheckpointMissing(f"cannot read checkpoint: {e.strerror or e}",
                             source=path) from None
-  except (OSError, ValueError, KeyError) as e:
-    raise GraphNasError(f"cannot read checkpoint: {e}", source=path) from None
+  except Exception as e:  # pylint: disable=broad-except
+    # Whatever a damaged zip raises (BadZipFile, zlib.error, EOFError, ...).
+    raise GraphNasError(f"cannot read checkpoint: {_why(e)} (a damaged "
+                        "file, or not a checkpoint)", source=path) from None
   return arrays, meta
+
+
+def _why(error: Exception) -> str:
+  """One line of why a file does not read, without numpy's advice to load
+  it unsafely."""
+  if isinstance(error, OSError):
+    return error.strerror or type(error).__name__
+  text = str(error)
+  if "pickle" in text:
+    return "it holds pickled (object) data, which a checkpoint never does"
+  if isinstance(error, json.JSONDecodeError):
+    return f"its {META_KEY} is not JSON"
+  return " ".join(text.split())[:200] or type(error).__name__

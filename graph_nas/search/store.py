@@ -3,11 +3,32 @@
 Each trial is written in its own transaction as soon as it finishes, so a
 killed search loses at most the trials that were still running. The store is
 the single source of truth of a search: resume, reports and plots read it.
+
+A store opened with ``read_only=True`` (what only reads a run: the reports,
+the DOT export) writes nothing in its folder, so an archived run in a
+read-only folder reads too: no schema is created, no pragma is written, and
+SQLite makes no ``-wal``/``-shm`` file. A store closed cleanly (no ``-wal``
+file: no process has it open) is read as an immutable file; one with a
+``-wal`` file (a search running now, or one that was killed) is read through
+SQLite's shared WAL index like any reader's, and where that cannot be opened
+(a read-only folder without the ``-shm`` file) from a private copy of the
+store and its WAL in a temporary folder, so no finished trial is missed.
+Columns and tables that an older store lacks read as NULL / empty.
+
+Every writable open gives a store without one a random ``run_id`` (meta);
+the search writes it into its checkpoint too
+(graph_nas.search.run_folder.checkpoint_extra), so a checkpoint of another
+run is recognised (graph_nas.search.run_folder.check_folder).
 """
 
 import json
+import os
+import pathlib
+import shutil
 import sqlite3
+import tempfile
 import time
+import uuid
 from typing import Any, Dict, Iterator, List, Optional
 
 from graph_nas.errors import GraphNasError
@@ -60,16 +81,30 @@ CREATE TABLE IF NOT EXISTS meta (
 """
 
 
+RUN_ID_KEY = "run_id"  # in the meta: the run's random id
+
+
 class TrialStore:
   """SQLite-backed record of a search's trials and settings."""
 
-  def __init__(self, path: str, sync: bool = True):
+  def __init__(self, path: str, sync: bool = True, read_only: bool = False):
     """sync: each trial's transaction reaches the disk before the search
     goes on (survives a power loss). With sync=False a trial still survives
     the search process being killed (SQLite's WAL), but an operating-system
     crash can lose the last ones; for many trials of a few milliseconds
-    (toy tasks), where the disk flush would cost more than the trial."""
-    self.path = path
+    (toy tasks), where the disk flush would cost more than the trial.
+
+    read_only: open an existing store to read it, writing nothing in its
+    folder (see the module docstring); the write methods raise. A missing
+    file, or one that is not a trial store, is a GraphNasError naming it.
+    """
+    self.path = str(path)
+    self.read_only = read_only
+    self._copy_dir = None
+    if read_only:
+      self._open_read_only()
+      return
+    path = self.path
     try:
       self._conn = sqlite3.connect(path, timeout=30)
       self._conn.execute("PRAGMA journal_mode=WAL")
@@ -82,13 +117,89 @@ class TrialStore:
                          ("budget_fraction", "REAL")):
         if name not in columns:
           self._conn.execute(f"ALTER TABLE trials ADD COLUMN {name} {kind}")
+      self._conn.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)",
+                         (RUN_ID_KEY, json.dumps(uuid.uuid4().hex)))
       self._conn.commit()
     except sqlite3.DatabaseError as e:
       raise GraphNasError(f"cannot open the trial store: {e}",
                           source=path) from None
+    self._tables = {"trials", "rungs", "screened", "meta"}
+    self._source = "trials"
+
+  def _open_read_only(self):
+    path = self.path
+    if not os.path.isfile(path):
+      raise GraphNasError("cannot open the trial store: no such file",
+                          source=path)
+    uri = pathlib.Path(os.path.abspath(path)).as_uri() + "?mode=ro"
+    wal, shm = (os.path.exists(path + suffix) for suffix in ("-wal", "-shm"))
+    try:
+      if not wal:
+        # Closed cleanly, no process has it open: the file is the whole
+        # store. As immutable, SQLite reads it without a -shm file.
+        self._conn = sqlite3.connect(uri + "&immutable=1", uri=True,
+                                     timeout=30)
+        self._describe()
+        return
+      if shm:  # a search has it open now (or was killed): share its index
+        try:
+          self._conn = sqlite3.connect(uri, uri=True, timeout=30)
+          self._describe()
+          return
+        except sqlite3.OperationalError:
+          self.close()
+      self._conn = self._connect_copy()
+      self._describe()
+    except GraphNasError:
+      self.close()
+      raise
+    except (sqlite3.DatabaseError, OSError) as e:
+      self.close()
+      raise GraphNasError(f"cannot open the trial store: {e}",
+                          source=path) from None
+
+  def _connect_copy(self):
+    """A connection to a private copy of the store and its WAL: SQLite
+    cannot read the WAL in place without its -shm index, which it would
+    have to create in the folder."""
+    self._copy_dir = tempfile.mkdtemp(prefix="graph_nas_store_")
+    copy = os.path.join(self._copy_dir, "trials.sqlite")
+    shutil.copyfile(self.path, copy)
+    try:
+      shutil.copyfile(self.path + "-wal", copy + "-wal")
+    except FileNotFoundError:  # the search closed it meanwhile
+      pass
+    conn = sqlite3.connect(copy, timeout=30)
+    conn.execute("PRAGMA query_only=1")
+    return conn
+
+  def _describe(self):
+    """The tables and trials columns this (read-only) store has; older
+    stores lack some, which read as empty / NULL."""
+    self._tables = {r[0] for r in self._conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "trials" not in self._tables:
+      raise GraphNasError("cannot open the trial store: not a trial store "
+                          "(it has no trials table)", source=self.path)
+    columns = {r[1] for r in self._conn.execute("PRAGMA table_info(trials)")}
+    self._source = "trials"
+    if not set(_KEYS) <= columns:
+      self._source = "(SELECT {} FROM trials) AS trials".format(", ".join(
+          k if k in columns else f"NULL AS {k}" for k in _KEYS))
+
+  def _writable(self):
+    if self.read_only:
+      raise GraphNasError("the trial store was opened read-only",
+                          source=self.path)
 
   def close(self):
-    self._conn.close()
+    conn = getattr(self, "_conn", None)
+    if conn is not None:
+      conn.close()
+      self._conn = None
+    if self._copy_dir:
+      shutil.rmtree(self._copy_dir, ignore_errors=True)
+      self._copy_dir = None
 
   def __enter__(self):
     return self
@@ -98,11 +209,20 @@ class TrialStore:
 
   # ------------------------------------------------------------------ meta
   def get_meta(self, key: str) -> Optional[Any]:
+    if "meta" not in self._tables:
+      return None
     row = self._conn.execute("SELECT value FROM meta WHERE key = ?",
                              (key,)).fetchone()
     return None if row is None else json.loads(row[0])
 
+  @property
+  def run_id(self) -> Optional[str]:
+    """The run's random id (None: a store from before run ids, read
+    read-only)."""
+    return self.get_meta(RUN_ID_KEY)
+
   def set_meta(self, key: str, value: Any) -> None:
+    self._writable()
     with self._conn:
       self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
                          (key, json.dumps(value)))
@@ -124,6 +244,7 @@ class TrialStore:
     the highest rung the child reached and the share of its training
     budget it was trained (1.0: the whole); None without it.
     """
+    self._writable()
     finished = time.time() if finished is None else finished
     try:
       with self._conn:
@@ -142,7 +263,7 @@ class TrialStore:
                           source=self.path) from None
 
   def trials(self, status: Optional[str] = None) -> List[Dict]:
-    sql = f"SELECT {_COLUMNS} FROM trials"
+    sql = f"SELECT {_COLUMNS} FROM {self._source}"
     args = ()
     if status:
       sql += " WHERE status = ?"
@@ -151,7 +272,7 @@ class TrialStore:
                                                      "trial_id", args)]
 
   def trial(self, trial_id: int) -> Optional[Dict]:
-    r = self._conn.execute(f"SELECT {_COLUMNS} FROM trials WHERE "
+    r = self._conn.execute(f"SELECT {_COLUMNS} FROM {self._source} WHERE "
                            "trial_id = ?",
                            (trial_id,)).fetchone()
     return None if r is None else self._row(r)
@@ -164,7 +285,7 @@ class TrialStore:
     architecture (cached repeats of an architecture, and children stopped
     early, are left out)."""
     rows = self._conn.execute(
-        f"SELECT {_COLUMNS} FROM trials WHERE status = 'ok' AND "
+        f"SELECT {_COLUMNS} FROM {self._source} WHERE status = 'ok' AND "
         "cached_from IS NULL AND COALESCE(budget_fraction, 1.0) >= 1.0 "
         "ORDER BY reward DESC, trial_id LIMIT ?", (n,))
     return [self._row(r) for r in rows]
@@ -172,7 +293,8 @@ class TrialStore:
   def find_config(self, config: dict) -> Optional[Dict]:
     """The first successful, freshly evaluated trial of `config`, or None."""
     r = self._conn.execute(
-        f"SELECT {_COLUMNS} FROM trials WHERE config = ? AND status = 'ok' "
+        f"SELECT {_COLUMNS} FROM {self._source} WHERE config = ? AND "
+        "status = 'ok' "
         "AND cached_from IS NULL ORDER BY trial_id LIMIT 1",
         (config_key(config),)).fetchone()
     return None if r is None else self._row(r)
@@ -183,6 +305,7 @@ class TrialStore:
     """Records a child's score at a rung and the decision taken on it, in
     its own transaction, before the child is told (a killed search keeps
     every decided rung). A (job_key, rung) recorded before is kept."""
+    self._writable()
     with self._conn:
       self._conn.execute(
           "INSERT OR IGNORE INTO rungs VALUES (?,?,?,?,?,?,?)",
@@ -191,6 +314,7 @@ class TrialStore:
 
   def name_rungs(self, job_key: str, trial_id: int) -> None:
     """Gives a finished child's rung records its trial id."""
+    self._writable()
     with self._conn:
       self._conn.execute("UPDATE rungs SET trial_id = ? WHERE job_key = ?",
                          (trial_id, job_key))
@@ -199,6 +323,8 @@ class TrialStore:
     """Every rung record, in the order they were taken."""
     keys = ("job_key", "rung", "fraction", "value", "go_on", "recorded",
             "trial_id")
+    if "rungs" not in self._tables:
+      return []
     return [dict(zip(keys, r)) for r in self._conn.execute(
         f"SELECT {', '.join(keys)} FROM rungs ORDER BY recorded, rowid")]
 
@@ -208,6 +334,7 @@ class TrialStore:
     with its cheap score and whether it was chosen for evaluation (and
     whether as exploration), in one transaction. A screening recorded
     before under the same key (a resumed batch) is kept as it was."""
+    self._writable()
     now = time.time()
     with self._conn:
       self._conn.executemany(
@@ -223,6 +350,8 @@ class TrialStore:
     trials), in the order they were recorded."""
     keys = ("screen_key", "position", "walk", "config", "score", "scorer",
             "chosen", "explored", "recorded")
+    if "screened" not in self._tables:
+      return []
     sql = f"SELECT {', '.join(keys)} FROM screened"
     args = ()
     if chosen is not None:
