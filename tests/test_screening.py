@@ -153,6 +153,13 @@ def test_screened_search_records_candidates_never_as_trials(tmp_path,
   assert sorted(r["walk"] for r in chosen) == sorted(
       t["walk"] for t in trials[first:])
   assert result["timing"]["screened_out"] == len(out_rows)
+  if algorithm == "evolution":  # what a user sees: the table and the page
+    top = open(os.path.join(out, "top_trials.md"), encoding="utf-8").read()
+    assert (f"Screening (predictor): {len(screened)} candidates scored, "
+            f"{len(chosen)} trained") in top
+    from graph_nas.report import html  # pylint: disable=import-outside-toplevel
+    page = html.build_html(out, space=_b2())
+    assert "<h2>Screening</h2>" in page and "screened out" in page
 
 
 def test_a_screen_function_decides_what_runs(tmp_path):

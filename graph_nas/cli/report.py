@@ -119,7 +119,8 @@ def main(argv):
     runs = trials_lib.load_runs(FLAGS.runs)
     for d, trials in runs.items():
       print(f"== {d}: {trials_lib.summary(trials)}")
-      print(trials_lib.top_table(trials_lib.best_first(trials)[:FLAGS.top]))
+      print(trials_lib.trials_markdown(trials, FLAGS.top,
+                                       trials_lib.load_screened(d)))
       _write_reports(d, trials, out_dir)
     if FLAGS.plot:
       plots.plot_runs(FLAGS.runs, FLAGS.plot, FLAGS.window)

@@ -2,7 +2,7 @@
 
 | module | what it holds |
 |---|---|
-| `tables` | the `graph-nas-report` command and `write_run_reports` |
+| `tables` | `write_run_reports` and the names the package lends (the command: `graph_nas.cli.report`) |
 | `trials` | reading, ranking and tabulating a run's trials |
 | `plots` | the reward and Pareto figures |
 | `html` | the self-contained HTML report |

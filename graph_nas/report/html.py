@@ -178,6 +178,9 @@ def build_html(out_dir: str, space_path: Optional[str] = None, top: int = 10,
   if failed:
     parts += [f"<h2>Failed trials ({len(failed)} of {len(trials)})</h2>",
               _failed_section(trials)]
+  screened = trials_lib.load_screened(out_dir)
+  if screened:
+    parts += ["<h2>Screening</h2>", _screened_section(screened)]
   parts += ["<h2>Reward</h2>", _reward_section(out_dir, trials, window)]
   pareto = _pareto_section(name, trials, meta)
   if pareto:
@@ -244,6 +247,22 @@ def _failed_section(trials) -> str:
       parts.append(f"<details><summary>trial {t['trial_id']}: the whole "
                    f"error</summary><pre>{html.escape(str(detail))}</pre>"
                    "</details>")
+  return "\n".join(parts)
+
+
+SCREENED_SHOWN = 20  # screened-out candidates listed on the page
+
+
+def _screened_section(screened) -> str:
+  """The screening's counts and its best-scored screened-out candidates."""
+  parts = ["<p>Each trial was picked from several candidates by a cheap "
+           "score (graph_nas.search.screening); the candidates screened out "
+           "were never trained and are not trials.</p>",
+           _kv_table(trials_lib.screening_summary(screened))]
+  table = trials_lib.screened_table(screened, SCREENED_SHOWN)
+  if table.rows:
+    parts += ["<p>The best-scored candidates screened out:</p>",
+              _table(table)]
   return "\n".join(parts)
 
 

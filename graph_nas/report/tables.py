@@ -24,7 +24,7 @@ from graph_nas.report.plots import (  # noqa: F401
     png_bytes, reward_figure, target_flops_of, write_pareto)
 from graph_nas.report.trials import (  # noqa: F401
     COLUMNS, architecture_text, best_first, block_strings, load_runs,
-    run_meta, summary, table_rows, top_table)
+    run_meta, summary, table_rows, top_table, trials_markdown, load_screened)
 from graph_nas.search.run_folder import REWARDS_NAME, TOP_NAME
 
 
@@ -32,7 +32,7 @@ def write_run_reports(out_dir: str, top: int = 10) -> Dict:
   """What a finished search writes: top_trials.md, rewards.png and, for a
   run with costs, pareto.png. Returns the table and the paths written."""
   trials = load_runs([out_dir])[out_dir]
-  table = top_table(best_first(trials)[:top])
+  table = trials_markdown(trials, top, load_screened(out_dir))
   top_path = os.path.join(out_dir, TOP_NAME)
   with open(top_path, "w", encoding="utf-8") as f:
     f.write(table + "\n")

@@ -27,6 +27,12 @@ from graph_nas.search.halving import trained_fully as is_full
 from graph_nas.search.run_folder import DB_NAME
 from graph_nas.search.store import TrialStore
 
+def _open_store(path: str) -> TrialStore:
+  """The trial store opened for reading (never written: a run folder may
+  be read-only, e.g. an archived run)."""
+  return TrialStore(path, read_only=True)
+
+
 def load_runs(out_dirs: Sequence[str]) -> Dict[str, List[Dict]]:
   runs = {}
   for d in out_dirs:
@@ -34,7 +40,7 @@ def load_runs(out_dirs: Sequence[str]) -> Dict[str, List[Dict]]:
     if not os.path.exists(path):
       raise GraphNasError(f"no {DB_NAME} here: not a search output folder",
                           source=d)
-    with TrialStore(path) as store:
+    with _open_store(path) as store:
       runs[d] = store.trials()
   return runs
 
@@ -45,7 +51,7 @@ def run_meta(out_dir: str) -> Dict:
   if not os.path.exists(path):
     raise GraphNasError(f"no {DB_NAME} here: not a search output folder",
                         source=out_dir)
-  with TrialStore(path) as store:
+  with _open_store(path) as store:
     return {k: store.get_meta(k) for k in ("run_info", "identity",
                                            "last_run_timing", "best_child")}
 
@@ -310,14 +316,69 @@ def failed_section(trials: List[Dict], limit: int = FAILED_LISTED) -> str:
   return head + "\n\n" + markdown(failed_table(trials, limit))
 
 
-def trials_markdown(trials: List[Dict], top: int = 10) -> str:
+def trials_markdown(trials: List[Dict], top: int = 10,
+                    screened: Sequence[Dict] = ()) -> str:
   """What top_trials.md holds: the top `top` trials, best first, then the
-  failed trials with their reasons (when any failed)."""
+  failed trials with their reasons (when any failed), then the screening
+  (when the search screened its proposals)."""
   parts = [top_table(best_first(trials)[:top])]
   failed = failed_section(trials)
   if failed:
     parts.append(failed)
+  if screened:
+    parts.append(screened_section(screened))
   return "\n\n".join(parts)
+
+
+# ------------------------------------------------------------- screening
+SCREENED_LISTED = 5  # screened-out candidates listed in top_trials.md
+
+
+def load_screened(out_dir: str) -> List[Dict]:
+  """The candidates a search screened (graph_nas.search.screening): every
+  one with its cheap score, chosen or not; [] for a search that did not
+  screen."""
+  path = os.path.join(out_dir, DB_NAME)
+  if not os.path.exists(path):
+    return []
+  with _open_store(path) as store:
+    return store.screened()
+
+
+def screening_summary(screened: Sequence[Dict]) -> Dict:
+  """Counts of a search's screening: candidates, trained (chosen),
+  screened out, chosen as exploration, the scorers."""
+  chosen = [r for r in screened if r["chosen"]]
+  return {"candidates": len(screened), "trained": len(chosen),
+          "screened out": len(screened) - len(chosen),
+          "chosen as exploration": sum(1 for r in chosen if r["explored"]),
+          "scorer": ", ".join(sorted({r["scorer"] for r in screened}))}
+
+
+def screened_table(screened: Sequence[Dict],
+                   limit: int = SCREENED_LISTED) -> Table:
+  """The best-scored candidates that were screened out (never trials)."""
+  out = sorted((r for r in screened if not r["chosen"] and
+                r["score"] is not None), key=lambda r: -r["score"])[:limit]
+  return Table(["screening", "cheap score", "configuration"],
+               [(r["screen_key"], _num(r["score"]),
+                 config_text(r["config"]) if isinstance(r["config"], dict)
+                 else "-") for r in out], numeric=(1,))
+
+
+def screened_section(screened: Sequence[Dict]) -> str:
+  """top_trials.md's screening: the counts, then the best-scored
+  candidates screened out."""
+  s = screening_summary(screened)
+  head = (f"Screening ({s['scorer']}): {s['candidates']} candidates scored, "
+          f"{s['trained']} trained ({s['chosen as exploration']} of them "
+          f"drawn as exploration), {s['screened out']} screened out (never "
+          "trials).")
+  table = screened_table(screened)
+  if not table.rows:
+    return head
+  return head + "\n\nThe best-scored candidates screened out:\n\n" + \
+      markdown(table)
 
 
 def summary(trials: List[Dict]) -> Dict:
