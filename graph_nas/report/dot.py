@@ -300,9 +300,13 @@ def run_policy_dot(space, out_dir: str, num_walks: int = 512, seed: int = 0,
   if not os.path.exists(db):
     raise GraphNasError(f"no {DB_NAME} here: not a search output folder",
                         source=out_dir)
-  with TrialStore(db) as store:
+  with TrialStore(db, read_only=True) as store:
     identity = store.get_meta("identity") or {}
     best = store.best(1)
+    ok = len(store.trials("ok"))
+    # A searcher without a learned policy (evolution, random): what its
+    # best trials chose, not a uniform policy that says nothing.
+    top = store.best(max(10, ok // 5))
   want = identity.get("space")
   if want and want != space_fingerprint(space):
     raise GraphNasError(
@@ -312,10 +316,21 @@ def run_policy_dot(space, out_dir: str, num_walks: int = 512, seed: int = 0,
         + ("" if isinstance(space, space_lib.LinearTwin) else
            " (with --linear if it searched the linear twin)"),
         source=out_dir)
-  pol = policy_lib.policy_of_run(out_dir, space, num_walks, seed)
+  from graph_nas.search.run_folder import CHECKPOINT_NAME
+  ckpt = os.path.join(out_dir, CHECKPOINT_NAME)
+  learned = (os.path.exists(ckpt) and
+             policy_lib.checkpoint_kind(ckpt)[1])
   best_walk = best[0]["walk"] if best else None
-  title = (f"{space.name}: policy of the {pol.source}\nedge width and "
-           "label: p(action | vertex)\nshade: share of walks taking it")
+  if learned or not top:
+    pol = policy_lib.policy_of_run(out_dir, space, num_walks, seed)
+    title = (f"{space.name}: policy of the {pol.source}\nedge width and "
+             "label: p(action | vertex)\nshade: share of walks taking it")
+  else:
+    pol = policy_lib.trials_policy(space, [t["walk"] for t in top],
+                                   f"{len(top)} best trials")
+    title = (f"{space.name}: the actions of the {len(top)} best trials (the "
+             "searcher has no learned policy)\nedge width and label: share "
+             "of their visits taking it")
   if best:
     title += (f"\nred: path of the best trial, #{best[0]['trial_id']} "
               f"(reward {best[0]['reward']:.4f})")
