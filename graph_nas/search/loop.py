@@ -66,6 +66,7 @@ from absl import logging
 from graph_nas.search import executors
 from graph_nas.search import halving
 from graph_nas.search import observers as observers_lib
+from graph_nas.search import run_folder
 from graph_nas.search import screening
 from graph_nas.search.algorithms import Algorithm
 from graph_nas.errors import (GraphNasError, IdentityMismatch, Naming,
@@ -141,6 +142,10 @@ class Search:
     from graph_nas.search.run_lock import RunLock
     # One search per output folder: a second one ends here, naming the
     # running process; a lock left by a dead process is taken over.
+    # A folder whose checkpoint and trial store disagree (a store deleted
+    # or emptied, a checkpoint of another run) is refused before anything
+    # in it is created or changed.
+    run_folder.check_folder(out_dir)
     self._lock = RunLock(out_dir).acquire()
     self.store = TrialStore(os.path.join(out_dir, DB_NAME),
                             sync=settings.sync_store)
@@ -364,15 +369,26 @@ class Search:
     self._account(row)
     self._notify("on_trial", row)
     limit = self.settings.max_consecutive_failures
-    if row["status"] != "ok" and self._failures >= limit:
+    if (row["status"] != "ok" and not self._searchers_fault(row) and
+        self._failures >= limit):
       failed = self.store.trials("failed")
       raise TooManyFailures(self._failures, limit, row["reason"],
                             self.store.path, failed[0] if failed else None)
     return row
 
+  @staticmethod
+  def _searchers_fault(row) -> bool:
+    """A failed trial whose walk does not decode (e.g. max_steps cut it):
+    nothing was evaluated, so it says nothing of the evaluator and does not
+    count toward max_consecutive_failures (the algorithm still learns
+    failure_reward from it)."""
+    return row["status"] != "ok" and str(row["reason"]).startswith("decode:")
+
   def _account(self, row):
     """The best (full-budget) reward, the children stopped early and the
     failures in a row, with `row`."""
+    if self._searchers_fault(row):
+      return
     if row["status"] == "ok":
       if halving.trained_fully(row):
         self.best = max(self.best, row["reward"])
@@ -436,7 +452,8 @@ class Search:
       batch += 1
       if time.time() - last_save >= s.checkpoint_every_s or \
           batch * s.walks_per_update >= s.max_trials:
-        self.algorithm.save(self.checkpoint_path)
+        self.algorithm.save(self.checkpoint_path,
+                            extra=run_folder.checkpoint_extra(self.store))
         last_save = time.time()
 
   def _run_async(self, consumed: int):
@@ -490,14 +507,15 @@ class Search:
     else:
       self.algorithm.num_updates += 1
     self._notify("on_update", stats or {})
-    self.algorithm.save(self.checkpoint_path, extra={"consumed": consumed})
+    self.algorithm.save(self.checkpoint_path, extra=run_folder.checkpoint_extra(
+        self.store, consumed=consumed))
 
   def _trailing_failures(self) -> int:
     n = 0
     for row in reversed(self.store.trials()):
       if row["status"] == "ok":
         break
-      n += 1
+      n += 0 if self._searchers_fault(row) else 1
     return n
 
   # ------------------------------------------------------------- finish
