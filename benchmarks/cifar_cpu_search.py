@@ -1,7 +1,13 @@
-"""Early stopping at CPU budget: the same hours, more architectures?
+"""Equal wall-clock time on CIFAR-10 at CPU budget: which searcher wins?
 
   python benchmarks/cifar_cpu_search.py --minutes=30   # seeds 1000-1002, ~4.9 h
   python benchmarks/cifar_cpu_search.py --minutes=6 --seeds=0,1,2  # 69 min
+  python benchmarks/cifar_cpu_search.py --study=screening --minutes=15  # ~2.5 h
+
+--study=screening: the default searcher with the demo's screening
+(SCREEN), the default without, random search, each with the default early
+stopping; results in cifar_cpu_search_screening.{json,md,png}. The
+description below is the early-stopping study's (--study=halving).
 
 Three arms on the CPU-sized graph space (protos/cifar_cpu.textproto), each
 given the same wall-clock time per seed (`--minutes`, the launcher's
@@ -48,24 +54,36 @@ sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
 SPACE = "protos/cifar_cpu.textproto"
 
-ARMS = {
-    "default+halving": [],
-    "random+halving": ["--algorithm=random"],
-    "random": ["--algorithm=random", "--rungs=none"],
+# The screening the demo uses (launch/cifar_cpu_demo.sh).
+SCREEN = ["--screen=SCORER", "--candidates_per_trial=10"]
+# Each study's arms; the last is the reference the others are paired with.
+STUDIES = {
+    "halving": {
+        "default+halving": [],
+        "random+halving": ["--algorithm=random"],
+        "random": ["--algorithm=random", "--rungs=none"],
+    },
+    "screening": {
+        "default+screen": SCREEN,
+        "default": [],
+        "random": ["--algorithm=random"],
+    },
 }
+ARMS = STUDIES["halving"]
 # The README demo's child budget (launch/cifar_cpu_demo.sh).
 CHILD = ["--train_examples=5120", "--epochs=2", "--batch_size=32",
          "--child_learning_rate=0.1", "--noaugment", "--eval_examples=2000"]
 
 
-def run_arm(arm, seed, minutes, out, data_dir):
+def run_arm(arm, seed, minutes, out, data_dir, arms=None):
+  arms = arms or ARMS
   folder = out / f"{arm.replace('+', '_')}_s{seed}"
   if (folder / "done.json").exists():
     return folder, json.loads((folder / "done.json").read_text())["seconds"]
   cmd = [sys.executable, "-m", "graph_nas.launch", f"--space={SPACE}",
          "--max_trials=100000", f"--timeout_minutes={minutes}",
          "--walks_per_update=2", f"--seed={seed}", f"--out_dir={folder}",
-         "--retrain_best=false", *CHILD, *ARMS[arm]]
+         "--retrain_best=false", *CHILD, *arms[arm]]
   if data_dir:
     cmd.append(f"--data_dir={data_dir}")
   t0 = time.time()
@@ -99,6 +117,10 @@ def best_so_far(trials, t0):
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--study", choices=sorted(STUDIES), default="halving",
+                      help="halving: early stopping against none; "
+                      "screening: the default with screening, without, "
+                      "and random search (each with early stopping)")
   parser.add_argument("--minutes", type=float, default=30.0,
                       help="wall-clock minutes per (arm, seed) search")
   parser.add_argument("--seeds", default="1000,1001,1002",
@@ -121,10 +143,14 @@ def main():
   from graph_nas.search.store import TrialStore
   from graph_nas.child.settings import TrainSettings
 
-  runs = {arm: [] for arm in ARMS}
+  arms = STUDIES[args.study]
+  if args.study != "halving":
+    out = out.parent / f"bench_{args.study}"
+  runs = {arm: [] for arm in arms}
   for seed in seeds:  # interleaved: load from other work hits every arm
-    for arm in ARMS:
-      folder, seconds = run_arm(arm, seed, args.minutes, out, args.data_dir)
+    for arm in arms:
+      folder, seconds = run_arm(arm, seed, args.minutes, out, args.data_dir,
+                                arms)
       with TrialStore(str(folder / "trials.sqlite")) as store:
         trials = store.trials()
         timing = store.get_meta("last_run_timing") or {}
@@ -185,7 +211,7 @@ def main():
       for s in summary.values()) if args.noise_seeds >= 2 else None)
 
   RESULTS.mkdir(exist_ok=True)
-  (RESULTS / "cifar_cpu_search_halving.json").write_text(json.dumps(
+  (RESULTS / f"cifar_cpu_search_{args.study}.json").write_text(json.dumps(
       {"minutes": args.minutes, "seeds": seeds, "child_budget": CHILD,
        "final_examples": args.final_examples, "arms": summary,
        "one_score_sd": one_score_sd, "noise_values": noise_all,
@@ -208,17 +234,13 @@ def main():
         f"{'-' if test is None else f'{test:.4f}'} |")
   lines += ["", "Paired by seed (same seed, other arm), best full-budget "
             "validation accuracy:", ""]
-  ref = summary["random"]["best_val_per_seed"]
-  for arm in ("default+halving", "random+halving"):
-    diffs = [a - b for a, b in zip(summary[arm]["best_val_per_seed"], ref)]
-    lines.append(f"- {arm} minus random: "
-                 f"{', '.join(f'{d:+.4f}' for d in diffs)} (mean "
-                 f"{statistics.mean(diffs):+.4f})")
-  d = [a - b for a, b in zip(summary["default+halving"]["best_val_per_seed"],
-                             summary["random+halving"]["best_val_per_seed"])]
-  lines.append(f"- default+halving minus random+halving: "
-               f"{', '.join(f'{x:+.4f}' for x in d)} (mean "
-               f"{statistics.mean(d):+.4f})")
+  names = list(arms)
+  pairs = [(a, names[-1]) for a in names[:-1]] + [(names[0], names[1])]
+  for a, b in pairs:
+    d = [x - y for x, y in zip(summary[a]["best_val_per_seed"],
+                               summary[b]["best_val_per_seed"])]
+    lines.append(f"- {a} minus {b}: {', '.join(f'{x:+.4f}' for x in d)} "
+                 f"(mean {statistics.mean(d):+.4f})")
   if one_score_sd is not None:
     lines += ["", f"Noise of one score: an arm's best architecture trained "
               f"again with {args.noise_seeds} other seeds at the search "
@@ -226,7 +248,7 @@ def main():
               f"{one_score_sd:.4f} (mean over the arms); values: "
               + ", ".join(f"{v:.4f}" for v in noise_all) + "."]
   table = "\n".join(lines)
-  (RESULTS / "cifar_cpu_search_halving.md").write_text(table + "\n")
+  (RESULTS / f"cifar_cpu_search_{args.study}.md").write_text(table + "\n")
   print(table)
 
   plt = report._pyplot()  # pylint: disable=protected-access
@@ -249,13 +271,13 @@ def main():
                     color=line.get_color(), alpha=0.15)
   ax.set_xlabel("wall-clock minutes of search")
   ax.set_ylabel("best full-budget validation accuracy")
-  ax.set_title("CIFAR-10, CPU-sized space: early stopping vs none "
+  ax.set_title(f"CIFAR-10, CPU-sized space, {args.study} study "
                "(bands: min-max over seeds)", fontsize=9)
   ax.grid(alpha=0.3)
   ax.legend(loc="lower right")
   fig.tight_layout()
-  fig.savefig(RESULTS / "cifar_cpu_search_halving.png", dpi=120)
-  print(f"wrote {RESULTS}/cifar_cpu_search_halving.{{json,md,png}}")
+  fig.savefig(RESULTS / f"cifar_cpu_search_{args.study}.png", dpi=120)
+  print(f"wrote {RESULTS}/cifar_cpu_search_{args.study}.{{json,md,png}}")
 
 
 if __name__ == "__main__":
