@@ -120,12 +120,10 @@ def _synflow_once(model, dtype):
         state_mapping=[(w, values[id(w)]) for w in model.weights]):
       r = tf.reduce_sum(tf.cast(model(x, training=False), tf.float64))
   grads = tape.gradient(r, watched)
-  total = 0.0
-  for k, g in zip(watched, grads):
-    if g is not None:
-      total += float(tf.reduce_sum(tf.abs(
-          tf.cast(k, tf.float64) * tf.cast(g, tf.float64))))
-  return total
+  terms = [tf.reduce_sum(tf.abs(tf.cast(k, tf.float64) *
+                                tf.cast(g, tf.float64)))
+           for k, g in zip(watched, grads) if g is not None]
+  return float(tf.add_n(terms)) if terms else 0.0
 
 
 def _float64_twin(model):
