@@ -20,6 +20,24 @@ what is there (resumable). Then the script writes
 results/search_quality_<phase>.md (tables with paired bootstrap 95 %
 intervals over seeds, mean ranks) and results/search_quality_<phase>_*.png
 (mean best-so-far with a 95 % band of the mean).
+
+Screening (issue 29; results in results/screening_suite/, see
+benchmarks/README.md): the deduplicated baselines (`random_dedup`,
+`reg_evolution_dedup`, `tpe_dedup`: DEDUP_BASELINES) beside the published
+ones, `default_predictor` (the default searcher screening with the learned
+predictor, settings chosen on tuning seeds: PREDICTOR_CHOICE) and the
+tuning grid `scr_k<K>_e<explore>_kap<kappa>`:
+
+  S="--results_dir=benchmarks/results/screening_suite --tag=_screen
+     --budget=200 --toy_budget=200"
+  python benchmarks/search_quality.py --phase=tune --seeds=4 $S
+      --methods=default,scr_k8_e0.25_kap0.5,scr_k4_e0.25_kap0.5,...
+  python benchmarks/search_quality.py --phase=report --seeds=10 $S
+      --references=default,default_predictor --methods=random,
+      random_dedup,reg_evolution,reg_evolution_dedup,tpe,tpe_dedup,
+      default,default_predictor
+
+(one line each; benchmarks/README.md gives the exact commands run).
 """
 
 import argparse
@@ -51,6 +69,17 @@ BASELINES = {
         "local_step_prob": 0.0}),
     "tpe": M("tpe", "tpe"),
 }
+# The same baselines refusing repeats (issue 29): random search without
+# replacement (graph_nas.bench.dedup), textbook regularized evolution that
+# redraws a repeated child (the loop's no_repeats: up to 20 mutations, then
+# random walks), TPE whose repeats are answered from the results and not
+# counted (graph_nas.bench.tpe).
+DEDUP_BASELINES = {
+    "random_dedup": M("random_dedup", "random_dedup"),
+    "reg_evolution_dedup": M("reg_evolution_dedup", "evolution", dict(
+        BASELINES["reg_evolution"].settings, no_repeats=True)),
+    "tpe_dedup": M("tpe_dedup", "tpe", {"dedup": True}),
+}
 
 
 def _ours():
@@ -65,10 +94,20 @@ def _ours():
 
 
 OURS = _ours()
+# The default searcher screening with the learned predictor: K candidates
+# per trial, the share explored, the predictor's kappa, as chosen on the
+# tuning seeds (results/screening_suite/search_quality_tune_screen.md).
+PREDICTOR_CHOICE = {"candidates_per_trial": 8, "screen_explore": 0.25,
+                    "kappa": None}
+OURS["default_predictor"] = M("default_predictor", OURS["default"].algorithm,
+                              screen="predictor", **PREDICTOR_CHOICE)
 # The report: the baselines, the default, and the other algorithms.
 REPORT_METHODS = tuple(BASELINES) + ("default",) + tuple(
     m for m in OURS if m != "default" and
     OURS[m].algorithm != OURS["default"].algorithm)
+SCREEN_REPORT_METHODS = ("random", "random_dedup", "reg_evolution",
+                         "reg_evolution_dedup", "tpe", "tpe_dedup",
+                         "default", "default_predictor")
 # The controllers as they were before the defaults were chosen here (the
 # previous declared defaults), and the paper's settings of the toy tasks
 # (graph_nas.cli.experiment.PAPER_SETTINGS): for before/after rows.
@@ -112,7 +151,15 @@ for lr in (3e-4, 1e-3, 3e-3, 1e-2):
         CANDIDATES[label] = M(label, algo, {"learning_rate": lr,
                                             "no_repeats": nr,
                                             "normalize_advantages": na})
-METHODS = {**BASELINES, **OURS, **BEFORE, **CANDIDATES,
+# Screening with the predictor (issue 29), on the default searcher.
+for k in (4, 8, 16):
+  for e in (0.1, 0.25):
+    for kap in (0.0, 0.5, 1.0):
+      label = f"scr_k{k}_e{e:g}_kap{kap:g}"
+      CANDIDATES[label] = M(label, OURS["default"].algorithm,
+                            screen="predictor", candidates_per_trial=k,
+                            screen_explore=e, kappa=kap)
+METHODS = {**BASELINES, **DEDUP_BASELINES, **OURS, **BEFORE, **CANDIDATES,
            # The tuning files' name of reg_evolution.
            "evolution": M("evolution", "evolution", dict(
                BASELINES["reg_evolution"].settings))}
@@ -121,22 +168,26 @@ BUDGETS = (50, 100, 200, 500, 1000)
 
 def parse_method(spec: str) -> driver.Method:
   """"reinforce:learning_rate=0.02+normalize_advantages=1" -> a Method
-  (walks_per_update is the loop's; the rest AlgorithmSettings fields)."""
+  (walks_per_update, the screening's settings and kappa are the Method's;
+  the rest AlgorithmSettings fields)."""
   from graph_nas.search.settings import AlgorithmSettings, options
   algorithm, _, rest = spec.partition(":")
   kinds = {n: o.kind for n, o in options(AlgorithmSettings).items()}
-  settings, wpu = {}, driver.Method("x", "random").walks_per_update
+  own = {"walks_per_update": int, "screen": str,
+         "candidates_per_trial": int, "screen_explore": float,
+         "screen_min_trials": int, "kappa": float}
+  settings, fields = {}, {}
   for item in filter(None, rest.split("+")):
     name, _, value = item.partition("=")
-    if name == "walks_per_update":
-      wpu = int(value)
+    if name in own:
+      fields[name] = own[name](value)
     elif kinds.get(name) is bool:
       settings[name] = value in ("1", "true", "True")
     elif name in kinds:
       settings[name] = kinds[name](value)
     else:
       raise SystemExit(f"--methods {spec!r}: unknown setting {name!r}")
-  return driver.Method(spec, algorithm, settings, wpu)
+  return driver.Method(spec, algorithm, settings, **fields)
 
 
 def _init_worker():
@@ -154,7 +205,8 @@ def _job(args):
   return {"task": task_name, "method": label, "seed": seed,
           "budget": budget, "spec": method.to_json(),
           "rewards": trace.rewards, "tests": trace.tests,
-          "repeats": trace.repeats, "seconds": trace.seconds}
+          "repeats": trace.repeats, "seconds": trace.seconds,
+          "screened": trace.screened}
 
 
 # Methods whose searches cost seconds (a controller's TensorFlow steps,
@@ -166,7 +218,7 @@ def _budget_of(task_name, label, args):
   toy = not task_name.startswith("nbg_")
   budget = args.toy_budget if toy else args.budget
   algorithm = METHODS[label].algorithm
-  if algorithm in COSTLY:
+  if algorithm in COSTLY or METHODS[label].screen != "none":
     budget = min(budget, args.costly_budget)
   return budget
 
@@ -231,7 +283,7 @@ def load(path, methods, tasks):
   return rows
 
 
-def _table(rows, tasks, methods, seeds, budgets, reference, args):
+def _table(rows, tasks, methods, seeds, budgets, references, args):
   lines = []
   per_budget_scores = {k: [] for k in budgets}
   for task_name in tasks:
@@ -268,8 +320,10 @@ def _table(rows, tasks, methods, seeds, budgets, reference, args):
         cells.append(f"{np.median(hits):.0f} ({len(fin)}/{len(hits)})")
       sec = np.mean([rows[(task_name, m, s)]["seconds"] for s in have])
       lines.append(f"| {m} | " + " | ".join(cells) + f" | {sec:.1f} |")
-    # Paired differences of the reference against every other method.
-    if reference in methods:
+    # Paired differences of each reference against every other method.
+    for reference in references:
+      if reference not in methods:
+        continue
       lines.append("")
       lines.append(f"{reference} minus each method, mean best (paired "
                    f"bootstrap 95 % interval over {len(seeds)} seeds):\n")
@@ -385,6 +439,116 @@ def summary(rows, tasks, methods, seeds, reference="default",
   return out
 
 
+def _verdict(d, lo, hi):
+  """A paired difference's word: better / at least as good (mean) /
+  not significantly worse / worse."""
+  if lo > 0:
+    return "better"
+  if d >= 0:
+    return "tie_or_above"
+  return "not_sig_worse" if hi >= 0 else "worse"
+
+
+def screening_summary(rows, tasks, methods, seeds, references, baselines,
+                      control="random", budgets=(100, 200)):
+  """Issue 29's tables and targets: mean best per task and method with
+  mean ranks; each reference minus each baseline (paired 95 % intervals);
+  counted verdicts (better with an interval excluding 0 / mean at or above
+  / below but inside the interval: not significantly worse, which is not
+  "at least as good" / worse); regret against `control`'s on the
+  NAS-Bench-Graph tasks (the moonshot: half of it at 200 trials)."""
+  present = [m for m in methods if all((t, m, s) in rows for t in tasks
+                                       for s in seeds)]
+  bases = [b for b in baselines if b in present]
+  out = []
+
+  def best(t, m, k):
+    return [stats.best_at(rows[(t, m, s)]["rewards"], k) for s in seeds]
+
+  for k in budgets:
+    if any(rows[(t, m, seeds[0])]["budget"] < k for t in tasks
+           for m in present):
+      continue
+    out.append(f"\n### Mean best reward at {k} trials ({len(seeds)} seeds; "
+               "bold: the best of the row)\n")
+    out.append("| task | " + " | ".join(present) + " |")
+    out.append("|---|" + "---|" * len(present))
+    scores = []
+    for t in tasks:
+      sc = {m: float(np.mean(best(t, m, k))) for m in present}
+      scores.append(sc)
+      top = max(sc.values())
+      out.append(f"| {t} | " + " | ".join(
+          f"**{sc[m]:.4f}**" if sc[m] >= top - 1e-12 else f"{sc[m]:.4f}"
+          for m in present) + " |")
+    r = stats.mean_ranks(scores)
+    out.append("| mean rank | " + " | ".join(f"{r[m]:.2f}" for m in present)
+               + " |")
+    best_rank = min(r, key=r.get)
+    out.append(f"\nBest mean rank at {k}: {best_rank} ({r[best_rank]:.2f}).")
+    for ref in references:
+      if ref not in present:
+        continue
+      others = [b for b in bases + [x for x in references if x != ref]
+                if b != ref]
+      out.append(f"\n**{ref} minus each, mean best at {k} trials** (paired "
+                 f"bootstrap 95 % interval over {len(seeds)} seeds; **bold**:"
+                 " the interval excludes 0 in its favour, ~~struck~~: "
+                 "against it)\n")
+      out.append("| task | " + " | ".join(others) + " |")
+      out.append("|---|" + "---|" * len(others))
+      counts = {b: {} for b in others}
+      for t in tasks:
+        cells = []
+        for b in others:
+          d, lo, hi = stats.paired_bootstrap(best(t, ref, k), best(t, b, k))
+          v = _verdict(d, lo, hi)
+          counts[b][v] = counts[b].get(v, 0) + 1
+          mark = "**" if v == "better" else "~~" if v == "worse" else ""
+          cells.append(f"{mark}{d:+.4f} [{lo:+.4f}, {hi:+.4f}]{mark}")
+        out.append(f"| {t} | " + " | ".join(cells) + " |")
+      out.append("| better / at or above / below, not sig. / worse | " +
+                 " | ".join("{} / {} / {} / {}".format(*(
+                     counts[b].get(v, 0) for v in (
+                         "better", "tie_or_above", "not_sig_worse",
+                         "worse"))) for b in others) + " |")
+      met = all(counts[b].get("worse", 0) == 0 for b in bases)
+      n_worse = sum(counts[b].get("worse", 0) for b in bases)
+      n_nsw = sum(counts[b].get("not_sig_worse", 0) for b in bases)
+      out.append(f"\nTarget at {k} ({ref} at or above every baseline, or "
+                 f"inside its 95 % interval, on every task): "
+                 f"{'met' if met else 'missed'} ({n_worse} task-baseline "
+                 f"pairs significantly worse, {n_nsw} below the baseline's "
+                 f"mean but inside the interval, of {len(tasks) * len(bases)}"
+                 f"); best mean rank: {'yes' if best_rank == ref else 'no'} "
+                 f"({r[ref]:.2f} against {best_rank}'s {r[best_rank]:.2f}).")
+  nbg = [t for t in tasks if t.startswith("nbg_")]
+  if nbg and control in present and all(
+      rows[(t, m, seeds[0])]["budget"] >= 200 for t in nbg for m in present):
+    out.append(f"\n### Regret at 200 trials (optimum - mean best) on "
+               f"NAS-Bench-Graph, and its ratio to {control}'s (moonshot: "
+               "<= 0.5 on every task)\n")
+    out.append("| task | " + " | ".join(present) + " |")
+    out.append("|---|" + "---|" * len(present))
+    for t in nbg:
+      opt = tasks_lib.get(t).optimum
+      reg = {m: opt - float(np.mean(best(t, m, 200))) for m in present}
+      out.append(f"| {t} | " + " | ".join(
+          f"{reg[m]:.4f} ({reg[m] / reg[control]:.2f})" if reg[control] > 0
+          else f"{reg[m]:.4f}" for m in present) + " |")
+    for ref in references:
+      if ref in present:
+        ratios = []
+        for t in nbg:
+          opt = tasks_lib.get(t).optimum
+          ratios.append((opt - np.mean(best(t, ref, 200))) /
+                        (opt - np.mean(best(t, control, 200))))
+        out.append(f"\nMoonshot, {ref}: regret <= half of {control}'s on "
+                   f"{sum(x <= 0.5 for x in ratios)}/{len(nbg)} tasks "
+                   f"(ratios {', '.join(f'{x:.2f}' for x in ratios)}).")
+  return out
+
+
 # The paper's toy experiment (Figs. 2, 4): its REINFORCE settings per task
 # on the graph and linear forms, against random search on the graph form.
 PAPER_ROWS = {"stack_layers": "reinforce_before",  # lr 1e-3, entropy 0.1
@@ -435,7 +599,7 @@ def plot(rows, tasks, methods, seeds, out_png):
       mean = regret.mean(0)
       half = 1.96 * regret.std(0, ddof=1) / np.sqrt(len(have))
       x = np.arange(1, curves.shape[1] + 1)
-      ax.plot(x, mean, label=m, lw=1.6 if m == "default" else 1.0)
+      ax.plot(x, mean, label=m, lw=1.6 if m.startswith("default") else 1.0)
       ax.fill_between(x, np.maximum(mean - half, 1e-5), mean + half,
                       alpha=0.15)
     ax.set_xscale("log")
@@ -476,6 +640,14 @@ def main():
   p.add_argument("--workers", type=int, default=2)
   p.add_argument("--reference", default="default",
                  help="the method compared with every other in the tables")
+  p.add_argument("--references", default="",
+                 help="several references (comma-separated; issue 29's "
+                 "screening summary, against every baseline)")
+  p.add_argument("--baselines", default=",".join(
+      tuple(BASELINES) + tuple(DEDUP_BASELINES)),
+                 help="the baselines of the screening summary")
+  p.add_argument("--results_dir", default=RESULTS,
+                 help="where the .jsonl.gz, .md and .png go")
   p.add_argument("--tag", default="", help="results file suffix")
   args = p.parse_args()
   args.tasks = [t for t in args.tasks.split(",") if t]
@@ -489,8 +661,11 @@ def main():
                      f"{', '.join(METHODS)})")
   for t in args.tasks:
     tasks_lib.get(t)  # a bad name fails here, naming the task
-  os.makedirs(RESULTS, exist_ok=True)
-  stem = os.path.join(RESULTS, f"search_quality_{args.phase}{args.tag}")
+  os.makedirs(args.results_dir, exist_ok=True)
+  stem = os.path.join(args.results_dir,
+                      f"search_quality_{args.phase}{args.tag}")
+  references = [r for r in args.references.split(",") if r] or [
+      args.reference]
   t0 = time.time()
   run_jobs(args, stem + ".jsonl.gz")
   seeds = seeds_of(args)
@@ -506,10 +681,16 @@ def main():
            "the .jsonl.gz are not rerun). Mean best reward over seeds.",
            "**bold**: the interval excludes 0 in the reference's favour; "
            "~~struck~~: against it."]
+  if args.references:
+    lines += ["\n## Summary"] + screening_summary(
+        rows, args.tasks, args.methods, seeds, references,
+        [b for b in args.baselines.split(",") if b])
+  lines += ["\n## Per task"]
   lines += _table(rows, args.tasks, args.methods, seeds, budgets,
-                  args.reference, args)
-  lines += ["\n## Summary"] + summary(rows, args.tasks, args.methods, seeds,
-                                     args.reference)
+                  references, args)
+  if not args.references:
+    lines += ["\n## Summary"] + summary(rows, args.tasks, args.methods,
+                                       seeds, args.reference)
   paper = paper_table(load(stem + ".jsonl.gz", set(METHODS), set(
       tasks_lib.names())), seeds)
   if len(paper) > 2:

@@ -9,8 +9,19 @@ architecture evaluated before reusing its reward while counting as a
 trial (`reuse_results`) -- so that best-after-k-trials here is what a user
 of the loop gets after k trials (tests/test_bench.py compares the two).
 
+Screening (`graph_nas.search.screening`) as the loop does it
+(`Search._propose`): with a scorer and `candidates_per_trial` K > 1, once
+the scorer is ready the algorithm proposes K candidates per trial to run,
+the same `Screen.choose` picks (its random stream keyed by the batch's
+first trial id, "known" = evaluated before), the algorithm forgets the
+candidates screened out, and the scorer learns from the freshly evaluated
+successful trials before the batch (tests/test_bench_screening.py
+compares the two).
+
 A method is data: an algorithm name and its settings, the declared
-defaults (`graph_nas.search.settings`) where it gives none.
+defaults (`graph_nas.search.settings`) where it gives none. Besides the
+loop's algorithms: "tpe" (graph_nas.bench.tpe) and "random_dedup"
+(graph_nas.bench.dedup), the suite's baselines.
 """
 
 import dataclasses
@@ -21,7 +32,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 from graph_nas.errors import GraphNasError
-from graph_nas.search import algorithms
+from graph_nas.search import algorithms, predictor, screening
 from graph_nas.search.settings import AlgorithmSettings, SearchSettings
 # The loop's rule for "evaluated before" (graph_nas.search.store).
 from graph_nas.search.store import config_key
@@ -39,23 +50,69 @@ class Method:
     settings: AlgorithmSettings fields it sets (the rest: the declared
       defaults).
     walks_per_update: walks proposed per update (SearchSettings').
+    screen, candidates_per_trial, screen_explore, screen_min_trials: the
+      screening (SearchSettings'; off by default).
+    kappa: the predictor's upper-confidence weight (None: the
+      PredictorScorer's own); a suite-only knob, for tuning it.
   """
   label: str
   algorithm: str
   settings: Dict[str, Any] = dataclasses.field(default_factory=dict)
   walks_per_update: int = _SEARCH.walks_per_update
+  screen: str = _SEARCH.screen
+  candidates_per_trial: int = _SEARCH.candidates_per_trial
+  screen_explore: float = _SEARCH.screen_explore
+  screen_min_trials: int = _SEARCH.screen_min_trials
+  kappa: Optional[float] = None
 
   def make(self, space, seed: int):
     if self.algorithm == "tpe":
       from graph_nas.bench import tpe  # pylint: disable=import-outside-toplevel
       return tpe.OptunaTPE(space, seed, **self.settings)
+    if self.algorithm == "random_dedup":
+      from graph_nas.bench import dedup  # pylint: disable=import-outside-toplevel
+      return dedup.RandomWithoutReplacement(space, seed, **self.settings)
     chosen = AlgorithmSettings(algorithm=self.algorithm,
                                **self.settings).check()
     return algorithms.make_algorithm(self.algorithm, space, seed=seed,
                                      **chosen.algorithm_kwargs())
 
+  def make_screen(self, space, seed: int) -> Optional[screening.Screen]:
+    """A new Screen (and scorer) for one search, as the loop builds it
+    from its settings; None: no screening."""
+    SearchSettings(screen=self.screen,
+                   candidates_per_trial=self.candidates_per_trial,
+                   screen_explore=self.screen_explore,
+                   screen_min_trials=self.screen_min_trials).check()
+    if self.candidates_per_trial <= 1 or self.screen == "none":
+      return None
+    if self.screen == screening.PREDICTOR:
+      kw = {} if self.kappa is None else {"kappa": self.kappa}
+      scorer = FastPredictor(space, seed=seed,
+                                  min_trials=self.screen_min_trials, **kw)
+    else:
+      scorer = screening.make_scorer(self.screen, space, None, seed=seed,
+                                     min_trials=self.screen_min_trials)
+    return screening.Screen(scorer,
+                            candidates_per_trial=self.candidates_per_trial,
+                            explore=self.screen_explore, seed=seed)
+
   def to_json(self) -> Dict[str, Any]:
     return dataclasses.asdict(self)
+
+
+class FastPredictor(predictor.PredictorScorer):
+  """The loop's PredictorScorer, reading each tree's predictions from its
+  arrays (`tree_.predict`: what DecisionTreeRegressor.predict returns,
+  without its per-call input checks, which were half of a screened
+  search's time here). The same numbers: tests/test_bench_screening.py
+  compares the driver's trials with the loop's."""
+
+  def predict(self, walks):
+    x = np.ascontiguousarray(self._x(walks), np.float32)
+    per_tree = np.stack([t.tree_.predict(x)[:, 0]
+                         for t in self._model.estimators_])
+    return per_tree.mean(0), per_tree.std(0)
 
 
 @dataclasses.dataclass
@@ -65,6 +122,7 @@ class Trace:
   tests: Optional[List[float]]
   repeats: int  # trials that reused an earlier architecture's reward
   seconds: float
+  screened: int = 0  # candidates screened out (never trials)
 
 
 # (task name, method) -> an algorithm whose reset() restores everything:
@@ -84,18 +142,42 @@ def _algorithm(task, method: Method, seed: int):
   return algo
 
 
+def _propose(algo, screen, space, n: int, history: screening.History,
+             first_id: int, cache: Dict[str, tuple]):
+  """n walks to run and the candidates screened out: the loop's
+  Search._propose without the store."""
+  if screen is None or not screen.ready(history):
+    return algo.propose(n), 0
+  walks = algo.propose(n * screen.k)
+  configs = []
+  for walk in walks:
+    try:
+      configs.append(space.decode(walk))
+    except GraphNasError:
+      configs.append(None)
+  picks, _ = screen.choose(walks, configs, n, history, first_id,
+                           known=lambda c: config_key(c) in cache)
+  chosen = set(picks)
+  algo.forget([w for i, w in enumerate(walks) if i not in chosen])
+  return [walks[i] for i in picks], len(walks) - len(picks)
+
+
 def run(task, method: Method, seed: int, budget: int,
         failure_reward: float = _SEARCH.failure_reward) -> Trace:
   """Searches `task` with `method` for `budget` trials."""
   t0 = time.time()
   algo = _algorithm(task, method, seed)
+  screen = method.make_screen(task.space, seed)
+  history = screening.History()  # fresh successful evaluations, in order
   cache: Dict[str, tuple] = {}
   rewards: List[float] = []
   tests: List[float] = []
-  repeats = 0
+  repeats = screened = 0
   while len(rewards) < budget:
     n = min(method.walks_per_update, budget - len(rewards))
-    walks = algo.propose(n)
+    walks, out = _propose(algo, screen, task.space, n, history,
+                          len(rewards), cache)
+    screened += out
     got = []
     for walk in walks:
       try:
@@ -111,10 +193,13 @@ def run(task, method: Method, seed: int, budget: int,
       else:
         cache[key] = (float(task.reward(config)),
                       float(task.test(config)) if task.test else np.nan)
+        history.walks.append(tuple(walk))
+        history.configs.append(config)
+        history.rewards.append(cache[key][0])
       r, t = cache[key]
       got.append(r)
       rewards.append(r)
       tests.append(t)
     algo.update(walks, got)
   return Trace(rewards, tests if task.test else None, repeats,
-               time.time() - t0)
+               time.time() - t0, screened)

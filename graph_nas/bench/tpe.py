@@ -10,6 +10,15 @@ is its own parameter ``v@k``, so conditional and repeated decisions are
 TPE's conditional parameters. Multivariate TPE (``multivariate=True,
 group=True``) is the variant compared in NAS benchmarks.
 
+Deduplicated (``dedup=True``, the suite's ``tpe_dedup``): a proposal whose
+architecture (the store's key of its decoded config) was evaluated before
+in this search is answered at once with the stored reward (told to the
+study, so TPE learns from it) and not counted: TPE is asked again, up to
+`max_asks` times per proposal (then the repeat is kept and counts, as in
+the loop). A proposal repeating another of the same batch waits for that
+one's reward. This is what an Optuna user gets by looking the
+architecture up in their own results before training it.
+
 Needs Optuna (the `bench` extra). Its state is Optuna's study in memory:
 `state()` is not supported (the suite does not checkpoint).
 """
@@ -42,12 +51,15 @@ class OptunaTPE(Algorithm):
     seed: the sampler's seed.
     n_startup_trials: random trials before TPE models (Optuna's default).
     multivariate: TPE over the joint of the parameters (group=True).
+    dedup: answer repeats from the results so far, uncounted (module doc).
+    max_asks: with dedup, asks per proposal before a repeat is kept.
   """
 
   name = "tpe"
 
   def __init__(self, space, seed: int = 0, *, n_startup_trials: int = 10,
-               multivariate: bool = True):
+               multivariate: bool = True, dedup: bool = False,
+               max_asks: int = 20):
     super().__init__(space, seed)
     optuna = _optuna()
     with warnings.catch_warnings():
@@ -58,6 +70,10 @@ class OptunaTPE(Algorithm):
     self.study = optuna.create_study(direction="maximize", sampler=sampler)
     self._ordered = ordered_numeric(space)
     self._pending: Dict[tuple, list] = {}
+    self.dedup, self.max_asks = bool(dedup), int(max_asks)
+    self._known: Dict[str, float] = {}  # config key -> reward (dedup)
+    self._waiting: Dict[str, list] = {}  # config key -> trials to tell
+    self.answered = 0  # repeats answered from the results (dedup)
 
   def _walk(self, trial) -> tuple:
     space, cur, seen, actions = self.space, self.space.start, {}, []
@@ -78,22 +94,44 @@ class OptunaTPE(Algorithm):
 
   def propose(self, n):
     out = []
+    batch = set()
     with warnings.catch_warnings():
       warnings.simplefilter("ignore")
       for _ in range(n):
-        trial = self.study.ask()
-        walk = self._walk(trial)
+        for ask in range(self.max_asks if self.dedup else 1):
+          trial = self.study.ask()
+          walk = self._walk(trial)
+          if not self.dedup or ask == self.max_asks - 1:
+            break
+          key = self._key(walk)
+          if key in self._known:  # answered from the results, uncounted
+            self.study.tell(trial, self._known[key])
+            self.answered += 1
+          elif key in batch:  # told when the batch's one is
+            self._waiting.setdefault(key, []).append(trial)
+            self.answered += 1
+          else:
+            batch.add(key)
+            break
         self._pending.setdefault(walk, []).append(trial)
         out.append(walk)
     return out
 
+  def _tell(self, trial, reward):
+    if np.isfinite(reward):
+      self.study.tell(trial, float(reward))
+    else:
+      self.study.tell(trial, state=_optuna().trial.TrialState.FAIL)
+
   def update(self, walks, rewards):
     for walk, reward in zip(walks, np.asarray(rewards, np.float64)):
-      trial = self._pending[tuple(walk)].pop(0)
-      if np.isfinite(reward):
-        self.study.tell(trial, float(reward))
-      else:
-        self.study.tell(trial, state=_optuna().trial.TrialState.FAIL)
+      self._tell(self._pending[tuple(walk)].pop(0), reward)
+      if self.dedup:
+        key = self._key(walk)
+        if np.isfinite(reward) and not key.startswith("walk:"):
+          self._known.setdefault(key, float(reward))
+        for trial in self._waiting.pop(key, []):
+          self._tell(trial, reward)
     self.num_updates += 1
     return {}
 

@@ -1,0 +1,98 @@
+"""Tests of the suite's screening and deduplicated baselines (issue 29):
+the driver screens as the search loop does; random search without
+replacement, TPE answering its repeats from the results."""
+
+import pytest
+
+from graph_nas import api
+from graph_nas.bench import driver, tasks, tpe
+from graph_nas.errors import SettingError
+from graph_nas.search.store import TrialStore, config_key
+
+
+@pytest.mark.parametrize("method", [
+    driver.Method("e", "evolution", {"population_size": 5,
+                                     "tournament_size": 2},
+                  screen="predictor", candidates_per_trial=4,
+                  screen_explore=0.25, screen_min_trials=6),
+    driver.Method("r", "random", {}, 3, screen="predictor",
+                  candidates_per_trial=3, screen_explore=0.0,
+                  screen_min_trials=5)])
+def test_the_driver_screens_as_the_search_loop_does(method, tmp_path):
+  """Same trials for the same seed, same candidates screened out."""
+  task = tasks.get("select_optimizer_b2")
+  trace = driver.run(task, method, seed=4, budget=30)
+  api.search(task.space, task.reward, str(tmp_path / "run"),
+             max_trials=30, seed=4, walks_per_update=method.walks_per_update,
+             algorithm=method.algorithm, tensorboard=False,
+             screen=method.screen,
+             candidates_per_trial=method.candidates_per_trial,
+             screen_explore=method.screen_explore,
+             screen_min_trials=method.screen_min_trials, **method.settings)
+  with TrialStore(str(tmp_path / "run" / "trials.sqlite")) as store:
+    stored = [t["reward"] for t in store.trials()]
+    out = len(store.screened(chosen=False))
+  assert stored == trace.rewards
+  # Screening began once the predictor had its trials, and picked.
+  assert out == trace.screened > 0
+  plain = driver.run(task, driver.Method("x", method.algorithm,
+                                         method.settings,
+                                         method.walks_per_update),
+                     seed=4, budget=30)
+  assert plain.screened == 0 and plain.rewards != trace.rewards
+
+
+def test_a_method_checks_its_screening_settings():
+  m = driver.Method("x", "evolution", screen="predictor",
+                    candidates_per_trial=1)
+  with pytest.raises(SettingError, match="candidates_per_trial"):
+    m.make_screen(tasks.get("stack_layers").space, 0)
+  assert driver.Method("y", "evolution").make_screen(
+      tasks.get("stack_layers").space, 0) is None
+  screen = driver.Method("z", "evolution", screen="predictor",
+                         candidates_per_trial=8, kappa=0.0).make_screen(
+                             tasks.get("stack_layers").space, 3)
+  assert screen.k == 8 and screen.scorer.kappa == 0.0
+
+
+def test_random_without_replacement_redraws_a_repeat():
+  # Stack layers: few architectures, most random walks are short ones.
+  task = tasks.get("stack_layers")
+  algo = driver.Method("d", "random_dedup").make(task.space, 0)
+  keys = [config_key(task.space.decode(algo.propose(1)[0]))
+          for _ in range(40)]
+  distinct = len(set(keys))
+  assert len(set(keys[:8])) == 8  # the likely ones, each once
+  dedup = driver.run(task, driver.Method("d", "random_dedup"), 0, 40)
+  plain = driver.run(task, driver.Method("r", "random"), 0, 40)
+  assert dedup.repeats == 40 - distinct
+  assert len(set(plain.rewards)) + 3 < distinct and plain.repeats > 25
+  # A repeat comes only after max_draws draws found nothing new.
+  few = driver.Method("d", "random_dedup", {"max_draws": 1}).make(
+      task.space, 0)
+  assert len({config_key(task.space.decode(few.propose(1)[0]))
+              for _ in range(40)}) == len(set(plain.rewards))
+
+
+def test_tpe_dedup_answers_repeats_from_the_results_uncounted():
+  task = tasks.get("stack_layers")  # ~30 architectures: TPE repeats
+  algo = tpe.OptunaTPE(task.space, seed=0, n_startup_trials=3, dedup=True,
+                       max_asks=5)
+  seen, kept = set(), 0
+  for _ in range(16):
+    before = algo.answered
+    walk = algo.propose(1)[0]
+    key = config_key(task.space.decode(walk))
+    if key in seen:  # kept only after max_asks asks, 4 answered
+      kept += 1
+      assert algo.answered - before == 4
+    seen.add(key)
+    algo.update([walk], [task.reward(task.space.decode(walk))])
+  trials = algo.study.trials
+  # Every ask was told: the 16 counted and the repeats answered.
+  assert algo.answered > 0 and len(trials) == 16 + algo.answered
+  assert all(t.value is not None for t in trials)
+  plain = driver.run(task, driver.Method("t", "tpe"), 0, 20)
+  dedup = driver.run(task, driver.Method("t", "tpe", {"dedup": True,
+                                                      "max_asks": 5}), 0, 20)
+  assert dedup.repeats < plain.repeats
