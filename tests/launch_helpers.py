@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+from tests import events
 from tests.conftest import ROOT
 
 ENV = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
@@ -15,7 +16,7 @@ LAUNCH = [sys.executable, "-m", "graph_nas.launch"]
 
 def launch(args, **kw):
   """Runs the launcher to its end; the CompletedProcess."""
-  kw.setdefault("timeout", 600)
+  kw.setdefault("timeout", 300)
   return subprocess.run([*LAUNCH, *args], capture_output=True, text=True,
                         cwd=ROOT, env=ENV, **kw)
 
@@ -31,22 +32,44 @@ def count_trials(db) -> int:
     return 0
 
 
-def launch_and_sigkill(args, db, rng, most_trials) -> bool:
-  """Starts the launcher and SIGKILLs it at a random moment: 1 to
-  most_trials trials after this start's first, plus up to 0.3 s (mid-trial,
-  mid-update, mid-checkpoint). True when it was still running to be
-  killed."""
-  proc = subprocess.Popen([*LAUNCH, *args], cwd=ROOT, env=ENV,
-                          stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL)
-  until = count_trials(db) + int(rng.integers(1, most_trials + 1))
-  deadline = time.time() + 300  # TF start-up is slow on a busy machine
-  while (count_trials(db) < until and proc.poll() is None and
-         time.time() < deadline):
-    time.sleep(0.02)
-  time.sleep(float(rng.uniform(0, 0.3)))
+# The search's log line of a stored trial ("trial 7 (8 of 120) reward ...",
+# graph_nas.search.observers), written once per trial with --log_every=1.
+TRIAL_LINE = r"\] trial \d+ \(\d+ of \d+\)"
+
+
+def start_logging(args, **kw):
+  """Starts the launcher with a log line per stored trial on its stderr (a
+  pipe); the Popen and the events.Lines to wait on."""
+  proc = subprocess.Popen([*LAUNCH, *args, "--log_every=1"], cwd=ROOT,
+                          env=kw.pop("env", ENV), stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, **kw)
+  return proc, events.Lines(proc.stderr.fileno(), "the launcher")
+
+
+def sigkill(proc):
+  """SIGKILLs proc if it still runs; True when it did."""
   killed = proc.poll() is None
   if killed:
     proc.send_signal(signal.SIGKILL)
   proc.wait(timeout=60)
+  proc.stderr.close()
+  return killed
+
+
+def launch_and_sigkill(args, rng, most_trials) -> bool:
+  """Starts the launcher and SIGKILLs it at a random moment: once the
+  search has stored 2 to most_trials trials in this start (it logs each),
+  after a random share of up to 3 trials' time more (mid-trial,
+  mid-update, mid-checkpoint), so a start stores at most about
+  most_trials + 3 trials. True when it was still running to be killed."""
+  proc, lines = start_logging(args)
+  try:
+    n = int(rng.integers(2, most_trials + 1))
+    # TF start-up is slow on a busy machine.
+    found = lines.count(TRIAL_LINE, n, timeout=300,
+                        describe=f"{n} stored trials")
+    first, last = lines.stamps[found[0]], lines.stamps[found[n - 1]]
+    time.sleep(float(rng.uniform(0, 3 * (last - first) / (n - 1))))
+  finally:
+    killed = sigkill(proc)
   return killed

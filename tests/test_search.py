@@ -2,11 +2,9 @@
 
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -18,7 +16,8 @@ from graph_nas.search.store import TrialStore
 from tests.conftest import PROTOS, ROOT
 from tests.launch_helpers import ENV, count_trials as _count
 from tests.launch_helpers import launch as _launch
-from tests.launch_helpers import launch_and_sigkill
+from tests.launch_helpers import TRIAL_LINE, launch_and_sigkill, sigkill
+from tests.launch_helpers import start_logging
 
 
 def _toy_search(out_dir, max_trials=12, evaluator=None, wpu=3, **kw):
@@ -152,29 +151,27 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
 
 def test_sigkill_mid_run_then_resume_loses_and_repeats_nothing(tmp_path):
   out = tmp_path / "run"
-  args = ["--space=protos/stack_layers.textproto", "--algorithm=reinforce",
-          "--max_trials=400", "--walks_per_update=2", f"--out_dir={out}",
-          "--log_every=50"]
-  proc = subprocess.Popen([sys.executable, "-m", "graph_nas.launch", *args],
-                          cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL)
+  args = ["--space=protos/select_optimizer_b2.textproto",
+          "--algorithm=reinforce", "--max_trials=200", "--walks_per_update=2",
+          f"--out_dir={out}"]
   db = str(out / "trials.sqlite")
-  deadline = time.time() + 600  # TF start-up is slow on a loaded machine
-  while _count(db) < 40 and time.time() < deadline and proc.poll() is None:
-    time.sleep(0.05)
-  proc.send_signal(signal.SIGKILL)
-  proc.wait()
+  proc, lines = start_logging(args)
+  try:  # killed once it has logged its 40th stored trial
+    lines.count(TRIAL_LINE, 40, timeout=300, describe="40 stored trials")
+  finally:
+    killed = sigkill(proc)
+  assert killed, "the search ended before its kill"
   killed_at = _count(db)
-  assert 40 <= killed_at < 400, killed_at
+  assert 40 <= killed_at < 200, killed_at
   with sqlite3.connect(db) as conn:
     before = conn.execute("SELECT trial_id, walk, reward FROM trials "
                           "ORDER BY trial_id").fetchall()
-  done = _launch(args, timeout=600)  # slow when both cores are busy
+  done = _launch(args + ["--log_every=50"])
   assert done.returncode == 0, done.stderr[-2000:]
   with sqlite3.connect(db) as conn:
     after = conn.execute("SELECT trial_id, walk, reward FROM trials "
                          "ORDER BY trial_id").fetchall()
-  assert [r[0] for r in after] == list(range(400))  # none lost, none twice
+  assert [r[0] for r in after] == list(range(200))  # none lost, none twice
   assert after[:len(before)] == before  # finished trials untouched
 
 
@@ -205,13 +202,13 @@ def test_report_cli_summarises_and_plots(tmp_path):
   r = subprocess.run([sys.executable, "-m", "graph_nas.report",
                       f"--runs={tmp_path / 'a'}", f"--plot={png}"],
                      capture_output=True, text=True, cwd=ROOT, env=ENV,
-                     timeout=600)
+                     timeout=300)
   assert r.returncode == 0, r.stderr
   assert "'trials': 6" in r.stdout
   assert png.read_bytes()[:4] == b"\x89PNG"
   r = subprocess.run([sys.executable, "-m", "graph_nas.report",
                       f"--runs={tmp_path / 'nothing'}"], capture_output=True,
-                     text=True, cwd=ROOT, env=ENV, timeout=600)
+                     text=True, cwd=ROOT, env=ENV, timeout=300)
   assert r.returncode != 0
   assert "not a search output folder" in r.stderr
 
@@ -372,7 +369,7 @@ def test_launcher_finds_a_shipped_space_by_name(tmp_path):
   def launch(args):  # from another folder than the repository
     return subprocess.run([sys.executable, "-m", "graph_nas.launch", *args],
                           capture_output=True, text=True, cwd=tmp_path,
-                          env=ENV, timeout=600)
+                          env=ENV, timeout=300)
   r = launch(["--space=stack_layers", "--max_trials=3",
               f"--out_dir={tmp_path / 'a'}"])
   assert r.returncode == 0, r.stderr[-2000:]
@@ -388,7 +385,7 @@ def test_a_keras_backend_other_than_tensorflow_is_one_line(tmp_path):
   r = subprocess.run([sys.executable, "-m", "graph_nas.launch",
                       "--space=stack_layers", f"--out_dir={tmp_path}"],
                      capture_output=True, text=True, cwd=ROOT,
-                     env=dict(ENV, KERAS_BACKEND="jax"), timeout=600)
+                     env=dict(ENV, KERAS_BACKEND="jax"), timeout=300)
   assert r.returncode != 0
   assert _error_lines(r) == [
       "error: graph-nas needs the TensorFlow Keras backend, but "
@@ -438,17 +435,17 @@ def test_many_sigkills_leave_a_sound_store_and_the_same_search(tmp_path):
           "--algorithm=reinforce", "--max_trials=120",
           "--walks_per_update=3", "--log_every=100"]
   whole = tmp_path / "whole"
-  r = _launch(args + [f"--out_dir={whole}"], timeout=600)
+  r = _launch(args + [f"--out_dir={whole}"], timeout=300)
   assert r.returncode == 0, r.stderr[-2000:]
   out = tmp_path / "killed"
   db = str(out / "trials.sqlite")
   kills = 0
   for _ in range(4):
-    # 4 x 24 < 120: never past the end.
-    kills += launch_and_sigkill(args + [f"--out_dir={out}"], db, rng,
+    # 4 x (24 + 3) < 120: never past the end.
+    kills += launch_and_sigkill(args + [f"--out_dir={out}"], rng,
                                 most_trials=24)
   assert kills == 4, "a run ended before its kill"
-  r = _launch(args + [f"--out_dir={out}"], timeout=600)
+  r = _launch(args + [f"--out_dir={out}"], timeout=300)
   assert r.returncode == 0, r.stderr[-2000:]
   with sqlite3.connect(db) as conn:
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

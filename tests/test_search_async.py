@@ -160,11 +160,11 @@ def test_async_resume_after_sigkills_loses_and_repeats_nothing(tmp_path):
   db = str(out / "trials.sqlite")
   kills, snapshots = 0, []
   for _ in range(4):
-    kills += launch_and_sigkill(args, db, rng, most_trials=30)
+    kills += launch_and_sigkill(args, rng, most_trials=30)
     snapshots.append(_rows(db))
   assert kills == 4, "the search ran to its end before a kill"
   assert 0 < len(snapshots[0]) < n
-  r = _launch(args, timeout=600)
+  r = _launch(args)
   assert r.returncode == 0, r.stderr[-2000:]
   with sqlite3.connect(db) as conn:
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
