@@ -214,12 +214,13 @@ def test_report_cli_summarises_and_plots(tmp_path):
 
 
 def test_curves_moving_average_and_best():
-  trials = [{"status": "ok", "reward": r} for r in [0.1, 0.5, 0.3]]
-  trials.insert(1, {"status": "failed", "reward": None})
+  trials = [{"trial_id": i, "status": "ok", "reward": r}
+            for i, r in zip((0, 2, 3), [0.1, 0.5, 0.3])]
+  trials.insert(1, {"trial_id": 1, "status": "failed", "reward": None})
   x, moving, best = report.curves(trials, window=2)
   np.testing.assert_allclose(best, [0.1, 0.1, 0.5, 0.5])
   np.testing.assert_allclose(moving, [0.1, 0.1, 0.5, 0.4])
-  assert list(x) == [1, 2, 3, 4]
+  assert list(x) == [0, 1, 2, 3]  # the store's trial ids
 
 
 class _CountingEvaluator:
