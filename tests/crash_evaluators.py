@@ -32,11 +32,17 @@ def always_fails(config):
 
 
 class SlowReward:
-  """config_reward after a short sleep; leaves started-<trial>-<pid> in
-  $GRAPH_NAS_TEST_FOLDER for every trial it starts. The trial numbered
-  $GRAPH_NAS_TEST_HOLD_TRIAL writes holding-<pid> and then waits until
-  the file "release" appears (at most 10 minutes), so a test can kill the
+  """config_reward after a short sleep (a child that takes a moment).
+
+  Says what it does, for a test to wait on: for every trial it starts, the
+  file started-<trial>-<pid> in $GRAPH_NAS_TEST_FOLDER and the line
+  "started <trial> <pid>" on stdout (a worker process shares the
+  driver's). The trial numbered $GRAPH_NAS_TEST_HOLD_TRIAL then writes
+  holding-<pid> and the line "holding <trial> <pid>", and waits until the
+  file "release" appears (at most HOLD_S seconds), so a test can kill the
   driver while that trial is being evaluated."""
+
+  HOLD_S = 300  # below the tests' 420 s limit
 
   def __init__(self):
     self.folder = pathlib.Path(os.environ[FOLDER_ENV])
@@ -48,9 +54,11 @@ class SlowReward:
     from graph_nas.search.results import EvalResult
     self.folder.mkdir(parents=True, exist_ok=True)
     (self.folder / f"started-{trial_id}-{os.getpid()}").write_text("")
+    print(f"started {trial_id} {os.getpid()}", flush=True)
     if trial_id == self.hold:
       (self.folder / f"holding-{os.getpid()}").write_text(str(trial_id))
-      deadline = time.time() + 600
+      print(f"holding {trial_id} {os.getpid()}", flush=True)
+      deadline = time.time() + self.HOLD_S
       while (not (self.folder / "release").exists() and
              time.time() < deadline):
         time.sleep(0.05)

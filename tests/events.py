@@ -104,23 +104,24 @@ def emit(path, line: str) -> None:
 
 def wait_ended(pids, timeout: float):
   """Waits until every process in pids has ended (a zombie has ended), at
-  most timeout seconds; the pids still running then."""
+  most timeout seconds (0: a look, no wait); the pids still running then.
+  Linux (a pidfd per process: readable once it has ended)."""
   fds = {}
-  for pid in pids:
-    try:
-      fds[os.pidfd_open(pid)] = pid
-    except ProcessLookupError:
-      pass  # already ended and reaped
-  deadline = time.monotonic() + timeout
   try:
+    for pid in pids:
+      try:
+        fds[os.pidfd_open(pid)] = pid
+      except ProcessLookupError:
+        pass  # already ended and reaped
+    deadline = time.monotonic() + timeout
     while fds:
-      left = deadline - time.monotonic()
-      if left <= 0:
-        break
-      ready, _, _ = select.select(list(fds), [], [], left)
-      for fd in ready:  # a pidfd is readable once its process has ended
+      ready, _, _ = select.select(list(fds), [], [],
+                                  max(0.0, deadline - time.monotonic()))
+      for fd in ready:
         os.close(fd)
         del fds[fd]
+      if time.monotonic() >= deadline:
+        break
     return sorted(fds.values())
   finally:
     for fd in fds:

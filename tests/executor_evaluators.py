@@ -13,6 +13,8 @@ import pathlib
 import signal
 import time
 
+from tests import events
+
 Result = collections.namedtuple("Result", "status reward metrics reason")
 
 
@@ -38,15 +40,18 @@ class PidEvaluator:
 class KillOnceEvaluator:
   """SIGKILLs its own worker process on `trial`, the first time only.
 
-  With `wait_for_kill` set, that trial instead first waits until the trial
-  `wait_for_kill` holds a worker too (both run at once), and the others
-  wait until the kill has happened before they finish, so the death happens
-  while they are running.
+  With `overlap_with` set, that trial says it runs (the file
+  running-<id>, and the line "running <id>" on the tests/events.py pipe
+  `events` when given) and then holds until the test writes the file
+  "release" (at most `timeout` seconds); `trial` first waits until
+  running-<overlap_with> exists, so it dies while the other one runs.
   """
 
-  def __init__(self, trial, folder, overlap_with=None, timeout=300.0):
+  def __init__(self, trial, folder, overlap_with=None, events=None,
+               timeout=300.0):
     self.trial, self.folder = trial, str(folder)
-    self.overlap_with, self.timeout = overlap_with, timeout
+    self.overlap_with, self.events = overlap_with, events
+    self.timeout = timeout
 
   def _wait_for(self, name):
     path = pathlib.Path(self.folder) / name
@@ -67,8 +72,9 @@ class KillOnceEvaluator:
       os.kill(os.getpid(), signal.SIGKILL)
     if self.overlap_with is not None and trial_id == self.overlap_with:
       (pathlib.Path(self.folder) / f"running-{trial_id}").write_text("")
-      self._wait_for("killed")
-      time.sleep(0.2)  # the dead worker is noticed while this one runs
+      if self.events:
+        events.emit(self.events, f"running {trial_id}")
+      self._wait_for("release")
     return Result("ok", 0.25, {"pid": os.getpid()}, "")
 
 

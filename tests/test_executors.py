@@ -3,17 +3,17 @@
 import json
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from graph_nas import search
 from graph_nas.search import executors
 from graph_nas.errors import GraphNasError, SetupError
-from tests import executor_evaluators as ev
+from tests import events, executor_evaluators as ev
 from tests.conftest import ROOT
 
 # Nothing of Ray's is written under the home directory in tests.
@@ -63,7 +63,10 @@ def test_in_process_executor_turns_exceptions_into_failures():
   res = _drain(executors.InProcessExecutor(Boom()), _jobs(4))
   assert [r.status for r in res] == ["failed"] * 4
   assert res[0].reason == "non-finite reward nan"
-  assert res[1].reason == "ValueError: bad child" and not res[1].fatal
+  # The reason names the evaluator's own line that raised.
+  assert re.fullmatch(r"ValueError: bad child \(at tests/test_executors\.py:"
+                      r"\d+ in evaluate\)", res[1].reason), res[1].reason
+  assert not res[1].fatal
   assert res[2].fatal  # setup errors stop the search
   assert not res[3].fatal  # any other error fails its trial only
 
@@ -110,12 +113,21 @@ def test_process_pool_death_beside_a_running_trial(tmp_path):
   ex = executors.ProcessPoolExecutor(
       ev.KillOnceEvaluator(1, tmp_path, overlap_with=0), workers=2)
   try:
-    res = _drain(ex, _jobs(4))
+    for job in _jobs(4):
+      ex.submit(job)
+    # Trial 0 holds until released: the death is seen while it runs.
+    first = ex.wait_any()
+    assert first.job.trial_id == 1 and first.status == "failed"
+    assert "killed by SIGKILL" in first.reason
+    assert not first.fatal
+    (tmp_path / "release").write_text("")
+    res = [first]
+    while ex.in_flight():
+      res.append(ex.wait_any())
   finally:
     ex.shutdown()
   by_id = {r.job.trial_id: r for r in res}
   assert [by_id[i].status for i in range(4)] == ["ok", "failed", "ok", "ok"]
-  assert "killed by SIGKILL" in by_id[1].reason
   assert [ev.attempts(tmp_path, i) for i in range(4)] == [1, 1, 1, 1]
   # The trial that ran beside the death finished in the process it began in.
   assert by_id[0].metrics["pid"] != int((tmp_path / "killed").read_text())
@@ -141,18 +153,24 @@ def test_process_pool_exit_and_unpicklable_result_fail_their_trial():
 
 
 def test_process_pool_shutdown_stops_running_trials(tmp_path):
+  # Trial 0 says it runs, then holds (never released); trial 1 is queued.
+  pipe = events.Fifo(tmp_path / "events")
   ex = executors.ProcessPoolExecutor(
-      ev.KillOnceEvaluator(9, tmp_path, overlap_with=0, timeout=600),
+      ev.KillOnceEvaluator(9, tmp_path, overlap_with=0, events=pipe.path),
       workers=1)
-  ex.submit(_jobs(1)[0])
-  ex.submit(_jobs(2)[1])
-  deadline = time.time() + 300  # a spawned worker starts slowly when busy
-  while not (tmp_path / "running-0").exists():
-    assert time.time() < deadline
-    time.sleep(0.05)
-  proc = ex._running[0].process  # pylint: disable=protected-access
-  ex.shutdown()
-  assert not proc.is_alive() and ex.in_flight() == 0
+  try:
+    ex.submit(_jobs(1)[0])
+    ex.submit(_jobs(2)[1])
+    # A spawned worker starts slowly on a busy machine.
+    pipe.count(r"^running 0$", 1, timeout=300, describe="trial 0 running")
+    proc = ex._running[0].process  # pylint: disable=protected-access
+    assert proc.is_alive()
+    ex.shutdown()
+    assert not proc.is_alive() and ex.in_flight() == 0
+    assert ev.attempts(tmp_path, 1) == 0  # the queued trial never started
+  finally:
+    ex.shutdown()
+    pipe.close()
 
 
 def _ray_check(name, tmp_path):
@@ -160,7 +178,7 @@ def _ray_check(name, tmp_path):
   env = dict(os.environ, PYTHONPATH=str(ROOT))
   proc = subprocess.run([sys.executable, "-m", "tests.ray_checks", name,
                          str(tmp_path)], capture_output=True, text=True,
-                        cwd=ROOT, env=env, timeout=600, check=False)
+                        cwd=ROOT, env=env, timeout=300, check=False)
   assert proc.returncode == 0, proc.stderr[-3000:]
   line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
   assert line, proc.stdout[-2000:]
@@ -200,22 +218,6 @@ def test_ray_missing_gives_install_hint(monkeypatch):
     executors.RayExecutor(ev.PidEvaluator())
 
 
-def _running(pid: int) -> bool:
-  """True while process pid runs (a zombie -- ended, not yet reaped by
-  its new parent -- does not)."""
-  if not os.path.isdir("/proc"):
-    try:
-      os.kill(pid, 0)
-    except ProcessLookupError:
-      return False
-    return True
-  try:
-    with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
-      return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-  except (FileNotFoundError, ProcessLookupError, IndexError):
-    return False
-
-
 def _trial_rows(db):
   import sqlite3
   with sqlite3.connect(db, timeout=30) as conn:
@@ -242,7 +244,7 @@ def test_driver_killed_mid_trial_leaves_no_worker_and_resumes_the_same(
 
   def run(out, marks, **extra):
     return subprocess.run(args + [f"--out_dir={out}"], capture_output=True,
-                          text=True, cwd=ROOT, timeout=600, check=False,
+                          text=True, cwd=ROOT, timeout=300, check=False,
                           env=dict(env, **{ce.FOLDER_ENV: str(marks)},
                                    **extra))
 
@@ -252,38 +254,39 @@ def test_driver_killed_mid_trial_leaves_no_worker_and_resumes_the_same(
   assert [row[0] for row in want] == list(range(12))
 
   out, marks = tmp_path / "killed", tmp_path / "marks-killed"
+  # The workers print what they start on the driver's stdout (SlowReward).
   proc = subprocess.Popen(
-      args + [f"--out_dir={out}"], cwd=ROOT, stdout=subprocess.DEVNULL,
+      args + [f"--out_dir={out}"], cwd=ROOT, stdout=subprocess.PIPE,
       stderr=subprocess.DEVNULL,
       env=dict(env, **{ce.FOLDER_ENV: str(marks), ce.HOLD_ENV: "7"}))
+  lines = events.Lines(proc.stdout.fileno(), "the search")
+
+  def trial_7_holds(got):
+    """The holder's pid once trial 7 holds and trials 0..7 all started
+    (trial 6 runs beside 7 in the other worker)."""
+    started = {int(l.split()[1]) for l in got if l.startswith("started ")}
+    holding = [int(l.split()[2]) for l in got if l.startswith("holding 7 ")]
+    return holding[0] if holding and set(range(8)) <= started else None
+
   try:
-    deadline = time.time() + 300  # TF start-up is slow on a busy machine
-    # Trial 7 holds; trial 6 starts beside it in the other worker (on a
-    # busy machine it may write its mark a moment later).
-    while not list(marks.glob("holding-*")) or \
-        len(list(marks.glob("started-*"))) < 8:
-      assert proc.poll() is None, "the search ended before trial 7"
-      assert time.time() < deadline, "trials 0..7 never all started"
-      time.sleep(0.05)
-    holder = int(list(marks.glob("holding-*"))[0].name.split("-")[1])
-    assert _running(holder)
+    # TF start-up is slow on a busy machine.
+    holder = lines.wait(trial_7_holds, timeout=300,
+                        describe="trial 7 holding after trials 0..6")
+    assert events.wait_ended([holder], 0) == [holder]  # it runs
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.wait(timeout=60)
     before = _trial_rows(out / "trials.sqlite")
     assert 6 <= len(before) < 9, before  # batches 0 and 1, part of 2
     workers = {int(p.name.split("-")[2]) for p in marks.glob("started-*")}
     assert holder in workers and len(workers) >= 8  # trials 0..7
-    deadline = time.time() + 60
-    while any(_running(pid) for pid in workers) and \
-        time.time() < deadline:
-      time.sleep(0.1)
-    alive = [pid for pid in workers if _running(pid)]
+    alive = events.wait_ended(workers, timeout=60)
     assert not alive, f"worker processes outlived the driver: {alive}"
   finally:
     (marks / "release").write_text("")  # frees an orphan, if any
     if proc.poll() is None:
       proc.kill()
-      proc.wait()
+      proc.wait(timeout=60)
+    proc.stdout.close()
 
   r = run(out, tmp_path / "marks-resumed")
   assert r.returncode == 0, r.stderr[-3000:]

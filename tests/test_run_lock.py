@@ -11,15 +11,17 @@ import pytest
 
 from graph_nas.search import run_lock
 from graph_nas.errors import GraphNasError
+from tests import events
 from tests.conftest import ROOT
 
-# A process that takes the lock, says so, and holds it until killed.
+# A process that takes the lock, says so, and holds it until killed (or,
+# should the test die first, for 300 s: below the tests' 420 s limit).
 HOLDER = """
 import sys, time
 from graph_nas.search.run_lock import RunLock
 lock = RunLock(sys.argv[1]).acquire()
 print("LOCKED", flush=True)
-time.sleep(600)
+time.sleep(300)
 """
 
 
@@ -28,10 +30,13 @@ def _start_holder(out_dir):
   proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(out_dir)],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=True, env=env, cwd=ROOT)
-  line = proc.stdout.readline()  # blocks until the lock is held (or exit)
-  if line.strip() != "LOCKED":
+  lines = events.Lines(proc.stdout.fileno(), "the lock holder")
+  try:  # blocks until the lock is held (or the holder ends)
+    lines.wait(lambda got: "LOCKED" in got, timeout=120, describe="LOCKED")
+  except AssertionError as e:
     proc.kill()
-    pytest.fail(f"holder did not start: {line!r} {proc.stderr.read()}")
+    proc.wait(timeout=60)
+    pytest.fail(f"holder did not start: {e} {proc.stderr.read()}")
   return proc
 
 
