@@ -215,7 +215,7 @@ ENV = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
 def _launch(*args):
   return subprocess.run([sys.executable, "-m", "graph_nas.launch", *args],
                         cwd=ROOT, env=ENV, capture_output=True, text=True,
-                        timeout=600, check=False)
+                        timeout=300, check=False)
 
 
 def test_launcher_with_a_user_evaluator(tmp_path):
@@ -259,7 +259,7 @@ def test_ray_executor_search_with_a_module_level_reward(tmp_path):
   pytest.importorskip("ray")
   proc = subprocess.run([sys.executable, "-m", "tests.api_ray_check",
                          str(tmp_path / "r")], capture_output=True,
-                        text=True, cwd=ROOT, env=ENV, timeout=600,
+                        text=True, cwd=ROOT, env=ENV, timeout=300,
                         check=False)
   assert proc.returncode == 0, proc.stderr[-3000:]
   line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]

@@ -132,7 +132,7 @@ def test_api_search_names_its_keyword_arguments(tmp_path):
 def _launch(*args):
   return subprocess.run([sys.executable, "-m", "graph_nas.launch", *args],
                         capture_output=True, text=True, cwd=ROOT, env=ENV,
-                        timeout=600, check=False)
+                        timeout=300, check=False)
 
 
 def _error_line(r):

@@ -83,7 +83,7 @@ def test_cli_writes_curves_and_refuses_other_settings(tmp_path):
   env = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT),
          "PATH": "/usr/bin:/bin"}
   proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
-                        env=env, check=False, timeout=600)
+                        env=env, check=False, timeout=300)
   assert proc.returncode == 0, proc.stderr[-2000:]
   data = json.loads((tmp_path / "curves.json").read_text())
   assert set(data["curves"]) == {"graph", "random"}
@@ -91,7 +91,7 @@ def test_cli_writes_curves_and_refuses_other_settings(tmp_path):
   assert (tmp_path / "best_reward.png").stat().st_size > 1000
   proc = subprocess.run(cmd[:-1] + ["--entropy_mode=mean"], cwd=ROOT,
                         capture_output=True, text=True, env=env, check=False,
-                        timeout=600)
+                        timeout=300)
   assert proc.returncode != 0
   last = proc.stderr.strip().splitlines()[-1]
   assert "settings.json: written by an experiment with other" in last
@@ -116,7 +116,7 @@ def test_sigkilled_experiment_resumes_to_the_same_curves(tmp_path):
                           env=env, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL)
   stored = 0
-  deadline = time.time() + 600
+  deadline = time.time() + 300
   while stored < 20 and time.time() < deadline and proc.poll() is None:
     time.sleep(0.05)
     if db.exists():
@@ -135,7 +135,7 @@ def test_sigkilled_experiment_resumes_to_the_same_curves(tmp_path):
   assert len(kept) >= 20 and [t for t, _ in kept] == list(range(len(kept)))
   for out in ("killed", "full"):
     r = subprocess.run(cmd + [f"--out={tmp_path / out}"], cwd=ROOT, env=env,
-                       capture_output=True, text=True, check=False, timeout=600)
+                       capture_output=True, text=True, check=False, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
   a, b = (json.loads((tmp_path / o / "curves.json").read_text())
           for o in ("killed", "full"))

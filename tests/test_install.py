@@ -36,7 +36,7 @@ def wheel(tmp_path_factory):
   proc = subprocess.run(
       [sys.executable, "-m", "pip", "wheel", "--no-deps",
        "--no-build-isolation", "--no-index", "-q", "-w", str(tmp / "dist"),
-       str(src)], capture_output=True, text=True, check=False, timeout=600)
+       str(src)], capture_output=True, text=True, check=False, timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]
   (path,) = (tmp / "dist").glob("graph_nas-*.whl")
   return path
@@ -84,7 +84,7 @@ def test_installed_commands_run_outside_the_repository(wheel, tmp_path):
   proc = subprocess.run(
       [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index",
        "-q", "--target", str(target), str(wheel)], capture_output=True,
-      text=True, check=False, timeout=600)
+      text=True, check=False, timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]
   # The installed copy, not this checkout (PYTHONPATH comes first).
   env = dict(os.environ, PYTHONPATH=str(target), TF_CPP_MIN_LOG_LEVEL="2")
@@ -94,7 +94,7 @@ def test_installed_commands_run_outside_the_repository(wheel, tmp_path):
   def run(*argv):
     return subprocess.run([str(a) for a in argv], capture_output=True,
                           text=True, cwd=work, env=env, check=False,
-                          timeout=600)
+                          timeout=300)
 
   r = run(sys.executable, "-c", "import graph_nas.space as s; "
           "print(s.__file__); print(s.find('cifar_cpu'))")

@@ -30,7 +30,7 @@ def _launch(cifar, args, **kw):
   return subprocess.run([*cifar.launch_command(), *args,
                          f"--data_dir={cifar.data_dir}"],
                         capture_output=True, text=True, cwd=ROOT, env=ENV,
-                        timeout=900, **kw)
+                        timeout=400, **kw)
 
 
 def _rows(db):
@@ -133,7 +133,7 @@ def test_sigkill_in_a_child_then_resume_gives_the_same_rewards(tmp_path,
                           stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL)
   db = killed / "trials.sqlite"
-  deadline = time.time() + 600
+  deadline = time.time() + 300
   while time.time() < deadline and proc.poll() is None:
     if db.exists() and _count(db) >= 1:
       break
@@ -194,7 +194,7 @@ def test_task_params_reach_the_data_and_the_builder(tmp_path):
     out = tmp_path / f"run{size}"
     r = subprocess.run(cmd + [f"--out_dir={out}", *extra],
                        capture_output=True, text=True, cwd=ROOT, env=ENV,
-                       timeout=900)
+                       timeout=400)
     assert r.returncode == 0, r.stderr[-3000:]
     (row,) = _rows(out / "trials.sqlite")
     metrics = json.loads(row[5])

@@ -148,9 +148,12 @@ class Algorithm(abc.ABC):
     return config_key(config)
 
   def _unseen(self, walk) -> bool:
-    """True, and remembers it, when the walk's architecture is new."""
+    """True, and remembers it, when the walk's architecture is new (a walk
+    that decodes)."""
     key = self._key(walk)
-    if key in self._seen:
+    # A walk that does not decode (max_steps cut it) is never "new": it is
+    # drawn again like a repeat, so no_repeats does not favour failing walks.
+    if key.startswith("walk:") or key in self._seen:
       return False
     self._seen.add(key)
     return True
