@@ -55,7 +55,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 SPACE = "protos/cifar_cpu.textproto"
 
 # The screening the demo uses (launch/cifar_cpu_demo.sh).
-SCREEN = ["--screen=SCORER", "--candidates_per_trial=10"]
+SCREEN = ["--screen=predictor", "--candidates_per_trial=13",
+          "--screen_min_trials=10"]
 # Each study's arms; the last is the reference the others are paired with.
 STUDIES = {
     "halving": {

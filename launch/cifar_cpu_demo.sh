@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # The README's first command: a real CIFAR-10 search sized for a 2-core CPU.
 #
-# The default searcher (regularized evolution over graph walks) with the
-# default early stopping (successive halving: every child reports after
+# The default searcher (regularized evolution over graph walks) with
+# screening (graph_nas/search/screening.py): after its first 10 trials,
+# each trial is the pick of 13 proposals, ranked by a random forest fit on
+# the trials so far (--screen=predictor; a quarter of the picks drawn at
+# random instead), so about 520 candidates are scored and 50 trained; and
+# with the default early stopping (successive halving: every child reports after
 # 1/4 and 1/2 of its budget, and only the best half of those that reached
 # a rung go on; graph_nas/search/halving.py) on the CPU-sized graph space
 # (protos/cifar_cpu.textproto): 50 architectures, each child's full budget
@@ -20,6 +24,7 @@
 set -euo pipefail
 python -m graph_nas.launch --space=protos/cifar_cpu.textproto \
   --out_dir=runs/cifar_cpu_demo --max_trials=50 --walks_per_update=2 \
+  --screen=predictor --candidates_per_trial=13 --screen_min_trials=10 \
   --rungs=1/4,1/2 --eta=2 \
   --train_examples=5120 --epochs=2 --batch_size=32 \
   --child_learning_rate=0.1 --noaugment --eval_examples=2000 \
