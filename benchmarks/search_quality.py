@@ -97,7 +97,7 @@ OURS = _ours()
 # The default searcher screening with the learned predictor: K candidates
 # per trial, the share explored, the predictor's kappa, as chosen on the
 # tuning seeds (results/screening_suite/search_quality_tune_screen.md).
-PREDICTOR_CHOICE = {"candidates_per_trial": 8, "screen_explore": 0.25,
+PREDICTOR_CHOICE = {"candidates_per_trial": 16, "screen_explore": 0.25,
                     "kappa": None}
 OURS["default_predictor"] = M("default_predictor", OURS["default"].algorithm,
                               screen="predictor", **PREDICTOR_CHOICE)
@@ -246,7 +246,7 @@ def run_jobs(args, path):
   if os.path.exists(path):
     for r in _records(path):
       done.add((r["task"], r["method"], r["seed"], r["budget"]))
-  seeds = seeds_of(args)
+  seeds = seeds_of(args)[args.skip_seeds:]
   jobs = [(t, m, s, _budget_of(t, m, args)) for m in args.methods
           for t in args.tasks for s in seeds]
   todo = [j for j in jobs if j not in done]
@@ -485,7 +485,9 @@ def screening_summary(rows, tasks, methods, seeds, references, baselines,
     out.append("| mean rank | " + " | ".join(f"{r[m]:.2f}" for m in present)
                + " |")
     best_rank = min(r, key=r.get)
-    out.append(f"\nBest mean rank at {k}: {best_rank} ({r[best_rank]:.2f}).")
+    tops = [m for m in present if r[m] <= r[best_rank] + 1e-9]
+    out.append(f"\nBest mean rank at {k}: {', '.join(tops)} "
+               f"({r[best_rank]:.2f}).")
     for ref in references:
       if ref not in present:
         continue
@@ -520,8 +522,12 @@ def screening_summary(rows, tasks, methods, seeds, references, baselines,
                  f"{'met' if met else 'missed'} ({n_worse} task-baseline "
                  f"pairs significantly worse, {n_nsw} below the baseline's "
                  f"mean but inside the interval, of {len(tasks) * len(bases)}"
-                 f"); best mean rank: {'yes' if best_rank == ref else 'no'} "
-                 f"({r[ref]:.2f} against {best_rank}'s {r[best_rank]:.2f}).")
+                 "); best mean rank: " + (
+                     f"yes ({r[ref]:.2f})" if best_rank == ref else
+                     f"tied ({r[ref]:.2f}, with {best_rank})"
+                     if r[ref] <= r[best_rank] + 1e-9 else
+                     f"no ({r[ref]:.2f} against {best_rank}'s "
+                     f"{r[best_rank]:.2f})") + ".")
   nbg = [t for t in tasks if t.startswith("nbg_")]
   if nbg and control in present and all(
       rows[(t, m, seeds[0])]["budget"] >= 200 for t in nbg for m in present):
@@ -649,6 +655,11 @@ def main():
   p.add_argument("--results_dir", default=RESULTS,
                  help="where the .jsonl.gz, .md and .png go")
   p.add_argument("--tag", default="", help="results file suffix")
+  p.add_argument("--skip_seeds", type=int, default=0,
+                 help="run the searches of all but the first N seeds (a "
+                 "second process on another --tag; the tables use all)")
+  p.add_argument("--no_run", action="store_true",
+                 help="only write the tables and plots of what is stored")
   args = p.parse_args()
   args.tasks = [t for t in args.tasks.split(",") if t]
   args.methods = [m for m in args.methods.split(",") if m]
@@ -667,7 +678,8 @@ def main():
   references = [r for r in args.references.split(",") if r] or [
       args.reference]
   t0 = time.time()
-  run_jobs(args, stem + ".jsonl.gz")
+  if not args.no_run:
+    run_jobs(args, stem + ".jsonl.gz")
   seeds = seeds_of(args)
   rows = load(stem + ".jsonl.gz", set(args.methods), set(args.tasks))
   budgets = [k for k in BUDGETS if k <= max(args.budget, args.toy_budget)]
@@ -682,9 +694,20 @@ def main():
            "**bold**: the interval excludes 0 in the reference's favour; "
            "~~struck~~: against it."]
   if args.references:
-    lines += ["\n## Summary"] + screening_summary(
-        rows, args.tasks, args.methods, seeds, references,
-        [b for b in args.baselines.split(",") if b])
+    # Tasks grouped by the methods that ran on them (e.g. tpe_dedup not on
+    # stack layers): one summary per group.
+    groups = {}
+    for t in args.tasks:
+      have = tuple(m for m in args.methods if all((t, m, x) in rows
+                                                  for x in seeds))
+      groups.setdefault(have, []).append(t)
+    lines += ["\n## Summary"]
+    for have, group in sorted(groups.items(), key=lambda g: -len(g[1])):
+      if len(groups) > 1:
+        lines += [f"\n## Tasks {', '.join(group)}: {', '.join(have)}"]
+      lines += screening_summary(rows, group, list(have), seeds, references,
+                                 [b for b in args.baselines.split(",")
+                                  if b])
   lines += ["\n## Per task"]
   lines += _table(rows, args.tasks, args.methods, seeds, budgets,
                   references, args)
