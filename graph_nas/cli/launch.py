@@ -463,6 +463,10 @@ def _print_summary(done):
   print(result["table"])
   print(f"search time {timing['wall_s']:.1f}s, of which outside child "
         f"evaluation {100 * timing['outside_evaluation_share']:.1f}%")
+  if timing.get("screened_out"):
+    print(f"screening: {timing['screened_out']} candidates screened out "
+          f"beside the {timing['trials_evaluated']} evaluated by this run "
+          "(top_trials.md: the best-scored of them)")
   final = result["final"]
   if final:
     print(f"best child retrained: status {final['status']}, test accuracy "

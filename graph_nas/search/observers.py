@@ -95,6 +95,8 @@ class ProgressLog(Observer):
         what += f" (stopped at {_share(fraction)} of its budget)"
       stopped = (f"  {search.stopped} stopped early"
                  if search.table is not None else "")
+      if getattr(search, "screen", None) is not None:
+        stopped += f"  {search.screened} screened out"
       best = (f"{search.best:.4f}" if math.isfinite(search.best) else
               "- (no full-budget child yet)")
       logging.info("%s %s  best %s  %.1fs  ETA %s%s",
