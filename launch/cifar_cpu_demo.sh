@@ -14,8 +14,8 @@
 # learns fastest at this budget), scored on 2,000 held-out training
 # images; then the best child trained to the full budget is retrained on
 # the whole training part (45,000 images, 2 epochs, augmented) and scored
-# on the 10,000 test images. About 12 minutes on 2 cores
-# (benchmarks/results/cifar_cpu_demo.md).
+# on the 10,000 test images. About 20 minutes on 2 cores (19 min 42 s
+# measured alone; benchmarks/results/cifar_cpu_demo.md).
 #
 # Data: $TFDS_DATA_DIR when set, else ../shared/data/tfds beside the
 # repository when it exists, else tfds' default folder, where CIFAR-10 is downloaded

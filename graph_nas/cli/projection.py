@@ -61,8 +61,8 @@ def skip_absent_gpu_probe(strategy="default"):
 # A projected search longer than this on a CPU gets the advice line.
 ADVICE_AFTER_S = 3 * 86400
 _CPU_SPACES = ("cifar_cpu", "cifar_cpu_linear")
-_DEMO = ("bash launch/cifar_cpu_demo.sh: 50 architectures with early "
-         "stopping, about 12 minutes on 2 cores")
+_DEMO = ("bash launch/cifar_cpu_demo.sh: 50 architectures, screened "
+         "and stopped early, about 20 minutes on 2 cores")
 
 
 def projection_lines(progress, trials, max_trials, workers=1, device="CPU",
