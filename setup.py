@@ -49,6 +49,9 @@ setup(
         # 1.85); its runtime check needs protobuf >= 7.35.1.
         "protobuf>=7.35.1",
         "matplotlib",
+        # Screening's predictor (graph_nas.search.predictor): a random
+        # forest; brings SciPy, which the tests' rank correlations use.
+        "scikit-learn",
     ],
     extras_require={
         # grpcio-tools: protoc for the test that compares the committed

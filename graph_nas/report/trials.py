@@ -361,9 +361,18 @@ def screened_table(screened: Sequence[Dict],
   out = sorted((r for r in screened if not r["chosen"] and
                 r["score"] is not None), key=lambda r: -r["score"])[:limit]
   return Table(["screening", "cheap score", "configuration"],
-               [(r["screen_key"], _num(r["score"]),
-                 config_text(r["config"]) if isinstance(r["config"], dict)
-                 else "-") for r in out], numeric=(1,))
+               [(r["screen_key"], _num(r["score"]), _candidate_text(r))
+                for r in out], numeric=(1,))
+
+
+def _candidate_text(row: Dict) -> str:
+  """A screened candidate's config: MnasNet block strings for an image
+  child (as the top table shows it), else every key."""
+  config = row["config"]
+  if not isinstance(config, dict):
+    return "-"
+  blocks = block_strings(config)
+  return " ".join(blocks) if blocks else config_text(config)
 
 
 def screened_section(screened: Sequence[Dict]) -> str:
