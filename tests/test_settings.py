@@ -162,7 +162,8 @@ def test_error_wording_derives_from_the_declarations():
 
 def test_the_run_identity_is_the_declared_identity_settings(tmp_path):
   assert settings_lib.identity_fields(SearchSettings) == (
-      "walks_per_update", "seed", "rungs", "eta")
+      "walks_per_update", "seed", "rungs", "eta", "screen",
+      "candidates_per_trial")
   assert settings_lib.identity_fields(AlgorithmSettings) == ("algorithm",)
   from graph_nas.search import tasks
   from graph_nas.search.evaluators import FunctionEvaluator
