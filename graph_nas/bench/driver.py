@@ -88,8 +88,8 @@ class Method:
       return None
     if self.screen == screening.PREDICTOR:
       kw = {} if self.kappa is None else {"kappa": self.kappa}
-      scorer = FastPredictor(space, seed=seed,
-                                  min_trials=self.screen_min_trials, **kw)
+      scorer = predictor.PredictorScorer(
+          space, seed=seed, min_trials=self.screen_min_trials, **kw)
     else:
       scorer = screening.make_scorer(self.screen, space, None, seed=seed,
                                      min_trials=self.screen_min_trials)
@@ -99,20 +99,6 @@ class Method:
 
   def to_json(self) -> Dict[str, Any]:
     return dataclasses.asdict(self)
-
-
-class FastPredictor(predictor.PredictorScorer):
-  """The loop's PredictorScorer, reading each tree's predictions from its
-  arrays (`tree_.predict`: what DecisionTreeRegressor.predict returns,
-  without its per-call input checks, which were half of a screened
-  search's time here). The same numbers: tests/test_bench_screening.py
-  compares the driver's trials with the loop's."""
-
-  def predict(self, walks):
-    x = np.ascontiguousarray(self._x(walks), np.float32)
-    per_tree = np.stack([t.tree_.predict(x)[:, 0]
-                         for t in self._model.estimators_])
-    return per_tree.mean(0), per_tree.std(0)
 
 
 @dataclasses.dataclass

@@ -170,8 +170,11 @@ class PredictorScorer(Scorer):
 
   def predict(self, walks) -> tuple:
     """(mean, standard deviation over trees) of each walk's reward."""
-    x = self._x(walks)
-    per_tree = np.stack([t.predict(x) for t in self._model.estimators_])
+    # Each tree's own arrays (what DecisionTreeRegressor.predict returns,
+    # without its per-call input checks: half of a screened search's time).
+    x = np.ascontiguousarray(self._x(walks), np.float32)
+    per_tree = np.stack([t.tree_.predict(x)[:, 0]
+                         for t in self._model.estimators_])
     return per_tree.mean(0), per_tree.std(0)
 
   def score(self, walks, configs, history):
