@@ -17,7 +17,7 @@ flags, `main`, `run`); the drawing is graph_nas.report.dot's.
 
 import sys
 
-from absl import app, flags
+from absl import flags
 
 from graph_nas.cli import help as help_lib
 
@@ -95,10 +95,8 @@ def run():
   """Entry point of the command (graph-nas-dot, python -m graph_nas.dot):
   --help prints its flags and exits 0."""
   _define_flags()
-  program = help_lib.program("python -m graph_nas.dot")
-  help_lib.exit_on_help(HELP_GROUPS, f"{program}: " + help_lib.about(
-      __doc__) + f"\n\nUsage: {program} --space=SPACE [flags]")
-  app.run(main, flags_parser=help_lib.parse_flags)
+  help_lib.run_command(main, HELP_GROUPS, __doc__, "graph_nas.dot",
+                       "--space=SPACE [flags]")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import time
 from typing import Dict, List
 
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 
 from graph_nas.cli import help as help_lib
 from graph_nas.search import assemble, evaluators
@@ -278,10 +278,8 @@ HELP_GROUPS = (
 def run():
   """Entry point (python -m graph_nas.experiment): --help prints its flags
   and exits 0."""
-  help_lib.exit_on_help(HELP_GROUPS, "python -m graph_nas.experiment: " +
-                        help_lib.about(__doc__) + "\n\nUsage: python -m "
-                        "graph_nas.experiment --task=TASK [flags]")
-  app.run(main, flags_parser=help_lib.parse_flags)
+  help_lib.run_command(main, HELP_GROUPS, __doc__, "graph_nas.experiment",
+                       "--task=TASK [flags]")
 
 
 if __name__ == "__main__":

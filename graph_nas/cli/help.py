@@ -223,3 +223,16 @@ def program(default: str) -> str:
   `default` (e.g. "python -m graph_nas.launch")."""
   name = os.path.basename(sys.argv[0] or "")
   return name if name.startswith("graph-nas-") else default
+
+
+def run_command(main, groups: Iterable[Group], doc: str, module: str,
+                usage: str, flags_parser=None) -> None:
+  """Runs a command's absl `main`: --help first prints its flags (`groups`,
+  headed by the first paragraph of `doc` and `Usage: <program> <usage>`)
+  and exits 0; flag errors are one line (`flags_parser`, default
+  parse_flags). module: "graph_nas.launch" for `python -m ...`."""
+  from absl import app  # pylint: disable=import-outside-toplevel
+  name = program(f"python -m {module}")
+  exit_on_help(groups, f"{name}: " + about(doc) +
+               f"\n\nUsage: {name} {usage}")
+  app.run(main, flags_parser=flags_parser or parse_flags)

@@ -44,7 +44,7 @@ import textwrap
 # Quiet TensorFlow's C++ start-up lines (set before TF is first imported).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags, logging  # noqa: E402
+from absl import flags, logging  # noqa: E402
 
 from graph_nas.cli import help as help_lib  # noqa: E402
 from graph_nas.cli import projection  # noqa: E402  (no TensorFlow)
@@ -497,10 +497,8 @@ def main(argv):
 def run():
   """Entry point of the command (graph-nas-search, python -m
   graph_nas.launch): --help prints the launcher's flags and exits 0."""
-  program = help_lib.program("python -m graph_nas.launch")
-  help_lib.exit_on_help(HELP_GROUPS, f"{program}: " + help_lib.about(
-      __doc__) + f"\n\nUsage: {program} --space=SPACE [flags]")
-  app.run(main, flags_parser=_parse_flags)
+  help_lib.run_command(main, HELP_GROUPS, __doc__, "graph_nas.launch",
+                       "--space=SPACE [flags]", flags_parser=_parse_flags)
 
 
 if __name__ == "__main__":

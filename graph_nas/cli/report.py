@@ -29,7 +29,7 @@ import errno
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
 from graph_nas.cli import help as help_lib
 from graph_nas.errors import GraphNasError
@@ -141,10 +141,8 @@ def run():
   """Entry point of the command (graph-nas-report, python -m
   graph_nas.report): --help prints its flags and exits 0."""
   _define_flags()
-  program = help_lib.program("python -m graph_nas.report")
-  help_lib.exit_on_help(HELP_GROUPS, f"{program}: " + help_lib.about(
-      __doc__) + f"\n\nUsage: {program} --runs=FOLDER[,FOLDER...] [flags]")
-  app.run(main, flags_parser=help_lib.parse_flags)
+  help_lib.run_command(main, HELP_GROUPS, __doc__, "graph_nas.report",
+                       "--runs=FOLDER[,FOLDER...] [flags]")
 
 
 if __name__ == "__main__":
