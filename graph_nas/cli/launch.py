@@ -55,10 +55,15 @@ from graph_nas.search.settings import (  # noqa: E402
     AlgorithmSettings, ExecutorSettings, SearchSettings)
 
 FLAGS = flags.FLAGS
+from graph_nas.search.screening import SCORER_NAMES as _SCORER_NAMES  # noqa: E402
 # The search's, the algorithm's and the executor's settings: one flag each,
 # derived from their declarations (graph_nas.search.settings).
 for _cls in (SearchSettings, AlgorithmSettings, ExecutorSettings):
   settings_lib.define_flags(_cls)
+# The command line names a scorer (a function of the config is the API's).
+flags.register_validator(
+    "screen", lambda value: value in _SCORER_NAMES,
+    message="must be one of " + ", ".join(_SCORER_NAMES))
 
 flags.DEFINE_string("space", None, "Search space: a textproto file, e.g. "
                     "protos/cifar.textproto, or a shipped space's name, "
