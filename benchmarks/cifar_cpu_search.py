@@ -2,12 +2,18 @@
 
   python benchmarks/cifar_cpu_search.py --minutes=30   # seeds 1000-1002, ~4.9 h
   python benchmarks/cifar_cpu_search.py --minutes=6 --seeds=0,1,2  # 69 min
-  python benchmarks/cifar_cpu_search.py --study=screening --minutes=15  # ~2.5 h
+  python benchmarks/cifar_cpu_search.py --study=screening --minutes=20 \
+      --concurrent  # ~1.6 h
 
 --study=screening: the default searcher with the demo's screening
 (SCREEN), the default without, random search, each with the default early
-stopping; results in cifar_cpu_search_screening.{json,md,png}. The
-description below is the early-stopping study's (--study=halving).
+stopping; results in cifar_cpu_search_screening.{json,md,png}. With
+--concurrent the three arms of a seed run at the same time, one
+TensorFlow thread each, so that any other load on the machine hits all
+three alike; each (arm, seed)'s best child is retrained (three at a time)
+and scored on the test split, and the paired differences get 95 %
+bootstrap intervals over the seeds. The description below is the
+early-stopping study's (--study=halving).
 
 Three arms on the CPU-sized graph space (protos/cifar_cpu.textproto), each
 given the same wall-clock time per seed (`--minutes`, the launcher's
@@ -76,28 +82,141 @@ CHILD = ["--train_examples=5120", "--epochs=2", "--batch_size=32",
          "--child_learning_rate=0.1", "--noaugment", "--eval_examples=2000"]
 
 
-def run_arm(arm, seed, minutes, out, data_dir, arms=None):
-  arms = arms or ARMS
-  folder = out / f"{arm.replace('+', '_')}_s{seed}"
-  if (folder / "done.json").exists():
-    return folder, json.loads((folder / "done.json").read_text())["seconds"]
+ONE_THREAD = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1",
+              "OMP_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def _arm_cmd(arm, seed, minutes, folder, data_dir, arms):
   cmd = [sys.executable, "-m", "graph_nas.launch", f"--space={SPACE}",
          "--max_trials=100000", f"--timeout_minutes={minutes}",
          "--walks_per_update=2", f"--seed={seed}", f"--out_dir={folder}",
          "--retrain_best=false", *CHILD, *arms[arm]]
   if data_dir:
     cmd.append(f"--data_dir={data_dir}")
-  t0 = time.time()
-  print(f"[{time.strftime('%H:%M:%S')}] {arm} seed {seed}: "
-        f"{' '.join(cmd[2:])}", flush=True)
-  proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
-                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
-                        check=False)
-  if proc.returncode != 0:
-    sys.exit(f"{arm} seed {seed} failed:\n{proc.stderr[-3000:]}")
-  seconds = time.time() - t0
-  (folder / "done.json").write_text(json.dumps({"seconds": seconds}))
-  return folder, seconds
+  return cmd
+
+
+def _wait(procs):
+  """Waits for every (key, Popen); {key: (returncode, cpu seconds)}."""
+  out = {}
+  for key, proc in procs:
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    out[key] = (proc.returncode, usage.ru_utime + usage.ru_stime)
+  return out
+
+
+def run_seed(seed, minutes, out, data_dir, arms, concurrent):
+  """Runs every arm of one seed: {arm: (folder, wall s, cpu s)}.
+
+  concurrent: the arms run at the same time, each with one TensorFlow
+  thread, so that whatever else loads the machine loads every arm alike
+  (they share its cores evenly); else one after another, each with
+  TensorFlow's default threads.
+  """
+  done, todo = {}, []
+  for arm in arms:
+    folder = out / f"{arm.replace('+', '_')}_s{seed}"
+    if (folder / "done.json").exists():
+      d = json.loads((folder / "done.json").read_text())
+      done[arm] = (folder, d["seconds"], d.get("cpu_s"))
+    else:
+      todo.append((arm, folder))
+  env = dict(os.environ, **(ONE_THREAD if concurrent else
+                            {"TF_CPP_MIN_LOG_LEVEL": "2"}))
+  groups = [todo] if concurrent else [[x] for x in todo]
+  for group in groups:
+    t0, procs, logs = time.time(), [], []
+    for arm, folder in group:
+      cmd = _arm_cmd(arm, seed, minutes, folder, data_dir, arms)
+      print(f"[{time.strftime('%H:%M:%S')}] {arm} seed {seed}: "
+            f"{' '.join(cmd[2:])}", flush=True)
+      folder.mkdir(parents=True, exist_ok=True)
+      log = open(folder.parent / f"{folder.name}.log", "w")  # pylint: disable=consider-using-with
+      logs.append(log)
+      procs.append(((arm, folder), subprocess.Popen(
+          cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)))
+    for (arm, folder), (rc, cpu) in _wait(procs).items():
+      if rc != 0:
+        tail = (folder.parent / f"{folder.name}.log").read_text()[-3000:]
+        sys.exit(f"{arm} seed {seed} failed:\n{tail}")
+      seconds = time.time() - t0
+      (folder / "done.json").write_text(json.dumps(
+          {"seconds": seconds, "cpu_s": cpu, "concurrent": concurrent}))
+      done[arm] = (folder, seconds, cpu)
+    for log in logs:
+      log.close()
+  return done
+
+
+def retrain(jobs, final_examples, data_dir, concurrent):
+  """Retrains each job's config like the demo's best child; {key: test}.
+
+  jobs: [(key, config, folder)]. Each retraining is its own process
+  (`--retrain`), run all at once with one thread each when concurrent.
+  """
+  results, todo = {}, []
+  for key, config, folder in jobs:
+    res = folder / "result.json"
+    if res.exists():
+      results[key] = json.loads(res.read_text()).get("test_accuracy")
+      continue
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(config))
+    todo.append((key, folder))
+  env = dict(os.environ, **(ONE_THREAD if concurrent else
+                            {"TF_CPP_MIN_LOG_LEVEL": "2"}))
+  groups = [todo] if concurrent else [[x] for x in todo]
+  for group in groups:
+    procs = []
+    for key, folder in group:
+      cmd = [sys.executable, __file__, "--retrain", str(folder),
+             f"--final_examples={final_examples}"]
+      if data_dir:
+        cmd.append(f"--data_dir={data_dir}")
+      print(f"[{time.strftime('%H:%M:%S')}] retraining {key}", flush=True)
+      procs.append(((key, folder), subprocess.Popen(
+          cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+          stderr=open(folder / "log.txt", "w"))))  # pylint: disable=consider-using-with
+    for (key, folder), (rc, _) in _wait(procs).items():
+      if rc != 0:
+        sys.exit(f"retraining {key} failed:\n"
+                 + (folder / "log.txt").read_text()[-3000:])
+      results[key] = json.loads(
+          (folder / "result.json").read_text()).get("test_accuracy")
+  return results
+
+
+def final_settings(final_examples, data_dir):
+  from graph_nas.child.settings import TrainSettings
+  return TrainSettings(
+      data_dir=data_dir, train_examples=final_examples, epochs=2,
+      batch_size=32, learning_rate=0.1, augment=True, eval_role="test",
+      progress_every_s=0)
+
+
+def retrain_one(folder, final_examples, data_dir):
+  """The `--retrain FOLDER` mode: FOLDER/config.json -> result.json."""
+  from graph_nas.search import evaluators
+  folder = pathlib.Path(folder)
+  config = json.loads((folder / "config.json").read_text())
+  final = final_settings(final_examples, data_dir)
+  result = evaluators.ChildEvaluator(final, final).finalize(
+      config, str(folder / "model"), seed=0)
+  (folder / "result.json").write_text(json.dumps(
+      {"test_accuracy": result.get("test_accuracy"),
+       "status": result.get("status")}))
+
+
+def bootstrap_mean(values, reps=10000, seed=0):
+  """(mean, 2.5 %, 97.5 %) of the mean by a percentile bootstrap."""
+  import random
+  rng = random.Random(seed)
+  n = len(values)
+  means = sorted(statistics.mean(rng.choices(values, k=n))
+                 for _ in range(reps))
+  return (statistics.mean(values), means[int(0.025 * reps)],
+          means[int(0.975 * reps) - 1])
 
 
 def _full(t):
@@ -127,15 +246,24 @@ def main():
   parser.add_argument("--seeds", default="1000,1001,1002",
                       help="report seeds (from 1000: no setting was "
                       "chosen on them)")
+  parser.add_argument("--concurrent", action="store_true",
+                      help="run the arms of a seed at the same time, one "
+                      "TensorFlow thread each (and the retrainings three "
+                      "at a time), so that other load on the machine "
+                      "hits every arm alike")
   parser.add_argument("--out", default=str(ROOT / "runs" / "bench_halving"))
   parser.add_argument("--data_dir", default=None)
   parser.add_argument("--final_examples", type=int, default=45000,
-                      help="training images of each arm's best child's "
+                      help="training images of each best child's "
                       "retraining (2 epochs, augmented; the demo's: 45000)")
   parser.add_argument("--noise_seeds", type=int, default=3,
                       help="extra trainings of each arm's best "
                       "architecture at the search budget (0: none)")
+  parser.add_argument("--retrain", default=None, help=argparse.SUPPRESS)
   args = parser.parse_args()
+  if args.retrain:
+    retrain_one(args.retrain, args.final_examples, args.data_dir)
+    return
   seeds = [int(s) for s in args.seeds.split(",")]
   out = pathlib.Path(args.out)
 
@@ -149,38 +277,46 @@ def main():
     out = out.parent / f"bench_{args.study}"
   runs = {arm: [] for arm in arms}
   for seed in seeds:  # interleaved: load from other work hits every arm
+    done = run_seed(seed, args.minutes, out, args.data_dir, arms,
+                    args.concurrent)
     for arm in arms:
-      folder, seconds = run_arm(arm, seed, args.minutes, out, args.data_dir,
-                                arms)
-      with TrialStore(str(folder / "trials.sqlite")) as store:
+      folder, seconds, cpu = done[arm]
+      with TrialStore(str(folder / "trials.sqlite"), read_only=True) as store:
         trials = store.trials()
+        screened = len(store.screened(chosen=False))
         timing = store.get_meta("last_run_timing") or {}
       t0 = min(t["started"] for t in trials)
       runs[arm].append({"seed": seed, "folder": str(folder),
-                        "seconds": seconds, "trials": trials, "t0": t0,
+                        "seconds": seconds, "cpu_s": cpu, "trials": trials,
+                        "t0": t0, "screened": screened,
                         "search_s": timing.get("wall_s")})
+
+  def best_of(trials):
+    return max((t for t in trials if _full(t) and t["cached_from"] is None),
+               key=lambda t: t["reward"])
+
+  # Each (arm, seed)'s best child retrained like the demo's, on the test
+  # split: the paired test differences.
+  tests = retrain(
+      [((arm, r["seed"]), best_of(r["trials"])["config"],
+        out / "retrain" / f"{arm.replace('+', '_')}_s{r['seed']}")
+       for arm, rr in runs.items() for r in rr],
+      args.final_examples, args.data_dir, args.concurrent)
 
   search_budget = TrainSettings(
       data_dir=args.data_dir, train_examples=5120, epochs=2, batch_size=32,
       learning_rate=0.1, augment=False, eval_examples=2000,
       progress_every_s=0)
-  final = TrainSettings(
-      data_dir=args.data_dir, train_examples=args.final_examples, epochs=2,
-      batch_size=32, learning_rate=0.1, augment=True, eval_role="test",
-      progress_every_s=30)
   summary = {}
   for arm, arm_runs in runs.items():
     bests, seen, full = [], [], []
     for r in arm_runs:
       fresh = [t for t in r["trials"] if t["status"] == "ok" and
                t["cached_from"] is None]
-      done = [t for t in fresh if _full(t)]
-      bests.append(max(t["reward"] for t in done))
+      bests.append(best_of(r["trials"])["reward"])
       seen.append(len(fresh))
-      full.append(len(done))
-    every = [t for r in arm_runs for t in r["trials"] if _full(t) and
-             t["cached_from"] is None]
-    best = max(every, key=lambda t: t["reward"])
+      full.append(sum(1 for t in fresh if _full(t)))
+    best = best_of([t for r in arm_runs for t in r["trials"]])
     noise = []
     if args.noise_seeds:
       print(f"[{time.strftime('%H:%M:%S')}] {arm}: its best architecture "
@@ -189,21 +325,21 @@ def main():
       for k in range(args.noise_seeds):
         res = trainer.evaluate(best["config"], -1, 10_000 + k)
         noise.append(res.reward)
-    print(f"[{time.strftime('%H:%M:%S')}] {arm}: retraining its best child "
-          f"(validation {best['reward']:.4f})", flush=True)
-    evaluator = evaluators.ChildEvaluator(final, final)
-    result = evaluator.finalize(best["config"], str(out / f"{arm}_best"),
-                                seed=0)
+    test_per_seed = [tests[(arm, r["seed"])] for r in arm_runs]
     summary[arm] = {
         "best_val_per_seed": bests,
         "best_val_mean": statistics.mean(bests),
         "best_val_min": min(bests), "best_val_max": max(bests),
         "architectures_per_seed": seen, "full_budget_per_seed": full,
+        "screened_out_per_seed": [r["screened"] for r in arm_runs],
         "search_minutes_per_seed": [round((r["search_s"] or 0) / 60, 2)
                                     for r in arm_runs],
+        "cpu_minutes_per_seed": [round((r["cpu_s"] or 0) / 60, 2)
+                                 for r in arm_runs],
         "best_config": best["config"], "best_val": best["reward"],
         "best_again_other_seeds": noise,
-        "best_test_accuracy": result.get("test_accuracy"),
+        "test_per_seed": test_per_seed,
+        "test_mean": statistics.mean(test_per_seed),
     }
   noise_all = [v for s in summary.values()
                for v in s["best_again_other_seeds"]]
@@ -211,37 +347,51 @@ def main():
       statistics.stdev(s["best_again_other_seeds"])
       for s in summary.values()) if args.noise_seeds >= 2 else None)
 
+  names = list(arms)
+  pairs = [(a, names[-1]) for a in names[:-1]] + [(names[0], names[1])]
+  paired = {}
+  for a, b in pairs:
+    for key in ("best_val_per_seed", "test_per_seed"):
+      d = [x - y for x, y in zip(summary[a][key], summary[b][key])]
+      paired[f"{a} - {b}: {key}"] = {"diffs": d,
+                                     "mean_ci95": bootstrap_mean(d)}
+
   RESULTS.mkdir(exist_ok=True)
   (RESULTS / f"cifar_cpu_search_{args.study}.json").write_text(json.dumps(
       {"minutes": args.minutes, "seeds": seeds, "child_budget": CHILD,
+       "concurrent": args.concurrent,
        "final_examples": args.final_examples, "arms": summary,
+       "paired": paired,
        "one_score_sd": one_score_sd, "noise_values": noise_all,
        "curves": {arm: [best_so_far(r["trials"], r["t0"]) for r in rr]
                   for arm, rr in runs.items()}}, indent=1))
+  how = ("the arms of a seed ran at the same time, one TensorFlow thread "
+         "each (sharing the 2 cores)" if args.concurrent else
+         "one run at a time")
   lines = [f"Each arm: {args.minutes:g} minutes of search per seed "
-           f"(seeds {args.seeds}), the demo's child budget.", "",
+           f"(seeds {args.seeds}; {how}), the demo's child budget.", "",
            "| arm | best full-budget val. accuracy per seed | mean "
-           "(min-max) | architectures seen per seed | trained to the full "
-           "budget | best child's test accuracy |",
-           "|---|---|---|---|---|---|"]
+           "(min-max) | architectures trained per seed | trained to the "
+           "full budget | screened out | CPU minutes per run | retrained "
+           "best child's test accuracy per seed (mean) |",
+           "|---|---|---|---|---|---|---|---|"]
   for arm, s in summary.items():
     per_seed = ", ".join(f"{v:.4f}" for v in s["best_val_per_seed"])
-    test = s["best_test_accuracy"]
     lines.append(
         f"| {arm} | {per_seed} | {s['best_val_mean']:.4f} "
         f"({s['best_val_min']:.4f}-{s['best_val_max']:.4f}) | "
         f"{', '.join(map(str, s['architectures_per_seed']))} | "
         f"{', '.join(map(str, s['full_budget_per_seed']))} | "
-        f"{'-' if test is None else f'{test:.4f}'} |")
-  lines += ["", "Paired by seed (same seed, other arm), best full-budget "
-            "validation accuracy:", ""]
-  names = list(arms)
-  pairs = [(a, names[-1]) for a in names[:-1]] + [(names[0], names[1])]
-  for a, b in pairs:
-    d = [x - y for x, y in zip(summary[a]["best_val_per_seed"],
-                               summary[b]["best_val_per_seed"])]
-    lines.append(f"- {a} minus {b}: {', '.join(f'{x:+.4f}' for x in d)} "
-                 f"(mean {statistics.mean(d):+.4f})")
+        f"{', '.join(map(str, s['screened_out_per_seed']))} | "
+        f"{', '.join(f'{v:.1f}' for v in s['cpu_minutes_per_seed'])} | "
+        f"{', '.join('-' if v is None else f'{v:.4f}' for v in s['test_per_seed'])}"
+        f" ({s['test_mean']:.4f}) |")
+  lines += ["", "Paired by seed (same seed, other arm); mean difference "
+            "with a 95 % percentile-bootstrap interval over the seeds:", ""]
+  for name, p in paired.items():
+    m, lo, hi = p["mean_ci95"]
+    lines.append(f"- {name}: {', '.join(f'{x:+.4f}' for x in p['diffs'])}"
+                 f"; mean {m:+.4f} [{lo:+.4f}, {hi:+.4f}]")
   if one_score_sd is not None:
     lines += ["", f"Noise of one score: an arm's best architecture trained "
               f"again with {args.noise_seeds} other seeds at the search "
