@@ -78,7 +78,7 @@ from graph_nas.child import strategies
 from graph_nas.child.progress import (  # pylint: disable=unused-import
     Progress, ProgressClock, format_duration)
 from graph_nas.errors import GraphNasError, SetupError
-from graph_nas.search.results import EvalResult
+from graph_nas.results import EvalResult
 from graph_nas.child.settings import TrainSettings, mnas_reward
 
 class _ChildFailure(Exception):
