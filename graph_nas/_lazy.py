@@ -11,11 +11,12 @@ import os
 
 def lend(package: str, path: str, module: str):
   """The `__getattr__` of `package` (its `__file__` is `path`): a submodule
-  by its name, any other name from `package.module`."""
+  or sub-package by its name, any other name from `package.module`."""
   here = os.path.dirname(path)
 
   def __getattr__(name):  # pylint: disable=invalid-name
-    if os.path.exists(os.path.join(here, name + ".py")):
+    if os.path.exists(os.path.join(here, name + ".py")) or os.path.exists(
+        os.path.join(here, name, "__init__.py")):
       return importlib.import_module(f"{package}.{name}")
     if name.startswith("__"):
       raise AttributeError(name)

@@ -10,7 +10,8 @@ import pytest
 
 from graph_nas import api, search, space as space_lib
 from graph_nas.errors import GraphNasError, SettingError
-from graph_nas.search import algorithms, checkpoint, evaluators, evolution
+from graph_nas.search import algorithms, checkpoint, evaluators
+from graph_nas.search.algorithms import evolution
 from graph_nas.search import tasks
 from graph_nas.search.settings import AlgorithmSettings
 from graph_nas.search.store import TrialStore
