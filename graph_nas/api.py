@@ -232,6 +232,7 @@ def _as_space(space):
 
 
 def _search(space, evaluate, out_dir, overrides):
+  from graph_nas.report import observers as report_observers
   from graph_nas.search import assemble
   from graph_nas import search as search_lib
   space = _as_space(space)
@@ -247,11 +248,13 @@ def _search(space, evaluate, out_dir, overrides):
   executor = chosen[settings_lib.ExecutorSettings]
   if executor.executor != "inprocess":
     _check_picklable(evaluator, executor.executor)
+  loop_settings = chosen[settings_lib.SearchSettings]
   job = assemble.assemble(
-      space, evaluator, out_dir, search=chosen[settings_lib.SearchSettings],
+      space, evaluator, out_dir, search=loop_settings,
       algorithm=chosen[settings_lib.AlgorithmSettings], executor=executor,
       budget={"evaluator": evaluator_name(evaluate)},
-      record={"evaluator": repr(evaluator), "api": True}, scorer=scorer)
+      record={"evaluator": repr(evaluator), "api": True}, scorer=scorer,
+      observers=report_observers.from_settings(loop_settings, out_dir))
   done = assemble.run_search(job)
   result = done["result"]
   return {"best": result["best"],

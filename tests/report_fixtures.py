@@ -12,6 +12,7 @@ import time
 import numpy as np
 
 from graph_nas import search, space as space_lib
+from graph_nas.report import observers as report_observers
 from graph_nas.search import algorithms, evaluators, tasks
 from graph_nas.search.store import TrialStore
 from tests.conftest import PROTOS
@@ -29,12 +30,14 @@ def toy_run(out_dir, space_file="select_optimizer_b2.textproto",
     # A queue as long as a batch keeps the update's shapes fixed: one trace.
     kwargs["queue_size"] = walks_per_update
   algo = algorithms.make_algorithm(algorithm, space, seed=1, **kwargs)
+  settings = search.SearchSettings(
+      max_trials=max_trials, walks_per_update=walks_per_update, seed=1)
   job = search.Search(
       space, algo, evaluators.FunctionEvaluator(tasks.reward_fn_for(space)),
-      str(out_dir), search.SearchSettings(
-          max_trials=max_trials, walks_per_update=walks_per_update, seed=1),
+      str(out_dir), settings,
       run_info={"space": path, "algorithm": algorithm,
-                "max_trials": max_trials})
+                "max_trials": max_trials},
+      observers=report_observers.from_settings(settings, str(out_dir)))
   try:
     job.run()
   finally:

@@ -12,6 +12,7 @@ import pytest
 from graph_nas import report, search, space as space_lib
 from graph_nas.search import algorithms, evaluators, tasks
 from graph_nas.errors import GraphNasError
+from graph_nas.report import observers as report_observers
 from graph_nas.search.store import TrialStore
 from tests.conftest import PROTOS, ROOT
 from tests.launch_helpers import ENV, count_trials as _count
@@ -26,8 +27,12 @@ def _toy_search(out_dir, max_trials=12, evaluator=None, wpu=3, **kw):
                                    entropy_weight=0.1, hidden_dim=16,
                                    embedding_dim=8)
   ev = evaluator or evaluators.FunctionEvaluator(tasks.reward_fn_for(space))
-  return search.Search(space, algo, ev, str(out_dir), search.SearchSettings(
-      max_trials=max_trials, walks_per_update=wpu, seed=1, **kw))
+  settings = search.SearchSettings(max_trials=max_trials,
+                                   walks_per_update=wpu, seed=1, **kw)
+  # The reports' observers, as every front end attaches them.
+  return search.Search(space, algo, ev, str(out_dir), settings,
+                       observers=report_observers.from_settings(
+                           settings, str(out_dir)))
 
 
 def test_search_records_every_trial_and_finishes(tmp_path):
@@ -244,10 +249,12 @@ TWO_CHOICES = ('start: "a" vertices { name: "a" actions { name: "x" '
 def test_an_architecture_is_evaluated_once(tmp_path, policy):
   space = space_lib.loads(TWO_CHOICES, "three.textproto")
   evaluator = _CountingEvaluator()
+  settings = search.SearchSettings(max_trials=12, walks_per_update=2,
+                                   seed=0, update_policy=policy)
   job = search.Search(space, algorithms.RandomSearch(space, seed=0),
-                      evaluator, str(tmp_path), search.SearchSettings(
-                          max_trials=12, walks_per_update=2, seed=0,
-                          update_policy=policy))
+                      evaluator, str(tmp_path), settings,
+                      observers=report_observers.from_settings(
+                          settings, str(tmp_path)))
   job.run()
   rows = job.store.trials()
   job.finalize(retrain=False)

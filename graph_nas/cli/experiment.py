@@ -24,7 +24,9 @@ from typing import Dict, List
 import numpy as np
 from absl import flags, logging
 
+from graph_nas import curves as curves_lib
 from graph_nas.cli import help as help_lib
+from graph_nas.report import observers as report_observers
 from graph_nas.search import assemble, evaluators
 from graph_nas.search import settings as settings_lib
 from graph_nas import space as space_lib
@@ -94,7 +96,9 @@ def run_replica(space: space_lib.SearchSpace,
   job = assemble.assemble(space, evaluator, out_dir, search=settings,
                           algorithm=algorithm,
                           budget={"evaluator": f"toy:{space.proto.task}"},
-                          record={"experiment": True})
+                          record={"experiment": True},
+                          observers=report_observers.from_settings(
+                              settings, out_dir))
   try:
     job.run()
     rows = job.store.trials()[:trials]  # a rerun may ask for fewer
@@ -105,9 +109,9 @@ def run_replica(space: space_lib.SearchSpace,
 
 
 def best_so_far(rewards: List[float]) -> List[float]:
-  """The best reward after each trial (failed trials, NaN, count as -inf)."""
-  arr = np.nan_to_num(np.asarray(rewards, float), nan=-np.inf)
-  return np.maximum.accumulate(arr).tolist()
+  """The best reward after each trial (failed trials, NaN, count as -inf),
+  as a list for curves.json (graph_nas.curves.best_so_far)."""
+  return curves_lib.best_so_far(rewards).tolist()
 
 
 def run_form(form: str, task: str, *, algorithm: str, replicas: int,

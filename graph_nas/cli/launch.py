@@ -445,17 +445,19 @@ def _evaluator(space):
 def _search(space, out_dir):
   """Assembles and runs the search in `out_dir`; {"timing", "result"},
   "out_dir"."""
+  from graph_nas.report import observers as report_observers
   from graph_nas.search import assemble
   evaluator, budget, train_settings = _evaluator(space)
   # The record of the run: its settings (assemble adds them) and the
   # launcher's own flags.
   record = {name: FLAGS[name].value for name in _RECORDED_FLAGS}
+  loop_settings = settings_lib.from_flags(SearchSettings)
   job = assemble.assemble(
-      space, evaluator, out_dir,
-      search=settings_lib.from_flags(SearchSettings),
+      space, evaluator, out_dir, search=loop_settings,
       algorithm=settings_lib.from_flags(AlgorithmSettings),
       executor=settings_lib.from_flags(ExecutorSettings), budget=budget,
-      record=record)
+      record=record,
+      observers=report_observers.from_settings(loop_settings, out_dir))
   if train_settings is not None:
     _watch_first_child(evaluator, job, space)
   done = assemble.run_search(job, retrain=FLAGS.retrain_best)

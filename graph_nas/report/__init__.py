@@ -9,6 +9,7 @@
 | `dot` | Graphviz export of a space and of a run's learned policy |
 | `policy` | a run's policy read from its checkpoint |
 | `hparams` | TensorBoard HParams sessions, one per trial |
+| `observers` | what a run writes as it goes (TensorBoard / HParams, the reports at finalize): the front ends attach them to the search |
 
 `graph_nas.report.run`, `write_run_reports`, ... (the tables' names)
 resolve lazily; `python -m graph_nas.report` runs the command.

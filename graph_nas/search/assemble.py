@@ -5,10 +5,11 @@ an output folder and the three settings objects of graph_nas.search.settings:
 the algorithm (with its per-algorithm defaults resolved), the executor,
 and the run's record of its settings. The launcher, `graph_nas.api.search`
 and the toy experiment runner are thin front ends over it; `run_search`
-runs the assembled search to its end and writes its reports.
+runs the assembled search to its end (the reports are written by the
+observers the front end attached: graph_nas.report.observers).
 """
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Sequence
 
 from graph_nas.search import settings as settings_lib
 from graph_nas.search.settings import (AlgorithmSettings, ExecutorSettings, SearchSettings)
@@ -20,7 +21,7 @@ def assemble(space, evaluator, out_dir: str, *,
              executor: ExecutorSettings = ExecutorSettings(),
              budget: Optional[Dict[str, Any]] = None,
              record: Optional[Dict[str, Any]] = None,
-             scorer=None):
+             scorer=None, observers: Sequence = ()):
   """A ready `Search` (not yet run) in `out_dir`.
 
   Args:
@@ -34,6 +35,10 @@ def assemble(space, evaluator, out_dir: str, *,
       launcher's training flags.
     scorer: the screening's scorer when the settings do not name it (a
       user's function; graph_nas.search.screening).
+    observers: told what the search does after its progress log
+      (graph_nas.search.observers); a front end passes the reports'
+      (graph_nas.report.observers.from_settings), which this package does
+      not import.
   """
   from graph_nas.search import algorithms, executors
   from graph_nas import search as search_lib
@@ -50,7 +55,7 @@ def assemble(space, evaluator, out_dir: str, *,
   try:
     return search_lib.Search(space, algo, evaluator, out_dir, search,
                              run_info=run_info, executor=ex, budget=budget,
-                             scorer=scorer)
+                             scorer=scorer, observers=observers)
   except BaseException:
     ex.shutdown()
     raise

@@ -48,10 +48,11 @@ runs). A stopped child is stored with its score at the rung it reached
 budget); the best trial and the best child come from full-budget trials
 only.
 
-What watches the loop -- the progress log, TensorBoard curves and HParams
-sessions, the reports -- are observers (graph_nas.search.observers), built
-from the settings into `Search.observers` and told of the start, each
-stored trial, each update, the end, finalize and close.
+What watches the loop are observers (graph_nas.search.observers), told of
+the start, each stored trial, each update, the end, finalize and close:
+the progress log every search has, then those its front end attaches
+(`observers=`; the TensorBoard curves and HParams sessions and the reports
+are graph_nas.report.observers', which this package does not import).
 """
 
 import dataclasses
@@ -59,7 +60,7 @@ import json
 import math
 import os
 import time
-from typing import Dict, Optional, Protocol
+from typing import Dict, Optional, Protocol, Sequence
 
 from absl import logging
 
@@ -116,20 +117,24 @@ class TooManyFailures(SettingsFault, SearchStopped):
 class Search:
   """One search in one output folder; `run()` starts or resumes it.
 
-  `observers` (graph_nas.search.observers; from the settings: the progress
-  log, TensorBoard/HParams with `settings.tensorboard`, the reports) are
-  told what the loop does; `best`, `t_start` and `evaluated` are what they
-  read of its progress."""
+  `observers` (graph_nas.search.observers: the progress log, then the
+  `observers` given, e.g. graph_nas.report.observers.from_settings: the
+  TensorBoard/HParams log and the reports) are told what the loop does;
+  `best`, `t_start` and `evaluated` are what they read of its progress."""
 
   def __init__(self, space: SearchSpace, algorithm: Algorithm,
                evaluator: Evaluator, out_dir: str,
                settings: SearchSettings, *, run_info: Optional[Dict] = None,
                executor=None, budget: Optional[Dict] = None,
-               scorer: Optional[screening.Scorer] = None):
+               scorer: Optional[screening.Scorer] = None,
+               observers: Sequence[observers_lib.Observer] = ()):
     """budget: what gives the evaluator's rewards their meaning (e.g.
     TrainSettings.budget_identity()); part of the run's identity.
     scorer: the screening's scorer when it is not named by
-    settings.screen (a user's function; graph_nas.search.screening)."""
+    settings.screen (a user's function; graph_nas.search.screening).
+    observers: told what the loop does after the progress log (the front
+    ends attach graph_nas.report.observers.from_settings: TensorBoard and
+    HParams, top_trials.md and the plots)."""
     settings.check()
     self.executor = executor or executors.InProcessExecutor(evaluator)
     self.space = space
@@ -150,7 +155,8 @@ class Search:
     self.store = TrialStore(os.path.join(out_dir, DB_NAME),
                             sync=settings.sync_store)
     self.checkpoint_path = os.path.join(out_dir, CHECKPOINT_NAME)
-    self.observers = observers_lib.from_settings(settings, out_dir)
+    self.observers = (observers_lib.from_settings(settings, out_dir) +
+                      list(observers))
     # Early stopping: the rungs' scores and decisions (None: off, or an
     # evaluator that does not report).
     self.rungs = (halving.parse_rungs(settings.rungs)

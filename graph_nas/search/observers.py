@@ -1,8 +1,9 @@
-"""What watches a search: the progress log, TensorBoard/HParams, reports.
+"""What watches a search: the hooks, and the progress log.
 
 The loop (graph_nas.search.loop.Search) only proposes, evaluates, stores
-and updates; it tells its observers (`Search.observers`, built from its
-settings by `from_settings`) what happened:
+and updates; it tells its observers (`Search.observers`: the progress log
+of `from_settings`, then those the front end attached with
+`Search(observers=...)`) what happened:
 
 | hook | when |
 |---|---|
@@ -17,25 +18,20 @@ An observer may read the search's `settings`, `space`, `store`,
 `out_dir`, `best` (best reward so far, -inf before a success), `t_start`
 (when this `run()` began) and `evaluated` (trials stored by it).
 
-TensorFlow is imported only when TensorBoard is written.
+What a run shows besides its log -- TensorBoard curves and HParams
+sessions, top_trials.md and the plots -- is written by observers of the
+reports package (graph_nas.report.observers), which the front ends
+(graph_nas.api, the launcher, the experiment runner) attach: the search
+imports nothing of the reports.
 """
 
 import math
-import os
 import time
 from typing import Dict, List
 
 from absl import logging
 
 from graph_nas.durations import format_duration
-from graph_nas.search.run_folder import TENSORBOARD_DIR
-
-# TensorBoard descriptions of the per-trial curves.
-_SCALAR_TEXT = {"flops": "multiply-adds of one forward pass of one image "
-                         "(stored as flops)",
-                "val_accuracy": "accuracy on the held-out part of the "
-                                "training split",
-                "params": "parameters of the child"}
 
 
 class Observer:
@@ -110,64 +106,9 @@ def _share(fraction: float) -> str:
   return str(fractions.Fraction(fraction).limit_denominator(64))
 
 
-class TensorBoardLog(Observer):
-  """tensorboard/: curves against the trial number and, once per run, the
-  HParams experiment; each trial its own HParams session
-  (graph_nas.report.hparams)."""
-
-  def __init__(self, out_dir: str):
-    self.logdir = os.path.join(out_dir, TENSORBOARD_DIR)
-    self._writer = None
-    self._hparam_names = []
-
-  def _summary_writer(self, space):
-    if self._writer is None:
-      import tensorflow as tf
-      from graph_nas.report import hparams
-      self._writer = tf.summary.create_file_writer(self.logdir)
-      self._hparam_names = hparams.write_config(self._writer, space)
-    return self._writer
-
-  def on_trial(self, search, row):
-    import tensorflow as tf
-    from graph_nas.report import hparams
-    ok = row["status"] == "ok"
-    with self._summary_writer(search.space).as_default(step=row["trial_id"]):
-      if ok:
-        tf.summary.scalar("reward", row["reward"])
-      if math.isfinite(search.best):
-        tf.summary.scalar("best_reward", search.best)
-      for key in ("val_accuracy", "flops", "params"):
-        if key in row["metrics"]:
-          tf.summary.scalar(key, float(row["metrics"][key]),
-                            description=_SCALAR_TEXT.get(key))
-      tf.summary.scalar("failed", 0.0 if ok else 1.0)
-    # Its own HParams session: decisions and metrics, one run folder.
-    hparams.write_trial(self.logdir, row, self._hparam_names)
-
-  def on_end(self, search):
-    if self._writer is not None:
-      self._writer.flush()
-
-  def on_close(self, search):
-    if self._writer is not None:
-      self._writer.close()
-
-
-class Reports(Observer):
-  """What finalize() writes beside the best architecture: top_trials.md,
-  rewards.png, pareto.png (graph_nas.report.tables); adds "table"."""
-
-  def on_finalize(self, search, top):
-    from graph_nas import report
-    return {"table": report.write_run_reports(search.out_dir, top)["table"]}
-
-
 def from_settings(settings, out_dir: str) -> List[Observer]:
-  """A search's observers: the progress log, TensorBoard/HParams (with
-  `settings.tensorboard`) and the reports, in that order."""
-  chosen: List[Observer] = [ProgressLog()]
-  if settings.tensorboard:
-    chosen.append(TensorBoardLog(out_dir))
-  chosen.append(Reports())
-  return chosen
+  """The observers every search has: the progress log. (What the front
+  ends attach besides -- TensorBoard/HParams, the reports -- is
+  graph_nas.report.observers'.)"""
+  del settings, out_dir  # the progress log reads them from the search
+  return [ProgressLog()]
