@@ -1,6 +1,21 @@
-"""`python -m graph_nas.launch`: runs graph_nas.cli.launch (its home)."""
-from graph_nas.cli.launch import *  # noqa: F401,F403  pylint: disable=wildcard-import
-from graph_nas.cli.launch import main, run  # noqa: F401
+"""`python -m graph_nas.launch` and graph-nas-search: run the launcher.
+
+Its home is graph_nas.cli.launch; `main` and `run` are imported here, and
+any other of its names (`graph_nas.launch.FLAGS`, ...) is looked up there
+when asked for.
+"""
+
+from graph_nas.cli import launch as _home
+from graph_nas.cli.launch import main, run
+
+__all__ = ["main", "run"]
+
+
+def __getattr__(name):  # pylint: disable=invalid-name
+  if name.startswith("__") or not hasattr(_home, name):
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+  return getattr(_home, name)
+
 
 if __name__ == "__main__":
   run()
