@@ -58,7 +58,8 @@ setup(
         # descriptor with protos/search_space.proto (any version does).
         # pytest-timeout: every test has a time limit (pytest.ini).
         # The test extra holds the bench extra: the suite's parts
-        # (graph_nas.bench) are tested like the rest.
+        # (benchmarks/suite/, not installed: the tests import them from the
+        # repository root) are tested like the rest.
         "test": ["pytest", "pytest-timeout", "hypothesis", "grpcio-tools",
                  "ray>=2.40", "optuna>=4.0", "nas-bench-graph>=1.4"],
         # benchmarks/search_quality.py: Optuna's TPE as a baseline and

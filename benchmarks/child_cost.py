@@ -17,8 +17,8 @@ Printed per variant (medians over the children):
   eval_s       evaluation of --eval_examples images (with its trace)
 and the process's user / sys CPU time over the whole run.
 
-  python benchmarks/child_cost.py                 # ~3 min on 2 cores
-  python benchmarks/child_cost.py --children=5 --steps=120
+  python -m benchmarks.child_cost                 # ~3 min on 2 cores
+  python -m benchmarks.child_cost --children=5 --steps=120
 
 Before/after: `--old_tree=DIR` also measures the trainer of an older
 checkout (graph_nas.train.train_child, before the child trainer existed),
@@ -26,7 +26,7 @@ imported as graph_nas_old and run in the same loop (one child of each
 variant in turn), on the same child, budget and per-child seeds:
 
   git worktree add /tmp/before 78ccaca
-  python benchmarks/child_cost.py --old_tree=/tmp/before
+  python -m benchmarks.child_cost --old_tree=/tmp/before
 """
 
 import argparse
@@ -37,9 +37,9 @@ import statistics
 import sys
 import time
 
+from benchmarks import options
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 # A CPU-sized child: stem stride 2, four layers, head 320 (3.4 M MAdds).
 CPU_CHILD = {
@@ -58,11 +58,19 @@ CPU_CHILD = {
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--children", type=int, default=4)
-  parser.add_argument("--steps", type=int, default=100)
-  parser.add_argument("--batch_size", type=int, default=64)
-  parser.add_argument("--eval_examples", type=int, default=1000)
-  parser.add_argument("--data_dir", default=None)
+  parser.add_argument("--children", type=options.at_least(1), default=4,
+                      help="children measured per variant (after one "
+                      "warm-up child)")
+  parser.add_argument("--steps", type=options.at_least(2), default=100,
+                      help="training steps per child")
+  parser.add_argument("--batch_size", type=options.at_least(1), default=64,
+                      help="images per training step")
+  parser.add_argument("--eval_examples", type=options.at_least(1),
+                      default=1000, help="held-out images of each "
+                      "evaluation")
+  parser.add_argument("--data_dir", default=None,
+                      help="tfds data folder (default: as graph_nas.child.data "
+                      "resolves it)")
   parser.add_argument("--old_tree", default=None,
                       help="an older checkout whose graph_nas.train to "
                       "measure too")
@@ -179,6 +187,7 @@ def main():
 def _import_old(tree):
   """The older checkout's package, imported as graph_nas_old."""
   import importlib  # pylint: disable=import-outside-toplevel
+  import importlib.util  # pylint: disable=import-outside-toplevel
   import re  # pylint: disable=import-outside-toplevel
   import shutil  # pylint: disable=import-outside-toplevel
   import tempfile  # pylint: disable=import-outside-toplevel
@@ -187,7 +196,15 @@ def _import_old(tree):
   for path in (root / "graph_nas_old").rglob("*.py"):
     text = path.read_text()
     path.write_text(re.sub(r"\bgraph_nas\b(?!_old)", "graph_nas_old", text))
-  sys.path.insert(0, str(root))
+  # The package by its path (sys.path untouched); its submodules import
+  # through it.
+  package = root / "graph_nas_old"
+  spec = importlib.util.spec_from_file_location(
+      "graph_nas_old", package / "__init__.py",
+      submodule_search_locations=[str(package)])
+  module = importlib.util.module_from_spec(spec)
+  sys.modules["graph_nas_old"] = module
+  spec.loader.exec_module(module)
   return (importlib.import_module("graph_nas_old.train"),
           importlib.import_module("graph_nas_old.child"))
 

@@ -1,6 +1,6 @@
 """Training speed of a graph-nas child vs Keras' MobileNetV2 (measured only).
 
-  python benchmarks/child_speed.py [--batch_size=128] [--steps=10]
+  python -m benchmarks.child_speed [--batch_size=128] [--steps=10]
 
 Prints a table:
   * training throughput (images/s) of a mid-sized CIFAR-10 child (preset
@@ -13,31 +13,40 @@ Prints a table:
   * the time to build and compile one child;
   * the first-step cost of `fit` on a fresh child (tracing included).
 
-Nothing is asserted; results go to benchmarks/README_child.md by hand.
+Nothing is asserted; results go to benchmarks/README_child.md and
+benchmarks/results/child_speed/child_speed.md by hand.
 """
 
+import argparse
 import os
 import platform
-import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app, flags  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from benchmarks import options  # noqa: E402
 from graph_nas import child  # noqa: E402
 
-FLAGS = flags.FLAGS
-flags.DEFINE_integer("batch_size", 128, "Images per training step.")
-flags.DEFINE_integer("steps", 10, "Timed training steps per model.")
-flags.DEFINE_integer("warmup", 3, "Untimed training steps before timing.")
-flags.DEFINE_float("alpha", 0.35, "MobileNetV2 width multiplier.")
-flags.DEFINE_string("preset", "cifar-default", "graph_nas.child preset.")
-flags.DEFINE_integer("seed", 0, "Seed of the random data and weights.")
+
+def parse_args():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--batch_size", type=options.at_least(1), default=128,
+                      help="images per training step")
+  parser.add_argument("--steps", type=options.at_least(1), default=10,
+                      help="timed training steps per model")
+  parser.add_argument("--warmup", type=options.at_least(0), default=3,
+                      help="untimed training steps before timing")
+  parser.add_argument("--alpha", type=options.above(0.0), default=0.35,
+                      help="MobileNetV2 width multiplier")
+  parser.add_argument("--preset", default="cifar-default",
+                      help="graph_nas.child preset")
+  parser.add_argument("--seed", type=int, default=0,
+                      help="seed of the random data and weights")
+  return parser.parse_args()
 
 
 def _compile(model):
@@ -54,42 +63,42 @@ def _data(n, size, seed):
   return x, y
 
 
-def _fit_seconds(model, x, y, steps):
+def _fit_seconds(model, x, y, steps, batch_size):
   """Wall time of model.fit over `steps` batches (one epoch, no callbacks)."""
   ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(
-      FLAGS.batch_size).repeat().prefetch(2)
+      batch_size).repeat().prefetch(2)
   start = time.perf_counter()
   model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
   return time.perf_counter() - start
 
 
-def _throughput(model, x, y):
-  _fit_seconds(model, x, y, FLAGS.warmup)
-  seconds = _fit_seconds(model, x, y, FLAGS.steps)
-  return FLAGS.steps * FLAGS.batch_size / seconds
+def _throughput(model, x, y, args):
+  _fit_seconds(model, x, y, args.warmup, args.batch_size)
+  seconds = _fit_seconds(model, x, y, args.steps, args.batch_size)
+  return args.steps * args.batch_size / seconds
 
 
-def main(argv):
-  del argv
-  keras.utils.set_random_seed(FLAGS.seed)
-  kwargs = child.preset(FLAGS.preset)
-  x, y = _data(4 * FLAGS.batch_size, kwargs["input_shape"][0], FLAGS.seed)
+def main():
+  args = parse_args()
+  keras.utils.set_random_seed(args.seed)
+  kwargs = child.preset(args.preset)
+  x, y = _data(4 * args.batch_size, kwargs["input_shape"][0], args.seed)
 
   # Build + compile time of a fresh child, then its first fit step.
   start = time.perf_counter()
   model = _compile(child.build_child(**kwargs))
   build_s = time.perf_counter() - start
-  first_step_s = _fit_seconds(model, x, y, 1)
-  child_ips = _throughput(model, x, y)
+  first_step_s = _fit_seconds(model, x, y, 1, args.batch_size)
+  child_ips = _throughput(model, x, y, args)
   child_flops = child.count_flops(model)
   child_params = child.count_params(model, trainable_only=True)
   jit = getattr(model, "jit_compile", "?")
   keras.backend.clear_session()
 
   mobilenet = _compile(keras.applications.MobileNetV2(
-      input_shape=kwargs["input_shape"], alpha=FLAGS.alpha, weights=None,
+      input_shape=kwargs["input_shape"], alpha=args.alpha, weights=None,
       classes=10, classifier_activation=None))
-  mobilenet_ips = _throughput(mobilenet, x, y)
+  mobilenet_ips = _throughput(mobilenet, x, y, args)
   mobilenet_flops = child.count_flops(mobilenet)
   mobilenet_params = child.count_params(mobilenet, trainable_only=True)
 
@@ -98,15 +107,15 @@ def main(argv):
         f"{platform.python_version()}, TF {tf.__version__}, "
         f"Keras {keras.__version__}, GPUs: "
         f"{len(tf.config.list_physical_devices('GPU'))}, jit_compile={jit}")
-  print(f"child {FLAGS.preset}: {' '.join(blocks)}")
-  print(f"batch {FLAGS.batch_size}, 32x32 random data, {FLAGS.warmup} warm-up "
-        f"+ {FLAGS.steps} timed fit steps, SGD momentum")
+  print(f"child {args.preset}: {' '.join(blocks)}")
+  print(f"batch {args.batch_size}, 32x32 random data, {args.warmup} warm-up "
+        f"+ {args.steps} timed fit steps, SGD momentum")
   print()
   rows = [
       ("model", "train images/s", "MACs/image", "trainable params"),
-      (f"child ({FLAGS.preset})", f"{child_ips:.1f}",
+      (f"child ({args.preset})", f"{child_ips:.1f}",
        f"{child_flops / 1e6:.1f}M", f"{child_params:,}"),
-      (f"MobileNetV2 alpha={FLAGS.alpha}", f"{mobilenet_ips:.1f}",
+      (f"MobileNetV2 alpha={args.alpha}", f"{mobilenet_ips:.1f}",
        f"{mobilenet_flops / 1e6:.1f}M", f"{mobilenet_params:,}"),
       ("ratio child / MobileNetV2", f"{child_ips / mobilenet_ips:.3f}",
        f"{child_flops / mobilenet_flops:.2f}",
@@ -119,7 +128,7 @@ def main(argv):
       print("-+-".join("-" * w for w in widths))
   print()
   print(f"child build + compile: {build_s:.2f} s")
-  steady_s = FLAGS.batch_size / child_ips
+  steady_s = args.batch_size / child_ips
   print(f"child first fit step (fresh model, tracing included): "
         f"{first_step_s:.2f} s = {steady_s:.2f} s of a steady step + "
         f"{first_step_s - steady_s:.2f} s of one-off setup")
@@ -129,4 +138,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  main()

@@ -1,13 +1,14 @@
 """Equal wall-clock time on CIFAR-10 at CPU budget: which searcher wins?
 
-  python benchmarks/cifar_cpu_search.py --minutes=30   # seeds 1000-1002, ~4.9 h
-  python benchmarks/cifar_cpu_search.py --minutes=6 --seeds=0,1,2  # 69 min
-  python benchmarks/cifar_cpu_search.py --study=screening --minutes=20 \
+  python -m benchmarks.cifar_cpu_search --minutes=30  # seeds 1000-1002, ~4.9 h
+  python -m benchmarks.cifar_cpu_search --minutes=6 --seeds=0,1,2  # 69 min
+  python -m benchmarks.cifar_cpu_search --study=screening --minutes=20 \
       --concurrent  # ~1.6 h
 
 --study=screening: the default searcher with the demo's screening
 (SCREEN), the default without, random search, each with the default early
-stopping; results in cifar_cpu_search_screening.{json,md,png}. With
+stopping; results in cifar_cpu_search_screening.{json,md,png} (in
+benchmarks/results/cifar_cpu_search/, as every study's). With
 --concurrent the three arms of a seed run at the same time, one
 TensorFlow thread each, so that any other load on the machine hits all
 three alike; each (arm, seed)'s best child is retrained (three at a time)
@@ -40,7 +41,8 @@ resumes it; a finished one is read back). Then, per arm:
   of its validation accuracy), the yardstick the arms' differences are
   read against.
 
-Writes benchmarks/results/cifar_cpu_search_halving.{json,md,png}: the
+Writes cifar_cpu_search_halving.{json,md,png} in
+benchmarks/results/cifar_cpu_search/: the
 table, the per-seed paired differences, and best-so-far full-budget
 validation accuracy against wall-clock minutes (mean over seeds, min-max
 band).
@@ -56,8 +58,7 @@ import sys
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-RESULTS = ROOT / "benchmarks" / "results"
+RESULTS = ROOT / "benchmarks" / "results" / "cifar_cpu_search"
 SPACE = "protos/cifar_cpu.textproto"
 
 # The screening the demo uses (launch/cifar_cpu_demo.sh).

@@ -1,13 +1,13 @@
 """Is the demo's cheap reward worth searching on? A rank-correlation check.
 
-  python benchmarks/proxy_check.py          # ~20 min on 2 cores
+  python -m benchmarks.proxy_check          # ~20 min on 2 cores
 
 For --archs random architectures of protos/cifar_cpu.textproto (uniform
 random walks, fixed seed), the validation accuracy after the README demo's
 child budget (5,120 images x 2 epochs) and after a 4x longer training
 (20,480 images x 2 epochs; same batch, learning rate and recipe), on the
 same 2,000 held-out images. Prints both and Spearman's rank correlation;
-writes benchmarks/results/proxy_check.{json,png}.
+writes benchmarks/results/proxy_check/proxy_check.{json,png}.
 """
 
 import argparse
@@ -16,10 +16,11 @@ import os
 import pathlib
 import sys
 
+from benchmarks import options
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-RESULTS = ROOT / "benchmarks" / "results"
+RESULTS = ROOT / "benchmarks" / "results" / "proxy_check"
 
 
 def spearman(a, b):
@@ -41,9 +42,13 @@ def spearman(a, b):
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--archs", type=int, default=10)
-  parser.add_argument("--seed", type=int, default=7)
-  parser.add_argument("--data_dir", default=None)
+  parser.add_argument("--archs", type=options.at_least(1), default=10,
+                      help="random architectures to train")
+  parser.add_argument("--seed", type=int, default=7,
+                      help="seed of the random walks")
+  parser.add_argument("--data_dir", default=None,
+                      help="tfds data folder (default: as graph_nas.child.data "
+                      "resolves it)")
   parser.add_argument("--partial", default=str(ROOT / "runs" /
                                                "proxy_check.json"),
                       help="accuracies measured so far (a rerun resumes)")
@@ -93,7 +98,7 @@ def main():
           f"{report.architecture_text(config)} |")
   print(f"Spearman rank correlation: {rho:.3f} over {len(configs)} "
         "architectures")
-  RESULTS.mkdir(exist_ok=True)
+  RESULTS.mkdir(parents=True, exist_ok=True)
   (RESULTS / "proxy_check.json").write_text(json.dumps(
       {"spearman": rho, "demo": acc["demo"], "4x": acc["4x"],
        "configs": configs}, indent=1))

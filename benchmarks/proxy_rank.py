@@ -1,7 +1,7 @@
 """Do cheap scores rank architectures? Zero-cost proxies against training.
 
-  python benchmarks/proxy_rank.py            # ~30 min on 2 cores
-  python benchmarks/proxy_rank.py --no_train # the report from what is stored
+  python -m benchmarks.proxy_rank            # ~30 min on 2 cores
+  python -m benchmarks.proxy_rank --no_train # the report from what is stored
 
 For architectures of protos/cifar_cpu.textproto (uniform random walks: the
 10 of benchmarks/proxy_check.py, whose trainings at this budget are
@@ -26,8 +26,8 @@ score says before training:
 Spearman's rho and Kendall's tau (scipy.stats) with 95 % bootstrap
 intervals (architectures resampled, 2,000 draws), and each scorer's
 difference to the parameter count on the same draws. Writes
-benchmarks/results/proxy_rank.{md,json,png}. Trainings are appended to
-the json as they finish: a rerun resumes.
+benchmarks/results/proxy_rank/proxy_rank.{md,json,png}. Trainings are
+appended to the json as they finish: a rerun resumes.
 """
 
 import argparse
@@ -38,11 +38,13 @@ import pathlib
 import sys
 import time
 
+from benchmarks import options
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
-STORED = RESULTS / "proxy_check.json"  # 10 trainings at the same budget
+# 10 trainings at the same budget (python -m benchmarks.proxy_check).
+STORED = RESULTS / "proxy_check" / "proxy_check.json"
 STORED_WALK_SEED = 7  # benchmarks/proxy_check.py's walks
 RUNG = 0.25  # the demo's first rung (--rungs=1/4,1/2)
 PROXIES = ("synflow", "naswot", "params", "flops")
@@ -269,7 +271,7 @@ def report(sp, archs, settings, path, args):
   cost["rung_params"] = cost["rung"]
   cost["training"] = float(np.median(train_s)) if train_s else None
   data.update({
-      "command": "python benchmarks/proxy_rank.py " + " ".join(
+      "command": "python -m benchmarks.proxy_rank " + " ".join(
           sys.argv[1:]),
       "architectures": [{k: a[k] for k in ("id", "walk", "config", "seed")}
                         for a in archs],
@@ -318,7 +320,7 @@ def markdown(archs, y, columns, corr, cost, cost_cpu, args):
       "bootstrap intervals (architectures resampled, 2,000 draws), and "
       "the difference of rho to the parameter count's on the same draws.",
       "",
-      "    " + "python benchmarks/proxy_rank.py" +
+      "    " + "python -m benchmarks.proxy_rank" +
       ("" if args.archs == 40 else f" --archs={args.archs}"),
       "",
       "| scorer | Spearman rho [95 %] | Kendall tau [95 %] | rho - rho(params) [95 %] | rho with params | cost per architecture |",
@@ -384,8 +386,9 @@ def markdown(archs, y, columns, corr, cost, cost_cpu, args):
       "quarter of the median full training "
       f"({_seconds(cost.get('training'))}).",
       "",
-      "Scatter plots: `benchmarks/results/proxy_rank.png`; every score "
-      "and accuracy: `benchmarks/results/proxy_rank.json`.",
+      "Scatter plots: `benchmarks/results/proxy_rank/proxy_rank.png`; "
+      "every score and accuracy: "
+      "`benchmarks/results/proxy_rank/proxy_rank.json`.",
       "",
   ]
   return "\n".join(lines)
@@ -425,9 +428,9 @@ def verdicts(corr):
 def noise_ceiling(y):
   """How high a perfect scorer's rho could be, given one training's noise
   (the same architecture retrained with other seeds, same budget:
-  benchmarks/results/cifar_cpu_search_halving.json)."""
+  benchmarks/results/cifar_cpu_search/cifar_cpu_search_halving.json)."""
   import numpy as np
-  halving = RESULTS / "cifar_cpu_search_halving.json"
+  halving = RESULTS / "cifar_cpu_search" / "cifar_cpu_search_halving.json"
   sd_y = float(np.std(y, ddof=1))
   if not halving.exists():
     return f"The accuracies spread with sd {sd_y:.3f}."
@@ -497,14 +500,20 @@ def plot(columns, y, corr, reused, out):
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--archs", type=int, default=40,
+  parser.add_argument("--archs", type=options.at_least(0), default=40,
                       help="new architectures besides proxy_check's 10")
-  parser.add_argument("--walk_seed", type=int, default=1000)
-  parser.add_argument("--data_dir", default=None)
+  parser.add_argument("--walk_seed", type=int, default=1000,
+                      help="the walk of new architecture i is drawn with "
+                      "seed walk_seed + i")
+  parser.add_argument("--data_dir", default=None,
+                      help="tfds data folder (default: as graph_nas.child.data "
+                      "resolves it)")
   parser.add_argument("--no_train", action="store_true",
                       help="report on the trainings stored so far")
-  parser.add_argument("--only_train", action="store_true")
-  parser.add_argument("--out", default=str(RESULTS / "proxy_rank"),
+  parser.add_argument("--only_train", action="store_true",
+                      help="train what is missing, write no report")
+  parser.add_argument("--out", default=str(RESULTS / "proxy_rank" /
+                                           "proxy_rank"),
                       help="path without extension of the results")
   args = parser.parse_args()
 

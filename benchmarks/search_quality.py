@@ -2,10 +2,10 @@
 evolution and Optuna's TPE, on seeds no setting was chosen on.
 
   pip install ".[bench]"      # Optuna and nas-bench-graph
-  python benchmarks/search_quality.py --phase=report     # ~50 min, 2 cores
-  python benchmarks/search_quality.py --phase=tune --methods=evo_p10_t5 ...
+  python -m benchmarks.search_quality --phase=report     # ~50 min, 2 cores
+  python -m benchmarks.search_quality --phase=tune --methods=evo_p10_t5 ...
 
-Tasks (graph_nas.bench.tasks): stack layers, select optimizer B = 2 and 4
+Tasks (benchmarks.suite.tasks): stack layers, select optimizer B = 2 and 4
 (the shipped graph spaces and their linear forms) and NAS-Bench-Graph
 cora, citeseer and pubmed in a linear and a graph encoding. Methods: see
 METHODS; the graph-nas ones run with the declared defaults
@@ -15,11 +15,12 @@ Seeds: --phase=tune uses seeds 0 .. --seeds-1 (at most 100: every setting
 is chosen there); --phase=report uses seeds 1000 .. 1000 + --seeds - 1,
 that no choice saw. Every (task, method, seed) search runs once to the
 largest budget; best-after-k is read off its trials. Results are appended
-to results/search_quality_<phase>.jsonl.gz as they finish: a rerun skips
-what is there (resumable). Then the script writes
-results/search_quality_<phase>.md (tables with paired bootstrap 95 %
-intervals over seeds, mean ranks) and results/search_quality_<phase>_*.png
-(mean best-so-far with a 95 % band of the mean).
+to results/search_quality/search_quality_<phase>.jsonl.gz as they finish:
+a rerun skips what is there (resumable). Then the script writes
+results/search_quality/search_quality_<phase>.md (tables with paired
+bootstrap 95 % intervals over seeds, mean ranks) and
+results/search_quality/search_quality_<phase>_*.png (mean best-so-far with
+a 95 % band of the mean).
 
 Screening (issue 29; results in results/screening_suite/, see
 benchmarks/README.md): the deduplicated baselines (`random_dedup`,
@@ -30,9 +31,9 @@ tuning grid `scr_k<K>_e<explore>_kap<kappa>`:
 
   S="--results_dir=benchmarks/results/screening_suite --tag=_screen
      --budget=200 --toy_budget=200"
-  python benchmarks/search_quality.py --phase=tune --seeds=4 $S
+  python -m benchmarks.search_quality --phase=tune --seeds=4 $S
       --methods=default,scr_k8_e0.25_kap0.5,scr_k4_e0.25_kap0.5,...
-  python benchmarks/search_quality.py --phase=report --seeds=10 $S
+  python -m benchmarks.search_quality --phase=report --seeds=10 $S
       --references=default,default_predictor --methods=random,
       random_dedup,reg_evolution,reg_evolution_dedup,tpe,tpe_dedup,
       default,default_predictor
@@ -50,13 +51,13 @@ import time
 
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-RESULTS = os.path.join(HERE, "results")
-sys.path.insert(0, os.path.dirname(HERE))
+from benchmarks import options
+from benchmarks.suite import driver, stats
+from benchmarks.suite import tasks as tasks_lib
+from graph_nas.durations import format_duration
 
-from graph_nas.bench import driver, stats  # noqa: E402
-from graph_nas.bench import tasks as tasks_lib  # noqa: E402
-from graph_nas.durations import format_duration  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = os.path.join(HERE, "results", "search_quality")
 
 M = driver.Method
 # The baselines are fixed as published (not graph-nas' defaults): uniform
@@ -70,10 +71,10 @@ BASELINES = {
     "tpe": M("tpe", "tpe"),
 }
 # The same baselines refusing repeats (issue 29): random search without
-# replacement (graph_nas.bench.dedup), textbook regularized evolution that
+# replacement (benchmarks.suite.dedup), textbook regularized evolution that
 # redraws a repeated child (the loop's no_repeats: up to 20 mutations, then
 # random walks), TPE whose repeats are answered from the results and not
-# counted (graph_nas.bench.tpe).
+# counted (benchmarks.suite.tpe).
 DEDUP_BASELINES = {
     "random_dedup": M("random_dedup", "random_dedup"),
     "reg_evolution_dedup": M("reg_evolution_dedup", "evolution", dict(
@@ -631,19 +632,25 @@ def plot(rows, tasks, methods, seeds, out_png):
 
 def main():
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  p.add_argument("--phase", choices=("tune", "report"), default="report")
-  p.add_argument("--seeds", type=int, default=30,
+  p.add_argument("--phase", choices=("tune", "report"), default="report",
+                 help="tune: the seeds settings are chosen on; report: "
+                 "seeds from 1000, that no choice saw")
+  p.add_argument("--seeds", type=options.at_least(1), default=30,
                  help="tune: seeds 0..N-1 (N <= 100); report: 1000..")
-  p.add_argument("--tasks", default=",".join(tasks_lib.names()))
-  p.add_argument("--methods", default=",".join(REPORT_METHODS))
-  p.add_argument("--budget", type=int, default=500,
+  p.add_argument("--tasks", default=",".join(tasks_lib.names()),
+                 help="comma-separated, of benchmarks.suite.tasks")
+  p.add_argument("--methods", default=",".join(REPORT_METHODS),
+                 help="comma-separated, of METHODS, or "
+                 "algorithm:name=value+name=value")
+  p.add_argument("--budget", type=options.at_least(1), default=500,
                  help="trials per NAS-Bench-Graph search")
-  p.add_argument("--toy_budget", type=int, default=1000,
+  p.add_argument("--toy_budget", type=options.at_least(1), default=1000,
                  help="trials per toy-task search")
-  p.add_argument("--costly_budget", type=int, default=200,
+  p.add_argument("--costly_budget", type=options.at_least(1), default=200,
                  help="trials per search of TPE, PQT and REINFORCE (a "
                  "search of theirs takes seconds; see COSTLY)")
-  p.add_argument("--workers", type=int, default=2)
+  p.add_argument("--workers", type=options.at_least(1), default=2,
+                 help="searches run at once (processes)")
   p.add_argument("--reference", default="default",
                  help="the method compared with every other in the tables")
   p.add_argument("--references", default="",
@@ -655,7 +662,7 @@ def main():
   p.add_argument("--results_dir", default=RESULTS,
                  help="where the .jsonl.gz, .md and .png go")
   p.add_argument("--tag", default="", help="results file suffix")
-  p.add_argument("--skip_seeds", type=int, default=0,
+  p.add_argument("--skip_seeds", type=options.at_least(0), default=0,
                  help="run the searches of all but the first N seeds (a "
                  "second process on another --tag; the tables use all)")
   p.add_argument("--no_run", action="store_true",
@@ -686,7 +693,7 @@ def main():
   from graph_nas.search.settings import AlgorithmSettings
   lines = [f"# Search quality, {args.phase} seeds {seeds[0]}-{seeds[-1]} "
            f"({len(seeds)})\n",
-           f"Command: `python benchmarks/search_quality.py "
+           f"Command: `python -m benchmarks.search_quality "
            f"{' '.join(sys.argv[1:])}`; default algorithm: "
            f"{AlgorithmSettings().algorithm}; wall time of this call "
            f"{format_duration(time.time() - t0)} (searches already in "

@@ -1,8 +1,8 @@
 """The paper's branching task at budgets that can show learning (Fig. 4).
 
-  python benchmarks/select_optimizer.py                  # all settings
-  python benchmarks/select_optimizer.py --trials=5000 --settings=tuned
-  python benchmarks/select_optimizer.py --report_only    # tables and plots
+  python -m benchmarks.select_optimizer                  # all settings
+  python -m benchmarks.select_optimizer --trials=5000 --settings=tuned
+  python -m benchmarks.select_optimizer --report_only    # tables and plots
 
 Select an optimizer (B = 2 and B = 4 branches), graph form vs linear form,
 plus random search on the graph form, 10 replicas each. Each controller
@@ -16,7 +16,7 @@ update) under each entropy convention of graph_nas.search.controller (sum, mean,
 normalized), and TUNED below (chosen by the same small sweep for graph and
 linear; see benchmarks/README.md).
 
-Writes benchmarks/results/select_optimizer.{json,md} and
+Writes benchmarks/results/select_optimizer/select_optimizer.{json,md} and
 select_optimizer_<setting>.png: best-so-far and moving-average reward with
 min-max bands over replicas, B = 2 left, B = 4 right. The markdown states,
 with bootstrap 95 % intervals over replicas, whether graph beats linear and
@@ -27,15 +27,14 @@ import argparse
 import json
 import os
 import pathlib
-import sys
 import time
 
+import numpy as np
+
+from benchmarks import options
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import numpy as np  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "results"
+RESULTS = ROOT / "benchmarks" / "results" / "select_optimizer"
 TASKS = ("select_optimizer_b2", "select_optimizer_b4")
 FORMS = ("graph", "linear")
 PAPER = {"algorithm": "reinforce", "learning_rate": 1e-4,
@@ -342,18 +341,26 @@ def load_form(folder, form):
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--trials", type=int, default=1000)
-  parser.add_argument("--replicas", type=int, default=10)
+  parser.add_argument("--trials", type=options.at_least(1), default=1000,
+                      help="trials per replica (a larger value resumes and "
+                      "extends every replica)")
+  parser.add_argument("--replicas", type=options.at_least(1), default=10,
+                      help="independent replicas per form")
   parser.add_argument("--settings", default=",".join(SETTINGS),
                       help=f"comma-separated, of {', '.join(SETTINGS)}")
-  parser.add_argument("--tasks", default=",".join(TASKS))
+  parser.add_argument("--tasks", default=",".join(TASKS),
+                      help=f"comma-separated, of {', '.join(TASKS)}")
   parser.add_argument("--forms", default=",".join(FORMS),
                       help="controller forms to run: graph, linear")
   parser.add_argument("--random", action=argparse.BooleanOptionalAction,
                       default=True, help="also run random search")
-  parser.add_argument("--out", default=str(ROOT / "runs" / "select_opt"))
-  parser.add_argument("--window", type=int, default=50)
-  parser.add_argument("--report_only", action="store_true")
+  parser.add_argument("--out", default=str(ROOT / "runs" / "select_opt"),
+                      help="folder of the runs (one per setting)")
+  parser.add_argument("--window", type=options.at_least(1), default=50,
+                      help="trials of the plots' moving average")
+  parser.add_argument("--report_only", action="store_true",
+                      help="only write the tables and plots of the runs "
+                      "in --out")
   args = parser.parse_args()
   settings = [s for s in args.settings.split(",") if s]
   unknown = [s for s in settings if s not in SETTINGS]
@@ -376,7 +383,7 @@ def main():
       for task in tasks:
         run(setting, SETTINGS[setting], task, forms, args.trials,
             args.replicas, out)
-  RESULTS.mkdir(exist_ok=True)
+  RESULTS.mkdir(parents=True, exist_ok=True)
   report_all(out, args.window, [s for s in SETTINGS
                                 if (out / s).exists()], args.replicas)
 

@@ -1,6 +1,6 @@
 """What would a weight-sharing supernet cost on this CPU? Its widest child.
 
-  python benchmarks/supernet_cost.py         # ~5 min on 2 cores at load 11
+  python -m benchmarks.supernet_cost         # ~5 min on 2 cores at load 11
 
 A supernet over protos/cifar_cpu.textproto whose choices are masked runs
 the widest child of the space at every step (every layer, the widest
@@ -25,8 +25,8 @@ Each child trains --steps steps (the first step, with its tracing, is
 timed apart), is scored by the trainer on --eval_examples held-out images,
 and its forward pass (inference mode, batches of 32) is timed on
 --forward_images images: what scoring a candidate through a trained
-supernet costs per image. Prints
-and writes benchmarks/results/supernet_cost.md: images/s and steps/s of
+supernet costs per image. Prints and writes
+benchmarks/results/supernet_cost/supernet_cost.md: images/s and steps/s of
 each, the ratio widest / median of each round and their median, and the
 minutes a supernet would take for N epochs of the demo's 5,120 images.
 """
@@ -40,10 +40,11 @@ import statistics
 import sys
 import time
 
+from benchmarks import options
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-RESULTS = ROOT / "benchmarks" / "results"
+RESULTS = ROOT / "benchmarks" / "results" / "supernet_cost"
 DEMO_IMAGES = 5120  # the demo's child training set (launch/cifar_cpu_demo.sh)
 DEMO_BATCH = 32
 DEMO_EVAL = 2000  # the demo's held-out images (--eval_examples=2000)
@@ -290,24 +291,33 @@ def report(out, args, wide, median, facts, runs, command):
                   "runs": runs, "ratios": ratios}, indent=1, sort_keys=True),
       "```",
       ""]
+  out.parent.mkdir(parents=True, exist_ok=True)
   out.write_text("\n".join(text))
   print("\n".join(text[:text.index("## Raw")]))
 
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--steps", type=int, default=40,
+  parser.add_argument("--steps", type=options.at_least(1), default=40,
                       help="training steps per child per round")
-  parser.add_argument("--rounds", type=int, default=2)
-  parser.add_argument("--samples", type=int, default=20000,
+  parser.add_argument("--rounds", type=options.at_least(1), default=2,
+                      help="rounds of the two children, alternating")
+  parser.add_argument("--samples", type=options.at_least(1), default=20000,
                       help="uniform random walks for the median child")
-  parser.add_argument("--eval_examples", type=int, default=320,
+  parser.add_argument("--eval_examples", type=options.at_least(1),
+                      default=320,
                       help="held-out images of the package's evaluation")
-  parser.add_argument("--forward_images", type=int, default=640,
+  parser.add_argument("--forward_images", type=options.at_least(1),
+                      default=640,
                       help="images of the timed forward pass")
-  parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--data_dir", default=None)
-  parser.add_argument("--out", default=str(RESULTS / "supernet_cost.md"))
+  parser.add_argument("--seed", type=int, default=0,
+                      help="seed of the walks and of round 0's training "
+                      "(round r: seed + r)")
+  parser.add_argument("--data_dir", default=None,
+                      help="tfds data folder (default: as graph_nas.child.data "
+                      "resolves it)")
+  parser.add_argument("--out", default=str(RESULTS / "supernet_cost.md"),
+                      help="the results page")
   args = parser.parse_args()
 
   import tensorflow as tf
@@ -335,7 +345,7 @@ def main():
                                 args.forward_images))
       print(f"round {r} {name}: {runs[name][-1]['images_per_s']:.1f} "
             f"images/s ({time.perf_counter() - t0:.0f} s)", flush=True)
-  command = "python benchmarks/supernet_cost.py" + "".join(
+  command = "python -m benchmarks.supernet_cost" + "".join(
       f" {a}" for a in sys.argv[1:])
   report(pathlib.Path(args.out), args, wide, median, facts, runs, command)
 

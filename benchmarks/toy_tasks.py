@@ -1,7 +1,7 @@
 """Reproduce the paper's toy experiments and measure controller speed.
 
-  python benchmarks/toy_tasks.py [--replicas=10] [--trials=200] \
-      [--bench_out=benchmarks/results]
+  python -m benchmarks.toy_tasks [--replicas=10] [--trials=200] \
+      [--bench_out=benchmarks/results/toy_tasks]
 
 Prints (and writes to <out>/toy_table.md) a table per setting: mean best
 reward at trials 10, 25, 50, 100, 200; replicas reaching 1.0; median trial
@@ -11,31 +11,44 @@ Figs. 2, 4). Then measures walks sampled per second at batch 1 and 256 and
 milliseconds per update step.
 """
 
+import argparse
 import glob
 import json
 import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))))
+import numpy as np
+from absl import flags
 
-import numpy as np  # noqa: E402
-from absl import app, flags  # noqa: E402
-
+from benchmarks import options
 from graph_nas import space as space_lib
+from graph_nas.cli import experiment
 from graph_nas.search import algorithms
-from graph_nas.cli import experiment  # noqa
-from graph_nas.search.controller import DynamicController  # noqa: E402
+from graph_nas.search.controller import DynamicController
 
-# --replicas and --trials are graph_nas.experiment's flags.
-_REPLICAS = experiment._REPLICAS  # pylint: disable=protected-access
-_TRIALS = experiment._TRIALS  # pylint: disable=protected-access
-_BENCH_OUT = flags.DEFINE_string("bench_out", "benchmarks/results",
-                                 "Output folder.")
-_SKIP_TOY = flags.DEFINE_boolean("skip_toy", False, "Only measure speed.")
-_SETTINGS = flags.DEFINE_list("settings", ["paper", "tuned"],
-                              "Which settings rows to run: paper, tuned.")
+def parse_args():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  # --replicas and --trials: graph_nas.experiment's flags (their default,
+  # help and lower bound).
+  for name in ("replicas", "trials"):
+    flag = flags.FLAGS[name]
+    parser.add_argument(f"--{name}",
+                        type=options.at_least(flag.parser.lower_bound),
+                        default=flag.default,
+                        help=f"{flag.help.rstrip('.')} "
+                        f"(graph_nas.experiment's --{name})")
+  parser.add_argument("--bench_out", default="benchmarks/results/toy_tasks",
+                      help="output folder")
+  parser.add_argument("--skip_toy", action="store_true",
+                      help="only measure speed (and rewrite the table from "
+                      "the stored curves)")
+  parser.add_argument("--settings", default="paper,tuned",
+                      help="which settings rows to run (comma-separated): "
+                      "paper, tuned")
+  args = parser.parse_args()
+  args.settings = [x for x in args.settings.split(",") if x]
+  return args
+
 
 TASKS = ["stack_layers", "select_optimizer_b2", "select_optimizer_b4"]
 # (label, algorithm, lr, entropy, walks per update); None = paper setting.
@@ -48,10 +61,10 @@ SETTINGS = [
 ]
 
 
-def toy(out):
+def toy(out, args):
   rows = []
   for label, algo, lr, beta, wpu in SETTINGS:
-    if label.split()[0] not in _SETTINGS.value:
+    if label.split()[0] not in args.settings:
       continue
     for task in TASKS:
       lr_ = lr if lr is not None else \
@@ -65,8 +78,8 @@ def toy(out):
         t0 = time.time()
         tag = "paper" if label.startswith("paper") else "tuned"
         rewards = experiment.run_form(
-            form, task, algorithm=algo, replicas=_REPLICAS.value,
-            trials=_TRIALS.value, learning_rate=lr_, entropy_weight=beta_,
+            form, task, algorithm=algo, replicas=args.replicas,
+            trials=args.trials, learning_rate=lr_, entropy_weight=beta_,
             walks_per_update=wpu, seed=0, spaces_dir="protos",
             out=os.path.join("runs", "toy_tasks", tag, task),
             log_every=False)
@@ -82,13 +95,13 @@ def toy(out):
       with open(os.path.join(out, f"toy_{task}_{tag}.json"), "w") as f:
         json.dump(results, f)
   del rows
-  write_table(out)
+  write_table(out, args.trials)
 
 
-def write_table(out):
+def write_table(out, trials):
   """The table of every toy_<task>_<setting>.json in `out`."""
   labels = {label.split()[0]: label for label, *_ in SETTINGS}
-  cps = [c for c in (10, 25, 50, 100, 200) if c <= _TRIALS.value]
+  cps = [c for c in (10, 25, 50, 100, 200) if c <= trials]
   lines = ["| setting | task | form | " +
            " | ".join(f"best@{c}" for c in cps) +
            " | replicas at 1.0 | median first 1.0 |",
@@ -149,15 +162,15 @@ def speed(out):
     f.write(table + "\n")
 
 
-def main(argv):
-  del argv
-  os.makedirs(_BENCH_OUT.value, exist_ok=True)
-  if not _SKIP_TOY.value:
-    toy(_BENCH_OUT.value)
+def main():
+  args = parse_args()
+  os.makedirs(args.bench_out, exist_ok=True)
+  if not args.skip_toy:
+    toy(args.bench_out, args)
   else:
-    write_table(_BENCH_OUT.value)
-  speed(_BENCH_OUT.value)
+    write_table(args.bench_out, args.trials)
+  speed(args.bench_out)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  main()

@@ -1,4 +1,4 @@
-"""Tests of the search-quality suite's parts (graph_nas.bench) and of the
+"""Tests of the search-quality suite's parts (benchmarks.suite) and of the
 options it chose (no repeats, local steps, normalised advantages)."""
 
 import math
@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pytest
 
+from benchmarks.suite import driver, nas_bench_graph, stats, tasks, tpe
 from graph_nas import api
 from graph_nas import space as space_lib
-from graph_nas.bench import driver, nas_bench_graph, stats, tasks, tpe
 from graph_nas.errors import GraphNasError
 from graph_nas.search import algorithms, evolution
 from graph_nas.search.settings import AlgorithmSettings

@@ -4,8 +4,8 @@ replacement, TPE answering its repeats from the results."""
 
 import pytest
 
+from benchmarks.suite import driver, tasks, tpe
 from graph_nas import api
-from graph_nas.bench import driver, tasks, tpe
 from graph_nas.errors import SettingError
 from graph_nas.search.store import TrialStore, config_key
 

@@ -1,4 +1,4 @@
-"""The search-quality suite's parts (benchmarks/search_quality.py).
+"""The search-quality suite's parts (`python -m benchmarks.search_quality`).
 
 - `tasks`: the suite's tasks, each a space, a reward read from the decoded
   config and its known optimum (the paper's toy tasks, NAS-Bench-Graph);
@@ -8,6 +8,9 @@
 - `driver`: one search of a look-up reward, trial by trial;
 - `stats`: best-so-far curves, paired bootstrap intervals, mean ranks.
 
-Nothing here is imported by the core package; Optuna and nas-bench-graph
-are imported only when a task or method needs them.
+They live with the benchmarks, outside the installed package: the core
+package imports nothing from here, and the tests import them as
+`benchmarks.suite` from the repository root (tests/test_bench*.py).
+Optuna and nas-bench-graph are imported only when a task or method needs
+them.
 """

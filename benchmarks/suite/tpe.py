@@ -24,7 +24,7 @@ Needs Optuna (the `bench` extra). Its state is Optuna's study in memory:
 """
 
 import warnings
-from typing import Dict, List
+from typing import Dict
 
 import numpy as np
 

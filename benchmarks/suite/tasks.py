@@ -8,7 +8,7 @@ config (NAS-Bench-Graph's test accuracy). Names:
   paper's toy tasks on their shipped graph spaces, and ``..._linear`` on
   the shipped linear forms (`graph_nas.search.tasks` holds the rewards);
 - ``nbg_<dataset>_linear`` / ``nbg_<dataset>_graph``: NAS-Bench-Graph
-  (`graph_nas.bench.nas_bench_graph`), validation accuracy as the reward.
+  (`benchmarks.suite.nas_bench_graph`), validation accuracy as the reward.
 """
 
 import dataclasses
@@ -16,7 +16,7 @@ import functools
 from typing import Callable, Optional, Tuple
 
 from graph_nas import space as space_lib
-from graph_nas.bench import nas_bench_graph as nbg
+from benchmarks.suite import nas_bench_graph as nbg
 from graph_nas.errors import GraphNasError
 from graph_nas.search import tasks as toy
 

@@ -20,8 +20,8 @@ compares the two).
 
 A method is data: an algorithm name and its settings, the declared
 defaults (`graph_nas.search.settings`) where it gives none. Besides the
-loop's algorithms: "tpe" (graph_nas.bench.tpe) and "random_dedup"
-(graph_nas.bench.dedup), the suite's baselines.
+loop's algorithms: "tpe" (benchmarks.suite.tpe) and "random_dedup"
+(benchmarks.suite.dedup), the suite's baselines.
 """
 
 import dataclasses
@@ -46,7 +46,7 @@ class Method:
 
   Attributes:
     label: its name in tables and plots.
-    algorithm: a graph_nas algorithm name, or "tpe" (graph_nas.bench.tpe).
+    algorithm: a graph_nas algorithm name, or "tpe" (benchmarks.suite.tpe).
     settings: AlgorithmSettings fields it sets (the rest: the declared
       defaults).
     walks_per_update: walks proposed per update (SearchSettings').
@@ -67,10 +67,10 @@ class Method:
 
   def make(self, space, seed: int):
     if self.algorithm == "tpe":
-      from graph_nas.bench import tpe  # pylint: disable=import-outside-toplevel
+      from benchmarks.suite import tpe  # pylint: disable=import-outside-toplevel
       return tpe.OptunaTPE(space, seed, **self.settings)
     if self.algorithm == "random_dedup":
-      from graph_nas.bench import dedup  # pylint: disable=import-outside-toplevel
+      from benchmarks.suite import dedup  # pylint: disable=import-outside-toplevel
       return dedup.RandomWithoutReplacement(space, seed, **self.settings)
     chosen = AlgorithmSettings(algorithm=self.algorithm,
                                **self.settings).check()
