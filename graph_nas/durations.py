@@ -2,7 +2,8 @@
 
 `format_duration` (45s, 12m05s, 2h55m, 3d04h) for ETAs and elapsed times
 (a child's progress line, the search's trial line); `rough_duration`
-(~0.4 s, ~2.9 h, ~180 days) for projections.
+(~0.4 s, ~2.9 h, ~180 days) for projections; `coarse_duration` (90s, 5m,
+2h05m, 3d) for how long ago something began (the run lock's holder).
 """
 
 
@@ -34,3 +35,16 @@ def rough_duration(seconds) -> str:
     return f"~{s / 3600:.1f} h"
   days = s / 86400
   return f"~{days:.1f} days" if days < 10 else f"~{days:,.0f} days"
+
+
+def coarse_duration(seconds) -> str:
+  """An age in whole units: '90s' (under 2 min), '5m' (under 2 h),
+  '2h05m' (under 2 days), '3d'."""
+  seconds = int(seconds)
+  if seconds < 120:
+    return f"{seconds}s"
+  if seconds < 7200:
+    return f"{seconds // 60}m"
+  if seconds < 2 * 86400:
+    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+  return f"{seconds // 86400}d"

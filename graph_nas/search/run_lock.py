@@ -40,6 +40,7 @@ try:
 except ImportError:  # pragma: no cover - not a POSIX system
   fcntl = None
 
+from graph_nas.durations import coarse_duration
 from graph_nas.errors import GraphNasError
 
 from graph_nas.search.run_folder import LOCK_NAME  # noqa: E402
@@ -61,21 +62,11 @@ def _describe(record: Optional[dict]) -> str:
     when = datetime.datetime.fromtimestamp(started).strftime(
         "%Y-%m-%d %H:%M:%S")
     age = max(0, int(time.time() - started))
-    text += f", running since {when} ({_age(age)} ago)"
+    text += f", running since {when} ({coarse_duration(age)} ago)"
   cmd = record.get("command")
   if cmd:
     text += f": {cmd}"
   return " ".join(text.split())  # one line, whatever the command held
-
-
-def _age(seconds: int) -> str:
-  if seconds < 120:
-    return f"{seconds}s"
-  if seconds < 7200:
-    return f"{seconds // 60}m"
-  if seconds < 2 * 86400:
-    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
-  return f"{seconds // 86400}d"
 
 
 class RunLock:
