@@ -24,7 +24,7 @@ would: a GraphNasError naming the vertex and action at fault.
 A reward is a plain function `fn(config) -> float` (or
 `fn(config, trial_id, seed)`); it may also return a dict with a "reward"
 entry (the other entries are stored as the trial's metrics) or a
-`graph_nas.search.results.EvalResult`. An object with an
+`graph_nas.results.EvalResult`. An object with an
 `evaluate(config, trial_id, seed)` method returning an EvalResult is used
 as it is.
 

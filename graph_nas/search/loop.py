@@ -72,7 +72,7 @@ from graph_nas.search import screening
 from graph_nas.search.algorithms import Algorithm
 from graph_nas.errors import (GraphNasError, IdentityMismatch, Naming,
                               SettingsFault)
-from graph_nas.search.results import EvalResult
+from graph_nas.results import EvalResult
 from graph_nas.search.settings import SearchSettings, identity_fields
 from graph_nas.space import SearchSpace, fingerprint
 from graph_nas.search.store import TrialStore
