@@ -68,8 +68,12 @@ def launch_and_sigkill(args, rng, most_trials) -> bool:
     # TF start-up is slow on a busy machine.
     found = lines.count(TRIAL_LINE, n, timeout=300,
                         describe=f"{n} stored trials")
-    first, last = lines.stamps[found[0]], lines.stamps[found[n - 1]]
-    time.sleep(float(rng.uniform(0, 3 * (last - first) / (n - 1))))
+    # A trial's time at the current pace: the mean of the last few gaps
+    # (the first trials carry the controller's tracing, seconds each; a
+    # mean over them let a kill come after the search had ended).
+    recent = found[max(0, n - 7):n]
+    first, last = lines.stamps[recent[0]], lines.stamps[recent[-1]]
+    time.sleep(float(rng.uniform(0, 3 * (last - first) / (len(recent) - 1))))
   finally:
     killed = sigkill(proc)
   return killed
