@@ -135,16 +135,20 @@ def run(setting, params, task, forms, trials, replicas, out):
   runs = {}
   for form in forms:
     t0 = time.time()
-    runs[form] = experiment.run_form(
-        form, task, algorithm=params.get("algorithm", "reinforce"),
-        replicas=replicas, trials=trials,
+    # The settings this study has always run with (pg_weight 0: PQT
+    # without an added REINFORCE term, as in its published sweeps).
+    algorithm = experiment.paper_algorithm(
+        algorithm=params.get("algorithm", "reinforce"),
         learning_rate=params.get("learning_rate", 1e-3),
         entropy_weight=params.get("entropy_weight", 0.0),
-        walks_per_update=params.get("walks_per_update", 1), seed=seed,
-        spaces_dir=str(ROOT / "protos"), out=str(folder),
         entropy_mode=params.get("entropy_mode", "sum"),
         value_features=params.get("value_features", 0),
-        queue_size=params.get("queue_size", 10), log_every=False)
+        queue_size=params.get("queue_size", 10),
+        pg_weight=params.get("pg_weight", 0.0))
+    runs[form] = experiment.run_form(
+        form, task, algorithm, replicas=replicas, trials=trials,
+        walks_per_update=params.get("walks_per_update", 1), seed=seed,
+        spaces_dir=str(ROOT / "protos"), out=str(folder), log_every=False)
     best = [max(r) for r in runs[form]]
     print(f"[{time.strftime('%H:%M:%S')}] {setting} {task} {form}: "
           f"{replicas} x {trials} trials, mean best {np.mean(best):.4f} "

@@ -78,8 +78,9 @@ def toy(out, args):
         t0 = time.time()
         tag = "paper" if label.startswith("paper") else "tuned"
         rewards = experiment.run_form(
-            form, task, algorithm=algo, replicas=args.replicas,
-            trials=args.trials, learning_rate=lr_, entropy_weight=beta_,
+            form, task, experiment.paper_algorithm(
+                algorithm=algo, learning_rate=lr_, entropy_weight=beta_,
+                pg_weight=0.0), replicas=args.replicas, trials=args.trials,
             walks_per_update=wpu, seed=0, spaces_dir="protos",
             out=os.path.join("runs", "toy_tasks", tag, task),
             log_every=False)

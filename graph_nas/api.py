@@ -62,6 +62,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from graph_nas.cli.projection import skip_absent_gpu_probe  # noqa: E402
 skip_absent_gpu_probe()
 
+from graph_nas import options as options_lib  # noqa: E402
+from graph_nas.child.settings import CHILD_SETTINGS_CLASSES  # noqa: E402
 from graph_nas.search import settings as settings_lib  # noqa: E402
 from graph_nas import space as space_lib
 from graph_nas.errors import (GraphNasError, Naming, SettingError,
@@ -138,8 +140,21 @@ def _check_picklable(evaluator, executor: str) -> None:
 
 
 # search()'s keyword arguments are the settings' own names (graph_nas.
-# settings); the budget entry "evaluator" is its `evaluate` argument.
+# search.settings, graph_nas.child.settings), except a child-training
+# setting whose name a search setting has (the child's learning_rate is
+# child_learning_rate, its flag's name); the budget entry "evaluator" is
+# the `evaluate` argument.
+_SEARCH_NAMES = {name for cls in settings_lib.SETTINGS_CLASSES
+                 for name in options_lib.options(cls)}
+CHILD_KEYWORDS = {
+    (name if name not in _SEARCH_NAMES else
+     options_lib.flag_name(cls, name)): (cls, name)
+    for cls in CHILD_SETTINGS_CLASSES for name in options_lib.options(cls)}
+# Child-training settings whose errors name them by their API keyword.
+_CHILD_ONLY = {name for _, name in CHILD_KEYWORDS.values()} - _SEARCH_NAMES
 API_NAMES = Naming({"evaluator": "evaluate"})
+BUDGET_NAMES = Naming({"evaluator": "evaluate", **{
+    name: keyword for keyword, (_, name) in CHILD_KEYWORDS.items()}})
 
 
 # ---------------------------------------------------------------- search
@@ -153,14 +168,21 @@ def search(space, evaluate, out_dir: str, *,
     A function that cannot be called as fn(config) or fn(config, trial_id,
     seed) is refused before the first trial; one that returns no number
     (or a dict without "reward") stops the search at its first trial.
+    None: the space's own task, as the launcher runs it: an image space's
+    children are trained (the child-training keywords below, e.g.
+    epochs=2, train_examples=5120, child_learning_rate=0.1; the best
+    child retrained at the end unless retrain_best=False), a toy space is
+    scored by its toy reward.
   executor_kwargs: the Ray settings (address, cpus_per_child,
     gpus_per_child, retries) as one dict; they may also be given directly.
   verbose: print the progress (a line per trial with the best so far and
     an ETA; the launcher's) to stderr; False: quiet.
   settings: any of the settings below, by name (keyword-only). Each is
-    declared once in graph_nas.search.settings, with the default every front door
-    (the launcher's flags included) uses. `screen` also takes a function
-    of the config (cheap, higher is more promising): with
+    declared once (graph_nas.search.settings; child training in
+    graph_nas.child.settings, only with evaluate=None: TrainSettings'
+    learning_rate is the keyword child_learning_rate), with the default
+    every front door (the launcher's flags included) uses. `screen` also
+    takes a function of the config (cheap, higher is more promising): with
     candidates_per_trial=K it picks which of K proposals per trial run.
 
 {settings}
@@ -178,12 +200,14 @@ def search(space, evaluate, out_dir: str, *,
       return _search(space, evaluate, out_dir, dict(executor_kwargs or {},
                                                     **settings))
   except SettingsFault as e:
-    e.named(API_NAMES)
+    e.named(BUDGET_NAMES if getattr(e, "budget", False) or
+            getattr(e, "setting", None) in _CHILD_ONLY else API_NAMES)
     raise
 
 
-search.__doc__ = search.__doc__.replace("{settings}",
-                                        settings_lib.describe(indent=2))
+if search.__doc__:
+  search.__doc__ = search.__doc__.replace("{settings}", options_lib.describe(
+      (*settings_lib.SETTINGS_CLASSES, *CHILD_SETTINGS_CLASSES), indent=2))
 
 
 @contextlib.contextmanager
@@ -236,8 +260,21 @@ def _search(space, evaluate, out_dir, overrides):
   from graph_nas.search import assemble
   from graph_nas import search as search_lib
   space = _as_space(space)
-  evaluator = as_evaluator(evaluate)
-  _check_signature(evaluator, evaluator_name(evaluate))
+  child = {CHILD_KEYWORDS[k]: overrides.pop(k) for k in list(overrides)
+           if k in CHILD_KEYWORDS and k not in _SEARCH_NAMES}
+  if evaluate is None:
+    evaluator, budget, record, retrain = _task_evaluator(space, child)
+  else:
+    if child:
+      (_, name), value = next(iter(child.items()))
+      raise SettingError(name, value, "no child is trained: `evaluate` "
+                         "scores the architectures (evaluate=None trains "
+                         "the space's children)")
+    evaluator = as_evaluator(evaluate)
+    _check_signature(evaluator, evaluator_name(evaluate))
+    budget = {"evaluator": evaluator_name(evaluate)}
+    record = {"evaluator": repr(evaluator), "api": True}
+    retrain = False
   scorer = None
   screen = overrides.get("screen")
   if screen is not None and not isinstance(screen, str):
@@ -252,12 +289,41 @@ def _search(space, evaluate, out_dir, overrides):
   job = assemble.assemble(
       space, evaluator, out_dir, search=loop_settings,
       algorithm=chosen[settings_lib.AlgorithmSettings], executor=executor,
-      budget={"evaluator": evaluator_name(evaluate)},
-      record={"evaluator": repr(evaluator), "api": True}, scorer=scorer,
+      budget=budget, record=record, scorer=scorer,
       observers=report_observers.from_settings(loop_settings, out_dir))
-  done = assemble.run_search(job)
+  done = assemble.run_search(job, retrain=retrain)
   result = done["result"]
   return {"best": result["best"],
           "store": os.path.join(out_dir, search_lib.DB_NAME),
           "out_dir": out_dir, "timing": done["timing"],
-          "table": result["table"]}
+          "table": result["table"], "final": result.get("final") or None}
+
+
+def _task_evaluator(space, child):
+  """(evaluator, budget, record, retrain) of the space's own task, its
+  children trained with `child` ({(settings class, name): value})."""
+  from graph_nas.child.settings import RetrainSettings, TrainSettings
+  from graph_nas.search import evaluators
+  train = {name: v for (cls, name), v in child.items() if cls is
+           TrainSettings}
+  again = RetrainSettings().replace(**{
+      name: v for (cls, name), v in child.items()
+      if cls is RetrainSettings}).check()
+  if space.proto.task != evaluators.IMAGE_TASK:
+    if child:
+      (_, name), value = next(iter(child.items()))
+      raise SettingError(name, value, f"the space's task is "
+                         f"{space.proto.task!r}: no child is trained")
+    if not space.proto.task:
+      raise GraphNasError("evaluate=None: the space names no task; pass "
+                          "a reward function", source=space.source)
+    return (evaluators.evaluator_for(space), None,
+            {"task": space.proto.task, "api": True}, False)
+  search_settings, final = evaluators.space_train_settings(space, train,
+                                                           again)
+  evaluator = evaluators.evaluator_for(space, search_settings, final)
+  evaluator.prepare()  # a missing dataset fails now, in one line
+  record = {"api": True, **options_lib.as_record(search_settings),
+            **options_lib.as_record(again)}
+  return (evaluator, search_settings.budget_identity(), record,
+          again.retrain_best)

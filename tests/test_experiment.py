@@ -12,9 +12,11 @@ from graph_nas.errors import GraphNasError
 from graph_nas.search.store import TrialStore
 from tests.conftest import PROTOS, ROOT
 
-FORM_ARGS = dict(algorithm="reinforce", replicas=2, trials=12,
-                 learning_rate=0.01, entropy_weight=0.1, walks_per_update=3,
-                 seed=5, spaces_dir=str(PROTOS), log_every=False)
+ALGORITHM = experiment.paper_algorithm(learning_rate=0.01,
+                                       entropy_weight=0.1)
+FORM_ARGS = dict(algorithm=ALGORITHM, replicas=2, trials=12,
+                 walks_per_update=3, seed=5, spaces_dir=str(PROTOS),
+                 log_every=False)
 
 
 def test_each_replica_is_a_search_with_its_store(tmp_path):
@@ -60,7 +62,7 @@ def test_random_form_and_entropy_modes(tmp_path):
   for mode in ("mean", "normalized"):
     curves = experiment.run_form(
         "graph", "select_optimizer_b2", out=str(tmp_path / mode),
-        entropy_mode=mode, **FORM_ARGS)
+        **dict(FORM_ARGS, algorithm=ALGORITHM.replace(entropy_mode=mode)))
     assert all(len(c) == 12 for c in curves)
 
 

@@ -185,3 +185,114 @@ def test_the_run_identity_is_the_declared_identity_settings(tmp_path):
   # The record holds every declared setting (resolved) beside the space.
   assert record["max_trials"] == 2 and record["entropy_mode"] == "sum"
   assert record["space"].endswith("stack_layers.textproto")
+
+
+# ------------------------------------------- child training (one declaration)
+from graph_nas import options as options_lib  # noqa: E402
+from graph_nas.child.settings import (  # noqa: E402
+    CHILD_SETTINGS_CLASSES, RetrainSettings, TrainSettings)
+
+# The launcher's own default and help where the space decides.
+_SPACE_DECIDES = {"dataset", "image_size"}
+
+
+def test_child_training_flags_are_the_declarations(launcher_flags):
+  """Every flagged child-training and retraining setting is one launcher
+  flag with the declaration's default (None shown as 'none' by an enum)
+  and help; two settings share a flag only where declared (the MnasNet
+  exponents); an unflagged one has no flag."""
+  by_flag = {}
+  for cls in CHILD_SETTINGS_CLASSES:
+    for name, opt in options_lib.options(cls).items():
+      flag = opt.flag or name
+      assert len(opt.help) > 10 and opt.help.endswith("."), name
+      if not opt.flagged:
+        assert flag not in launcher_flags, flag
+        continue
+      by_flag.setdefault(flag, []).append(name)
+      default, text = launcher_flags[flag]
+      if name in _SPACE_DECIDES:
+        assert default is None and "the space's" in text, flag
+        continue
+      declared = options_lib.defaults(cls)[name]
+      if opt.choices is not None and declared is None:
+        declared = opt.none_flag
+      assert default == declared, flag
+      if by_flag[flag] == [name]:  # a shared flag's help: the first's
+        assert text.endswith(opt.help), flag
+  assert {f: n for f, n in by_flag.items() if len(n) > 1} == {
+      "flops_exponent": ["reward_alpha", "reward_beta"]}
+  # The one default of a child's budget: the paper's 20 epochs.
+  assert launcher_flags["epochs"][0] == TrainSettings().epochs == 20.0
+
+
+def test_the_budget_identity_is_the_declared_identity_settings():
+  identity = TrainSettings(steps=5).budget_identity()
+  assert list(identity) == [*options_lib.identity_fields(TrainSettings)]
+  assert identity["epochs"] is None  # steps set the length
+  for name in ("dataset", "train_examples", "learning_rate", "augment",
+               "reward_beta", "model_kwargs"):
+    assert name in identity
+  for name in ("data_dir", "strategy", "progress_every_s", "deterministic"):
+    assert name not in identity
+
+
+def test_child_settings_bounds_are_checked_at_the_declaration():
+  cases = [(TrainSettings(epochs=0), "epochs=0: must be > 0"),
+           (TrainSettings(warmup_fraction=1.0),
+            "warmup_fraction=1.0: must be < 1"),
+           (TrainSettings(mixed_precision="fp8"), "mixed_precision='fp8': "
+            "must be 'mixed_float16' or 'mixed_bfloat16' or None"),
+           (TrainSettings(reward_alpha=0.5), "reward_alpha=0.5: must be <= 0"),
+           (RetrainSettings(final_train_examples=-1),
+            "final_train_examples=-1: must be >= 0")]
+  for obj, text in cases:
+    with pytest.raises(SettingError) as err:
+      obj.check()
+    assert str(err.value) == text
+  with pytest.raises(SettingError, match="epoch=3: unknown training "
+                     "setting"):
+    TrainSettings().replace(epoch=3)
+
+
+def test_the_retraining_and_the_space_decide_as_the_launcher_says():
+  from graph_nas.search import evaluators
+  from graph_nas.space import load
+  space = load("cifar_cpu")
+  search, final = evaluators.space_train_settings(
+      space, {"epochs": 2, "train_examples": 5120, "learning_rate": 0.1},
+      RetrainSettings(final_train_examples=0, final_augment=False))
+  assert (search.dataset, search.epochs, search.learning_rate) == (
+      "cifar10", 2, 0.1)
+  # The space's task_params: image_size 32, num_classes 10.
+  assert (search.image_size, search.num_classes) == (32, 10)
+  assert (final.eval_role, final.train_examples, final.augment,
+          final.epochs, final.eval_examples) == ("test", None, False, 2, None)
+
+
+def test_api_search_takes_every_child_training_setting(tmp_path, cifar):
+  """api.search(space, None, ...) trains the space's children with the
+  child-training keywords (the child's learning rate is
+  child_learning_rate); with a reward function they are refused."""
+  names = {name for cls in CHILD_SETTINGS_CLASSES
+           for name in options_lib.options(cls)}
+  assert {n for _, n in api.CHILD_KEYWORDS.values()} == names
+  assert api.CHILD_KEYWORDS["child_learning_rate"] == (TrainSettings,
+                                                       "learning_rate")
+  with pytest.raises(SettingError, match="^epochs=2: no child is trained"):
+    api.search("stack_layers", lambda config: 0.0, str(tmp_path / "f"),
+               epochs=2, verbose=False)
+  result = api.search(
+      "cifar_cpu", None, str(tmp_path / "c"), max_trials=2, steps=2,
+      batch_size=16, train_examples=64, eval_examples=32,
+      child_learning_rate=0.05, data_dir=cifar.data_dir, rungs="none",
+      retrain_best=False, progress_every_s=0, verbose=False,
+      tensorboard=False)
+  from graph_nas.search.store import TrialStore
+  with TrialStore(result["store"]) as store:
+    rows = store.trials()
+    identity = store.get_meta("identity")
+  assert [r["status"] for r in rows] == ["ok", "ok"]
+  assert identity["budget"]["learning_rate"] == 0.05
+  assert identity["budget"]["train_examples"] == 64
+  assert result["final"] is None

@@ -7,9 +7,10 @@ when it differs. `mnas_reward` is MnasNet's multi-objective reward.
 """
 
 import dataclasses
-import math
+from typing import Optional
 
 from graph_nas.errors import GraphNasError
+from graph_nas.options import Settings, identity_fields, setting
 
 STRATEGIES = ("default", "mirrored", "tpu")
 OPTIMIZERS = ("sgd", "adam")
@@ -18,149 +19,184 @@ EVAL_ROLES = ("validation", "test")
 MNAS_EXPONENT = -0.07
 
 
+class _AnyNumber(tuple):
+  """The values of a setting that is set: anything but None (the `only`
+  of the MnasNet exponents, which act only with target_flops)."""
+
+  def __contains__(self, value):
+    return value is not None
+
+
+_SET = _AnyNumber()
+
+
 @dataclasses.dataclass(frozen=True)
-class TrainSettings:
-  """How children are trained and scored (shared by all children of a search).
+class TrainSettings(Settings):
+  """How children are trained and scored (shared by all children of a
+  search). Each field is declared once (graph_nas.options.setting): the
+  launcher's child-training flags, graph_nas.api.search's keyword arguments,
+  the run's identity (`budget_identity`) and the error wording derive from
+  the declarations below; `describe([TrainSettings])` lists them."""
+  unknown_wording = "unknown training setting"
 
-  Attributes:
-    dataset: "cifar10" or "imagenet2012".
-    data_dir: tfds data dir (None: see graph_nas.child.data.resolve_data_dir).
-    download: let tfds download a missing dataset.
-    image_size: side of the square images children see (None: the
-      dataset's own, 32 for CIFAR-10, 224 for ImageNet).
-    num_classes: expected number of classes (None: the dataset's); a
-      mismatch with the dataset is an error.
-    train_examples: train on the first N examples of the training part.
-    eval_examples: score on the first N examples of the evaluation split.
-    eval_role: "validation" (the held-out reward split) or "test".
-    batch_size: global batch size (split over replicas).
-    epochs: training budget in epochs (of `train_examples` if set); may be
-      fractional.
-    steps: training budget in steps; overrides `epochs` when set.
-    optimizer: "sgd" (momentum, Nesterov) or "adam".
-    learning_rate: peak learning rate; default 0.1 * batch_size / 128 for SGD,
-      1e-3 for Adam.
-    momentum: SGD momentum.
-    weight_decay: decoupled weight decay.
-    warmup_fraction: share of the steps with linear warm-up from 0; a cosine
-      decay to 0 follows.
-    label_smoothing: label smoothing of the training loss.
-    clipnorm: clip each gradient to this norm (None: no clipping).
-    augment: augment training batches (CIFAR: pad-4 crop + flip; ImageNet:
-      random-resized crop + flip).
-    strategy: "default" (CPU or one GPU), "mirrored" (all local GPUs, else
-      all logical CPUs) or "tpu".
-    tpu: TPU address for TPUClusterResolver ("" or "local" for a TPU VM).
-    mixed_precision: None, "mixed_float16" or "mixed_bfloat16".
-    steps_per_execution: training steps run per call into TensorFlow.
-    jit_compile: XLA-compile the train step (helps on GPU/TPU, not on CPU).
-    deterministic: TensorFlow op determinism: a child trained twice with
-      the same seed gives the same weights and reward.
-    target_flops: enables the MnasNet reward (multiply-adds target).
-    reward_alpha: MnasNet exponent when cost <= target_flops.
-    reward_beta: MnasNet exponent when cost > target_flops.
-    progress_every_s: log a progress line inside a child at least this often
-      (0: never).
-    model_kwargs: extra keyword arguments of the model builder (e.g.
-      bn_momentum, dropout), as a tuple of (name, value) pairs or a dict.
-  """
-  dataset: str = "cifar10"
-  data_dir: str | None = None
-  download: bool = False
-  image_size: int | None = None
-  num_classes: int | None = None
-  train_examples: int | None = None
-  eval_examples: int | None = None
-  eval_role: str = "validation"
-  batch_size: int = 128
-  epochs: float = 1.0
-  steps: int | None = None
-  optimizer: str = "sgd"
-  learning_rate: float | None = None
-  momentum: float = 0.9
-  weight_decay: float | None = 5e-4
-  warmup_fraction: float = 0.05
-  label_smoothing: float = 0.0
-  clipnorm: float | None = None
-  augment: bool = True
-  strategy: str = "default"
-  tpu: str | None = None
-  mixed_precision: str | None = None
-  steps_per_execution: int = 1
-  jit_compile: bool = False
-  deterministic: bool = False
-  target_flops: float | None = None
-  reward_alpha: float = MNAS_EXPONENT
-  reward_beta: float = MNAS_EXPONENT
-  progress_every_s: float = 10.0
-  model_kwargs: dict = dataclasses.field(default_factory=dict)
-
-  def replace(self, **changes) -> "TrainSettings":
-    """A copy with `changes`; an unknown field is a GraphNasError."""
-    try:
-      return dataclasses.replace(self, **changes)
-    except TypeError as e:
-      raise GraphNasError(f"unknown training setting: {e}") from None
+  dataset: str = setting(
+      "cifar10", "tfds dataset: cifar10 or imagenet2012.", kind=str,
+      identity=True)
+  data_dir: Optional[str] = setting(
+      None, "tfds data dir (None: $TFDS_DATA_DIR, else ../shared/data/tfds "
+      "beside the repository when it exists, else tfds' default, where "
+      "CIFAR-10 is downloaded when missing).", kind=str)
+  download: bool = setting(
+      False, "Let tfds download a missing dataset into data_dir (needs "
+      "internet).")
+  image_size: Optional[int] = setting(
+      None, "Side of the square images children see (None: the dataset's "
+      "own, 32 for CIFAR-10, 224 for ImageNet).", kind=int, lower=8,
+      identity=True)
+  num_classes: Optional[int] = setting(
+      None, "Expected number of classes (None: the dataset's); a mismatch "
+      "with the dataset is an error.", kind=int, lower=1, identity=True,
+      flagged=False)
+  train_examples: Optional[int] = setting(
+      None, "Train children on the first N examples of the training part "
+      "only.", kind=int, lower=1, identity=True)
+  eval_examples: Optional[int] = setting(
+      None, "Score children on the first N held-out examples only.",
+      kind=int, lower=1, identity=True)
+  eval_role: str = setting(
+      "validation", "validation (the held-out reward split) or test.",
+      choices=EVAL_ROLES, identity=True, flagged=False)
+  batch_size: int = setting(128, "Child training batch size (global: split "
+                            "over replicas).", lower=1, identity=True)
+  epochs: float = setting(
+      20.0, "Training epochs per child (of train_examples when set); may be "
+      "fractional.", lower=0.0, lower_open=True, identity=True)
+  steps: Optional[int] = setting(
+      None, "Training steps per child; overrides epochs.", kind=int,
+      lower=1, identity=True)
+  optimizer: str = setting(
+      "sgd", "Child optimizer: sgd (momentum, Nesterov) or adam.",
+      choices=OPTIMIZERS, identity=True)
+  learning_rate: Optional[float] = setting(
+      None, "Peak child learning rate (default: 0.1 * batch_size / 128 for "
+      "SGD, 1e-3 for Adam).", kind=float, lower=0.0, lower_open=True,
+      flag="child_learning_rate", identity=True)
+  momentum: float = setting(0.9, "SGD momentum of the children.", lower=0.0,
+                            upper=1.0, upper_open=True, identity=True)
+  weight_decay: Optional[float] = setting(
+      5e-4, "Decoupled weight decay of the children.", kind=float,
+      lower=0.0, identity=True)
+  warmup_fraction: float = setting(
+      0.05, "Share of a child's steps with linear warm-up from 0; a cosine "
+      "decay to 0 follows.", lower=0.0, upper=1.0, upper_open=True,
+      identity=True)
+  label_smoothing: float = setting(
+      0.0, "Label smoothing of the children's training loss.", lower=0.0,
+      upper=1.0, upper_open=True, identity=True)
+  clipnorm: Optional[float] = setting(
+      None, "Clip each gradient of a child to this norm (None: no "
+      "clipping).", kind=float, lower=0.0, lower_open=True, identity=True)
+  augment: bool = setting(
+      True, "Augment children's training batches (CIFAR: pad-4 crop + flip; "
+      "ImageNet: random-resized crop + flip); short budgets learn faster "
+      "without.", identity=True)
+  strategy: str = setting(
+      "default", "tf.distribute strategy for child training: default (CPU "
+      "or one GPU), mirrored (all local GPUs, else all logical CPUs) or "
+      "tpu.", choices=STRATEGIES)
+  tpu: Optional[str] = setting(
+      None, "TPU address (with strategy tpu; '' or 'local' on a TPU VM).",
+      kind=str, only=("strategy", ("tpu",)))
+  mixed_precision: Optional[str] = setting(
+      None, "Mixed precision policy for children.", kind=str,
+      choices=MIXED_PRECISION, identity=True)
+  steps_per_execution: int = setting(
+      1, "Child training steps per call into TensorFlow (1 is fastest on "
+      "CPUs; TPUs want tens).", lower=1)
+  jit_compile: bool = setting(
+      False, "XLA-compile the children's train step (helps on GPU/TPU, not "
+      "on CPU).")
+  deterministic: bool = setting(
+      False, "TensorFlow op determinism: a child trained twice with the "
+      "same seed gives the same weights and reward, so a resumed search "
+      "stores the same rewards as an uninterrupted one (slower on some "
+      "devices).")
+  target_flops: Optional[float] = setting(
+      None, "MnasNet multi-objective reward: accuracy * (flops / target)^w "
+      "with this multiply-adds target; off when unset.", kind=float,
+      lower=0.0, lower_open=True, identity=True)
+  reward_alpha: float = setting(
+      MNAS_EXPONENT, "Exponent w of the MnasNet reward at or below "
+      "target_flops (reward_alpha; the flag sets it and reward_beta, w "
+      "above the target: the paper's soft constraint).", upper=0.0,
+      flag="flops_exponent", identity=True,
+      only=("target_flops", _SET))
+  reward_beta: float = setting(
+      MNAS_EXPONENT, "w of the MnasNet reward above target_flops.",
+      upper=0.0, flag="flops_exponent", identity=True,
+      only=("target_flops", _SET))
+  progress_every_s: float = setting(
+      10.0, "Log a progress line inside a child at least this often, in "
+      "seconds (0: never).", lower=0.0)
+  model_kwargs: dict = setting(
+      None, "Extra keyword arguments of the model builder (e.g. "
+      "bn_momentum, dropout), a dict (or (name, value) pairs).", kind=dict,
+      default_factory=dict, identity=True, flagged=False)
 
   def peak_learning_rate(self) -> float:
     if self.learning_rate is not None:
       return float(self.learning_rate)
     return 0.1 * self.batch_size / 128 if self.optimizer == "sgd" else 1e-3
 
-  def check(self) -> "TrainSettings":
-    """Raises GraphNasError naming the first bad field; returns self."""
-    def bad(field, why):
-      raise GraphNasError(f"training setting {field}={getattr(self, field)!r}"
-                          f": {why}")
-    if self.strategy not in STRATEGIES:
-      bad("strategy", f"one of {', '.join(STRATEGIES)}")
-    if self.optimizer not in OPTIMIZERS:
-      bad("optimizer", f"one of {', '.join(OPTIMIZERS)}")
-    if self.mixed_precision not in MIXED_PRECISION:
-      bad("mixed_precision", "one of mixed_float16, mixed_bfloat16 or None")
-    if self.eval_role not in EVAL_ROLES:
-      bad("eval_role", f"one of {', '.join(EVAL_ROLES)}")
-    if int(self.batch_size) < 1:
-      bad("batch_size", "must be positive")
-    if self.steps is not None and int(self.steps) < 1:
-      bad("steps", "must be positive")
-    if self.steps is None and not (math.isfinite(self.epochs) and
-                                   self.epochs > 0):
-      bad("epochs", "must be positive")
-    for field in ("train_examples", "eval_examples", "num_classes"):
-      if getattr(self, field) is not None and int(getattr(self, field)) < 1:
-        bad(field, "must be positive")
-    if self.image_size is not None and int(self.image_size) < 8:
-      bad("image_size", "must be at least 8")
-    if int(self.steps_per_execution) < 1:
-      bad("steps_per_execution", "must be positive")
-    if not 0 <= self.warmup_fraction < 1:
-      bad("warmup_fraction", "must be in [0, 1)")
-    if not 0 <= self.label_smoothing < 1:
-      bad("label_smoothing", "must be in [0, 1)")
-    if self.learning_rate is not None and not (
-        math.isfinite(self.learning_rate) and self.learning_rate > 0):
-      bad("learning_rate", "must be positive")
-    if self.target_flops is not None and not self.target_flops > 0:
-      bad("target_flops", "must be positive")
-    return self
-
   def budget_identity(self) -> dict:
-    """The settings that give a reward its meaning (data, budget, recipe).
+    """The settings that give a reward its meaning (data, budget, recipe):
+    those declared identity=True.
 
     Two runs whose identities differ produce rewards that must not be mixed
     in one search; `graph_nas.search` refuses to resume across them.
     """
-    keys = ("dataset", "image_size", "num_classes", "train_examples",
-            "eval_examples", "eval_role", "batch_size", "epochs", "steps",
-            "optimizer", "learning_rate", "momentum", "weight_decay",
-            "warmup_fraction", "label_smoothing", "clipnorm", "augment",
-            "mixed_precision", "target_flops", "reward_alpha", "reward_beta")
-    out = {k: getattr(self, k) for k in keys}
+    out = {k: getattr(self, k) for k in identity_fields(TrainSettings)}
     if self.steps is not None:
       out["epochs"] = None
     out["model_kwargs"] = dict(sorted(dict(self.model_kwargs).items()))
     return out
+
+
+@dataclasses.dataclass(frozen=True)
+class RetrainSettings(Settings):
+  """The best child's retraining at the end of a search (scored on the test
+  split): what differs from the search's TrainSettings (`final()`)."""
+
+  retrain_best: bool = setting(
+      True, "Retrain the best child at the end, score it on the test split, "
+      "save it as .keras.")
+  final_epochs: Optional[float] = setting(
+      None, "Epochs of the best child's retraining before it is scored on "
+      "the test split (default: the search's epochs).", kind=float,
+      lower=0.0, lower_open=True, only=("retrain_best", (True,)))
+  final_train_examples: Optional[int] = setting(
+      None, "Training examples of the best child's retraining (default: "
+      "the search's train_examples; 0: the whole training part).", kind=int,
+      lower=0, only=("retrain_best", (True,)))
+  final_augment: bool = setting(
+      True, "Augment the best child's retraining batches.",
+      only=("retrain_best", (True,)))
+
+  def final(self, search: TrainSettings) -> TrainSettings:
+    """The retraining's TrainSettings: the search's, scored on the whole
+    test split, with this object's epochs, examples and augmentation."""
+    examples = self.final_train_examples
+    if examples is None:
+      examples = search.train_examples
+    return search.replace(
+        eval_role="test", eval_examples=None,
+        epochs=self.final_epochs or search.epochs,
+        steps=None if self.final_epochs else search.steps,
+        train_examples=examples or None,
+        augment=self.final_augment).check()
+
+
+CHILD_SETTINGS_CLASSES = (TrainSettings, RetrainSettings)
 
 
 def mnas_reward(accuracy, flops, target_flops, *, alpha=MNAS_EXPONENT,

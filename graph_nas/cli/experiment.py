@@ -114,24 +114,30 @@ def best_so_far(rewards: List[float]) -> List[float]:
   return curves_lib.best_so_far(rewards).tolist()
 
 
-def run_form(form: str, task: str, *, algorithm: str, replicas: int,
-             trials: int, learning_rate: float, entropy_weight: float,
-             walks_per_update: int, seed: int, spaces_dir: str, out: str,
-             queue_size: int = 10, pg_weight: float = 0.0,
-             entropy_mode: str = "sum", value_features: int = 0,
-             log_every: bool = True, more: Dict = None) -> List[List[float]]:
+def paper_algorithm(**changes) -> AlgorithmSettings:
+  """The experiment's AlgorithmSettings: the declared defaults, the paper's
+  controller (PAPER_CONTROLLER: REINFORCE, raw advantages, repeats are
+  trials) and `changes`, checked."""
+  return AlgorithmSettings(**{"algorithm": "reinforce", **PAPER_CONTROLLER,
+                              **changes}).check()
+
+
+def run_form(form: str, task: str, algorithm: AlgorithmSettings, *,
+             replicas: int, trials: int, walks_per_update: int, seed: int,
+             spaces_dir: str, out: str,
+             log_every: bool = True) -> List[List[float]]:
   """All replicas of one form (replica i in <out>/<form>/replica_<i>, seed
-  seed + i); returns their per-trial rewards (see best_so_far). `more`:
-  other AlgorithmSettings fields."""
+  seed + i); returns their per-trial rewards (see best_so_far).
+
+  algorithm: the declared settings of the controller (e.g.
+    paper_algorithm(learning_rate=1e-3, entropy_weight=0.1)); the random
+    form searches with algorithm='random'.
+  """
   name = task + ("_linear" if form == "linear" else "")
   space = space_lib.load(os.path.join(spaces_dir, name + ".textproto"))
   evaluator = evaluators.evaluator_for(space)
-  algo = AlgorithmSettings(
-      algorithm="random" if form == "random" else algorithm,
-      learning_rate=learning_rate, entropy_weight=entropy_weight,
-      entropy_mode=entropy_mode, value_features=value_features,
-      queue_size=queue_size, pg_weight=pg_weight,
-      **{**PAPER_CONTROLLER, **(more or {})}).check()
+  algo = (algorithm.replace(algorithm="random") if form == "random"
+          else algorithm).check()
   runs = []
   start = time.time()
   for i in range(replicas):
@@ -233,7 +239,6 @@ def main(argv):
               **EXPERIMENT_DEFAULTS}
   record = {k: v for k, v in dataclasses.asdict(chosen).items()
             if k in _ALWAYS_RECORDED or v != declared[k]}
-  more = {k: v for k, v in record.items() if k not in _ALWAYS_RECORDED}
   settings = dict(task=task, **record,
                   walks_per_update=FLAGS.walks_per_update, seed=FLAGS.seed)
   results, summary = {}, {}
@@ -241,15 +246,10 @@ def main(argv):
     check_settings(out, settings)
     settings.update(replicas=_REPLICAS.value, trials=_TRIALS.value)
     for form in _FORMS.value:
-      rewards = run_form(form, task, algorithm=chosen.algorithm,
-                         replicas=_REPLICAS.value, trials=_TRIALS.value,
-                         learning_rate=lr, entropy_weight=beta,
+      rewards = run_form(form, task, chosen, replicas=_REPLICAS.value,
+                         trials=_TRIALS.value,
                          walks_per_update=FLAGS.walks_per_update,
-                         seed=FLAGS.seed, spaces_dir=_SPACES.value, out=out,
-                         queue_size=chosen.queue_size,
-                         pg_weight=chosen.pg_weight,
-                         entropy_mode=chosen.entropy_mode,
-                         value_features=chosen.value_features, more=more)
+                         seed=FLAGS.seed, spaces_dir=_SPACES.value, out=out)
       curves = [best_so_far(r) for r in rewards]
       results[form] = curves
       summary[form] = summarize(curves)

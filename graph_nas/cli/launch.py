@@ -49,8 +49,10 @@ from absl import flags, logging  # noqa: E402
 from graph_nas.cli import help as help_lib  # noqa: E402
 from graph_nas.cli import projection  # noqa: E402  (no TensorFlow)
 
+from graph_nas import options as options_lib  # noqa: E402
 from graph_nas.search import settings as settings_lib  # noqa: E402
-from graph_nas.child.settings import MNAS_EXPONENT  # noqa: E402
+from graph_nas.child.settings import (  # noqa: E402  (no TensorFlow)
+    CHILD_SETTINGS_CLASSES, RetrainSettings, TrainSettings)
 from graph_nas.search.settings import (  # noqa: E402
     AlgorithmSettings, ExecutorSettings, SearchSettings)
 
@@ -75,94 +77,34 @@ flags.DEFINE_string("evaluator", None, "Score every architecture with your "
                     "child is trained.")
 flags.DEFINE_string("out_dir", None, "Output folder (default runs/<space "
                     "name>); rerun on it to resume.")
-# Child training.
-flags.DEFINE_float("epochs", 20.0, "Training epochs per child (of "
-                   "--train_examples when set).", lower_bound=1e-6)
-flags.DEFINE_integer("steps", None, "Training steps per child; overrides "
-                     "--epochs.", lower_bound=1)
-flags.DEFINE_integer("batch_size", 128, "Child training batch size.",
-                     lower_bound=1)
-flags.DEFINE_integer("train_examples", None, "Train children on this many "
-                     "training examples only.", lower_bound=1)
-flags.DEFINE_integer("eval_examples", None, "Score children on this many "
-                     "held-out examples only.", lower_bound=1)
-flags.DEFINE_float("child_learning_rate", None, "Peak child learning rate "
-                   "(default: 0.1 * batch_size / 128, SGD).",
-                   lower_bound=1e-12)
-flags.DEFINE_float("final_epochs", None, "Epochs of the best child's "
-                   "retraining before it is scored on the test split "
-                   "(default --epochs).", lower_bound=1e-6)
-flags.DEFINE_integer("final_train_examples", None, "Training examples of "
-                     "the best child's retraining (default "
-                     "--train_examples; 0: the whole training part).",
-                     lower_bound=0)
-flags.DEFINE_string("dataset", None, "tfds dataset (default: the space's "
-                    "task_params dataset).")
-flags.DEFINE_integer("image_size", None, "Side of the images children see "
-                     "(default: the space's task_params image_size, else "
-                     "the dataset's).", lower_bound=8)
-flags.DEFINE_string("data_dir", None, "tfds data dir (default "
-                    "$TFDS_DATA_DIR, else ../shared/data/tfds beside the "
-                    "repository when it exists, else tfds' default, where "
-                    "CIFAR-10 is downloaded when missing).")
-flags.DEFINE_boolean("download", False, "Let tfds download a missing "
-                     "dataset into --data_dir (needs internet).")
-flags.DEFINE_integer("steps_per_execution", 1, "Child training steps per "
-                     "call into TensorFlow (1 is fastest on CPUs; TPUs want "
-                     "tens).", lower_bound=1)
-flags.DEFINE_boolean("augment", True, "Augment children's training "
-                     "batches (CIFAR: pad-4 crop + flip); short budgets "
-                     "learn faster without.")
-flags.DEFINE_boolean("final_augment", True, "Augment the best child's "
-                     "retraining batches.")
-flags.DEFINE_boolean("deterministic", False, "TensorFlow op determinism: a "
-                     "resumed search stores the same rewards as an "
-                     "uninterrupted one (slower on some devices).")
-flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "tpu"],
-                  "tf.distribute strategy for child training.")
-flags.DEFINE_string("tpu", None, "TPU address (with --strategy=tpu).")
-flags.DEFINE_enum("mixed_precision", "none",
-                  ["none", "mixed_float16", "mixed_bfloat16"],
-                  "Mixed precision policy for children.")
-flags.DEFINE_float("target_flops", None, "MnasNet multi-objective reward: "
-                   "accuracy * (flops / target)^w; off when unset.",
-                   lower_bound=1.0)
-flags.DEFINE_float("flops_exponent", MNAS_EXPONENT, "w of the MnasNet reward.",
-                   upper_bound=0.0)
-flags.DEFINE_boolean("retrain_best", True, "Retrain the best child at the "
-                     "end, score it on the test split, save it as .keras.")
-
+# Child training and the best child's retraining: one flag per declared
+# setting (graph_nas.child.settings), with the launcher's own default and
+# help where the space decides.
+settings_lib.define_flags(TrainSettings, defaults_={
+    "dataset": None}, help_={
+        "dataset": "tfds dataset (default: the space's task_params "
+                   "dataset).",
+        "image_size": "Side of the images children see (default: the "
+                      "space's task_params image_size, else the dataset's)."})
+settings_lib.define_flags(RetrainSettings)
 
 # The --help page: the launcher's flags by heading (graph_nas.cli.help). The
-# declared settings go under their class's heading, except early stopping's
-# and screening's. (A per-setting heading in graph_nas.search.settings
-# would let this follow the declarations.)
-EARLY_STOPPING = ("rungs", "eta", "timeout_minutes")
-SCREENING = ("screen", "candidates_per_trial", "screen_explore",
-             "screen_min_trials")
-_CHILD_TRAINING = ("epochs", "steps", "batch_size", "train_examples",
-                   "eval_examples", "child_learning_rate", "dataset",
-                   "image_size", "data_dir", "download", "augment",
-                   "steps_per_execution", "deterministic", "strategy", "tpu",
-                   "mixed_precision", "target_flops", "flops_exponent")
-_OUTPUT = ("out_dir", "retrain_best", "final_epochs", "final_train_examples",
-           "final_augment")
-
-
-def _setting_flags(cls, leave=()):
-  """The flags of the declared, flagged settings of `cls` (not `leave`)."""
-  return [settings_lib.flag_name(cls, name)
-          for name, opt in settings_lib.options(cls).items()
-          if opt.flagged and name not in leave]
+# declared settings go under their class's heading, or their declared one
+# (Option.group: early stopping, screening).
+EARLY_STOPPING = tuple(options_lib.flags_of(SearchSettings,
+                                            group="early stopping"))
+SCREENING = tuple(options_lib.flags_of(SearchSettings, group="screening"))
+_CHILD_TRAINING = tuple(options_lib.flags_of(TrainSettings))
+_OUTPUT = ("out_dir", *options_lib.flags_of(RetrainSettings))
 
 
 HELP_GROUPS = (
-    help_lib.Group("search", ["space", "evaluator", *_setting_flags(
-        SearchSettings, leave=EARLY_STOPPING + SCREENING)]),
-    help_lib.Group("algorithm", _setting_flags(AlgorithmSettings)),
+    help_lib.Group("search", ["space", "evaluator",
+                              *options_lib.flags_of(SearchSettings)]),
+    help_lib.Group("algorithm", options_lib.flags_of(AlgorithmSettings)),
     help_lib.Group("early stopping", EARLY_STOPPING),
     help_lib.Group("screening", SCREENING),
-    help_lib.Group("executor", _setting_flags(ExecutorSettings)),
+    help_lib.Group("executor", options_lib.flags_of(ExecutorSettings)),
     help_lib.Group("child training", _CHILD_TRAINING),
     help_lib.Group("output", _OUTPUT),
 )
@@ -202,44 +144,18 @@ def _check_flags():
     sys.exit("error: --strategy=tpu needs --tpu=<address> (or --tpu=local)")
 
 
-def _train_settings(space, evaluators):
+def _train_settings(space):
   """(search, final) TrainSettings from the space and the flags."""
-  from graph_nas.child import settings as ts
-  params = evaluators.image_task_params(space)
-  search = ts.TrainSettings(
-      dataset=FLAGS.dataset or params["dataset"],
-      data_dir=FLAGS.data_dir, download=FLAGS.download,
-      image_size=FLAGS.image_size or params.get("image_size"),
-      num_classes=(None if FLAGS.dataset else params.get("num_classes")),
-      train_examples=FLAGS.train_examples,
-      eval_examples=FLAGS.eval_examples, batch_size=FLAGS.batch_size,
-      epochs=FLAGS.epochs, steps=FLAGS.steps,
-      learning_rate=FLAGS.child_learning_rate, strategy=FLAGS.strategy,
-      tpu=FLAGS.tpu, mixed_precision=(None if FLAGS.mixed_precision ==
-                                      "none" else FLAGS.mixed_precision),
-      deterministic=FLAGS.deterministic, augment=FLAGS.augment,
-      steps_per_execution=FLAGS.steps_per_execution,
-      target_flops=FLAGS.target_flops, reward_alpha=FLAGS.flops_exponent,
-      reward_beta=FLAGS.flops_exponent)
-  final_examples = FLAGS.final_train_examples
-  if final_examples is None:
-    final_examples = search.train_examples
-  final = search.replace(
-      eval_role="test", eval_examples=None,
-      epochs=FLAGS.final_epochs or search.epochs,
-      steps=None if FLAGS.final_epochs else search.steps,
-      train_examples=final_examples or None, augment=FLAGS.final_augment)
-  return search.check(), final.check()
+  from graph_nas.search import evaluators
+  chosen = options_lib.flag_values_of(TrainSettings)
+  return evaluators.space_train_settings(
+      space, chosen, options_lib.from_flags(RetrainSettings))
 
 
 # Flags of child training: no effect on a space that trains no child.
-_IMAGE_FLAGS = ("epochs", "steps", "batch_size", "train_examples",
-                "eval_examples", "child_learning_rate", "dataset",
-                "image_size", "data_dir", "download", "augment",
-                "deterministic", "strategy", "tpu", "mixed_precision",
-                "target_flops", "flops_exponent", "final_epochs",
-                "final_train_examples", "final_augment",
-                "steps_per_execution")
+# (retrain_best is not one: a toy space may say --retrain_best=false.)
+_IMAGE_FLAGS = (*_CHILD_TRAINING, *options_lib.flags_of(
+    RetrainSettings, leave=("retrain_best",)))
 # The launcher's wording where "only with --x=..." would say less: by
 # (the other setting, its value now[, the values the setting needs]).
 _NO_EFFECT_NOTES = {
@@ -247,26 +163,30 @@ _NO_EFFECT_NOTES = {
     ("executor", "inprocess", ("process", "ray")):
         "--executor=inprocess evaluates one child at a time; use "
         "--executor=process or ray",
+    ("target_flops", None): "only with --target_flops",
+    ("retrain_best", False): "--retrain_best=false: the best child is not "
+                             "retrained",
 }
 
 
-def _settings_without_effect():
-  """[(flag names, why)] of the declared settings given on the command line
-  whose declaration says they act only with another setting's values
-  (Option.only) that it does not take now, grouped by reason."""
+def _settings_without_effect(classes):
+  """[(flag names, why)] of the declared settings of `classes` given on the
+  command line whose declaration says they act only with another setting's
+  values (Option.only) that it does not take now, grouped by reason."""
   groups = {}
-  for cls in (ExecutorSettings, SearchSettings, AlgorithmSettings):
+  for cls in classes:
     for _, flag, opt in settings_lib.given_flags(cls):
       if not opt.only:
         continue
       other, values = opt.only
-      now = FLAGS[other].value
+      now = FLAGS[options_lib.flag_name(cls, other)].value
       if now in values:
         continue
       why = (_NO_EFFECT_NOTES.get((other, now, tuple(values))) or
              _NO_EFFECT_NOTES.get((other, now)) or
-             f"only with --{other}=" + " or ".join(values))
-      groups.setdefault(why, []).append(flag)
+             f"only with --{other}=" + " or ".join(map(str, values)))
+      if flag not in groups.setdefault(why, []):  # a shared flag: once
+        groups[why].append(flag)
   return [(names, why) for why, names in groups.items()]
 
 
@@ -290,14 +210,10 @@ def _flags_without_effect(space):
   else:
     if FLAGS.steps is not None:
       unused(["epochs"], "--steps sets the training length")
-    if FLAGS.target_flops is None:
-      unused(["flops_exponent"], "only with --target_flops")
-    if not FLAGS.retrain_best:
-      unused(["final_epochs", "final_train_examples", "final_augment"],
-             "--retrain_best=false: the best child is not retrained")
-    if FLAGS.strategy != "tpu":
-      unused(["tpu"], "only with --strategy=tpu")
-  for names, why in _settings_without_effect():
+    for names, why in _settings_without_effect(CHILD_SETTINGS_CLASSES):
+      unused(names, why)
+  for names, why in _settings_without_effect(
+      (ExecutorSettings, SearchSettings, AlgorithmSettings)):
     unused(names, why)
   return out
 
@@ -305,19 +221,21 @@ def _flags_without_effect(space):
 # The library names settings by their Python names (graph_nas.errors.Naming);
 # a one-line error of the launcher names the flags instead: the declared
 # settings' flags (graph_nas.search.settings), and the launcher's own.
+# (A child-training setting whose name a search setting also has, e.g.
+# learning_rate, keeps the search setting's flag here; its budget entry is
+# named by BUDGET_FLAGS.)
 SETTING_NAMING = settings_lib.flag_naming(extra={
+    **{name: options_lib.flag_name(cls, name)
+       for cls in CHILD_SETTINGS_CLASSES for name in options_lib.options(cls)
+       if name not in settings_lib.flag_naming().names},
     "space": "space", "space_name": "space", "evaluator": "evaluator",
     "out_dir": "out_dir"})
 # Entries of the evaluator's budget (TrainSettings.budget_identity) ->
 # flags; an entry without a flag (set by the space) keeps its name.
-BUDGET_FLAGS = {name: "--" + name for name in (
-    "dataset", "image_size", "train_examples", "eval_examples",
-    "batch_size", "epochs", "steps", "target_flops", "mixed_precision",
-    "augment", "evaluator")}
-BUDGET_FLAGS.update({"learning_rate": "--child_learning_rate",
-                     "reward_alpha": "--flops_exponent",
-                     "reward_beta": "--flops_exponent",
-                     "out_dir": "--out_dir"})
+BUDGET_FLAGS = {name: "--" + options_lib.flag_name(TrainSettings, name)
+                for name in options_lib.identity_fields(TrainSettings)
+                if options_lib.options(TrainSettings)[name].flagged}
+BUDGET_FLAGS.update({"evaluator": "--evaluator", "out_dir": "--out_dir"})
 
 
 def _error_line(error) -> str:
@@ -329,11 +247,9 @@ def _error_line(error) -> str:
   return f"error: {error}"
 
 
-# The launcher's own flags in the run's record (beside its settings).
-_RECORDED_FLAGS = ("epochs", "steps", "batch_size", "train_examples",
-                   "eval_examples", "target_flops", "image_size",
-                   "deterministic", "final_epochs", "final_train_examples",
-                   "augment", "final_augment", "child_learning_rate",
+# The launcher's own flags in the run's record (beside its settings): the
+# child-training and retraining flags, and --evaluator.
+_RECORDED_FLAGS = (*_CHILD_TRAINING, *options_lib.flags_of(RetrainSettings),
                    "evaluator")
 
 
@@ -428,7 +344,7 @@ def _evaluator(space):
             {"evaluator": FLAGS.evaluator}, None)
   train_settings = final_settings = budget = None
   if space.proto.task == evaluators.IMAGE_TASK:
-    train_settings, final_settings = _train_settings(space, evaluators)
+    train_settings, final_settings = _train_settings(space)
     budget = train_settings.budget_identity()
   evaluator = evaluators.evaluator_for(space, train_settings, final_settings)
   if train_settings is not None:

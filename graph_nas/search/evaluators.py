@@ -253,6 +253,27 @@ def evaluator_for(space: SearchSpace, train_settings=None,
                       source=space.source)
 
 
+def space_train_settings(space: SearchSpace, chosen: Dict,
+                         retrain=None):
+  """(search, final) TrainSettings of an image space's children: `chosen`
+  (setting name -> value, graph_nas.child.settings.TrainSettings' names;
+  the front end's choices) over the space's task_params (dataset,
+  image_size, num_classes; a dataset chosen drops the space's class count)
+  and the declared defaults. `retrain`: a RetrainSettings (default: the
+  declared one). Raises SettingError naming the first bad setting."""
+  from graph_nas.child.settings import RetrainSettings, TrainSettings
+  params = image_task_params(space)
+  chosen = dict(chosen)
+  dataset = chosen.pop("dataset", None)
+  values = {"dataset": dataset or params["dataset"],
+            "image_size": params.get("image_size"),
+            "num_classes": None if dataset else params.get("num_classes")}
+  values.update({k: v for k, v in chosen.items()
+                 if v is not None or k not in values})
+  search = TrainSettings().replace(**values).check()
+  return search, (retrain or RetrainSettings()).check().final(search)
+
+
 def image_task_params(space: SearchSpace) -> Dict:
   """dataset, image_size, num_classes from an image space's task_params.
 

@@ -159,7 +159,7 @@ class Search:
                       list(observers))
     # Early stopping: the rungs' scores and decisions (None: off, or an
     # evaluator that does not report).
-    self.rungs = (halving.parse_rungs(settings.rungs)
+    self.rungs = (settings.rung_shares
                   if executors.takes_part(evaluator) else ())
     self.table = (halving.RungTable(self.rungs, settings.eta)
                   if self.rungs else None)

@@ -10,17 +10,12 @@ Three frozen dataclasses, by concern:
   pool, Ray).
 
 (How a child is trained is `graph_nas.child.settings.TrainSettings`.) Each
-field is declared with `setting(...)`: its default, help text, bounds or
-choices, and the front ends' name where it is not the field's own
-(`ExecutorSettings.address` is the launcher's `--ray_address`). Everything
-else derives from these declarations:
-
-- the launcher's and the experiment runner's absl flags (`define_flags`,
-  `from_flags`), with the same defaults, bounds and help;
-- `graph_nas.api.search`'s keyword arguments (`split_overrides`);
-- the wording of errors that name a setting (`flag_naming`) and the bounds
-  checks (`check_bounds`);
-- the run's recorded settings (`as_record`).
+field is declared with `graph_nas.options.setting(...)`: its default, help
+text, bounds or choices, the front ends' name where it is not the field's
+own (`ExecutorSettings.address` is the launcher's `--ray_address`) and
+whether it is part of the run's identity; the flags, `graph_nas.api.search`'s
+keyword arguments, the error wording and the record derive from it
+(graph_nas.options, whose names this module re-exports).
 
 A setting whose default depends on the algorithm (`entropy_weight`) is
 declared None ("the algorithm's") and resolved from `ALGORITHM_DEFAULTS`,
@@ -31,7 +26,7 @@ launcher's flag checks answer within a second.
 """
 
 import dataclasses
-import math
+import functools
 from typing import Any, Dict, Optional, Tuple
 
 from graph_nas.errors import Naming, SettingError
@@ -45,105 +40,13 @@ UPDATE_POLICIES = ("sync", "async")
 # but "none").
 _SCREENED = ("predictor", "synflow", "naswot", "params", "flops")
 
-_OPTION = "graph_nas.option"
-
-
-@dataclasses.dataclass(frozen=True)
-class Option:
-  """What a setting's declaration says besides its default.
-
-  Attributes:
-    help: one sentence or two, shown by --help and in the API docs.
-    kind: int, float, str or bool (the default's type when it is not None).
-    lower, upper: inclusive bounds of a number (None: unbounded).
-    choices: the values a string may take.
-    flag: the front ends' name when it is not the field's own.
-    only: (setting, values): the setting has an effect only when that other
-      setting takes one of these values (e.g. queue_size only with
-      algorithm pqt).
-    flagged: False for a setting the command line does not offer (it is
-      set by a front end itself, e.g. the experiment's durability).
-    identity: part of the run's identity: a folder holding a search resumes
-      only with the same value (graph_nas.search.loop).
-  """
-  help: str
-  kind: type = float
-  lower: Optional[float] = None
-  upper: Optional[float] = None
-  choices: Optional[Tuple[str, ...]] = None
-  flag: Optional[str] = None
-  only: Optional[Tuple[str, Tuple[Any, ...]]] = None
-  flagged: bool = True
-  identity: bool = False
-
-
-def setting(default, help_text, *, kind=None, **option):
-  """A dataclass field declaring one setting (see Option for `option`)."""
-  kind = kind or type(default)
-  return dataclasses.field(default=default, metadata={
-      _OPTION: Option(help=help_text, kind=kind, **option)})
-
-
-def options(cls) -> Dict[str, Option]:
-  """name -> Option of every declared setting of a settings class."""
-  return {f.name: f.metadata[_OPTION] for f in dataclasses.fields(cls)
-          if _OPTION in f.metadata}
-
-
-def defaults(cls) -> Dict[str, Any]:
-  return {f.name: f.default for f in dataclasses.fields(cls)
-          if _OPTION in f.metadata}
-
-
-def identity_fields(cls) -> Tuple[str, ...]:
-  """The settings of `cls` that are part of a run's identity."""
-  return tuple(n for n, o in options(cls).items() if o.identity)
-
-
-def check_bounds(obj) -> None:
-  """Raises SettingError naming the first field of `obj` outside its
-  declared bounds or choices (None passes: "unset")."""
-  for name, opt in options(type(obj)).items():
-    value = getattr(obj, name)
-    if value is None:
-      continue
-    if opt.choices is not None and value not in opt.choices:
-      raise SettingError(name, value, f"must be {_alternatives(opt.choices)}")
-    if opt.kind in (int, float):
-      if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SettingError(name, value, "must be a number")
-      if opt.kind is float and not math.isfinite(value):
-        raise SettingError(name, value, "must be a finite number")
-      if opt.lower is not None and not value >= opt.lower:
-        raise SettingError(name, value, f"must be >= {opt.lower:g}")
-      if opt.upper is not None and not value <= opt.upper:
-        raise SettingError(name, value, f"must be <= {opt.upper:g}")
-
-
-def _alternatives(values) -> str:
-  """"'a' or 'b'", "'a', 'b' or 'c'"."""
-  shown = [repr(v) for v in values]
-  return shown[0] if len(shown) == 1 else (", ".join(shown[:-1]) + " or " +
-                                          shown[-1])
-
-
-class _Settings:
-  """Shared behaviour of the settings classes."""
-
-  def replace(self, **changes):
-    """A copy with `changes`; an unknown name is a SettingError."""
-    known = options(type(self))
-    for name in changes:
-      if name not in known:
-        raise SettingError(name, changes[name], f"not a setting of "
-                           f"{type(self).__name__} (known: "
-                           f"{', '.join(sorted(known))})")
-    return dataclasses.replace(self, **changes)
-
-  def check(self):
-    """Raises SettingError naming the first bad field; returns self."""
-    check_bounds(self)
-    return self
+# The declaration mechanism (graph_nas.options), re-exported: its home is
+# below every sub-package, so that child/ declares its settings alike.
+from graph_nas.options import (  # noqa: E402,F401
+    Option, Settings as _Settings, alternatives as _alternatives,
+    as_record, check_bounds, defaults, define_flags, flag_name, from_flags,
+    given_flags, identity_fields, options, setting)
+from graph_nas import options as _options  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,7 +58,8 @@ class SearchSettings(_Settings):
       0.0, "Start no new child (async) or batch of walks_per_update "
       "(sync) after this many minutes of this run (0: no limit); what "
       "runs then finishes and is stored.",
-      lower=0.0)
+      lower=0.0,
+      group="early stopping")
   walks_per_update: int = setting(
       1, "Architectures proposed per controller update.", lower=1,
       identity=True)
@@ -179,29 +83,35 @@ class SearchSettings(_Settings):
       "child's training budget at which it reports its score; at each, "
       "only the best 1/eta of the children that reached it go on "
       "(graph_nas.search.halving). 'none': every child trains its whole "
-      "budget.", kind=str, identity=True)
+      "budget.", kind=str, identity=True,
+      group="early stopping")
   eta: float = setting(
       2.0, "Early stopping: at each rung the best 1/eta of the children "
-      "that reached it go on.", lower=1.01, identity=True)
+      "that reached it go on.", lower=1.01, identity=True,
+      group="early stopping")
   screen: str = setting(
       "none", "Screening (graph_nas.search.screening): what scores the "
       "candidates_per_trial proposals of each trial to run, cheaply: "
       "'predictor' (a random forest fit on the trials so far), a cheap score "
       "of image children ('synflow', 'naswot', 'params', 'flops'), or "
       "'none'. The API also takes a function of the config.", kind=str,
-      identity=True)
+      identity=True,
+      group="screening")
   candidates_per_trial: int = setting(
       1, "Screening: candidates the algorithm proposes per trial to run; "
       "the best-scored are evaluated (1: no screening).", lower=1,
-      upper=1000, identity=True, only=("screen", _SCREENED))
+      upper=1000, identity=True, only=("screen", _SCREENED),
+      group="screening")
   screen_explore: float = setting(
       0.25, "Screening: share of the evaluated candidates drawn uniformly "
       "from the proposals instead of by score (a poor scorer cannot trap "
-      "the search).", lower=0.0, upper=1.0, only=("screen", _SCREENED))
+      "the search).", lower=0.0, upper=1.0, only=("screen", _SCREENED),
+      group="screening")
   screen_min_trials: int = setting(
       10, "Screening with the predictor: finished trials it needs before "
       "it screens (before, the algorithm proposes only what runs).",
-      lower=2, only=("screen", ("predictor",)))
+      lower=2, only=("screen", ("predictor",)),
+      group="screening")
   reuse_results: bool = setting(
       True, "An architecture evaluated before in this search reuses its "
       "result instead of being evaluated again.")
@@ -217,10 +127,17 @@ class SearchSettings(_Settings):
       "still loses no finished trial, an OS crash may).", flagged=False)
 
 
+  @functools.cached_property
+  def rung_shares(self) -> Tuple[float, ...]:
+    """`rungs` parsed, once (graph_nas.search.halving.parse_rungs: the
+    shares of a child's budget, () when off); a SettingError naming rungs
+    when it does not parse."""
+    from graph_nas.search import halving
+    return tuple(halving.parse_rungs(self.rungs))
+
   def check(self):
     super().check()
-    from graph_nas.search import halving
-    halving.parse_rungs(self.rungs)  # a SettingError naming rungs
+    self.rung_shares  # pylint: disable=pointless-statement  (parses once)
     from graph_nas.search import screening
     if self.screen not in screening.SCORER_NAMES and not \
         self.screen.startswith(screening.FUNCTION_PREFIX):
@@ -376,113 +293,17 @@ class ExecutorSettings(_Settings):
 SETTINGS_CLASSES = (SearchSettings, AlgorithmSettings, ExecutorSettings)
 
 
-def flag_name(cls, name: str) -> str:
-  opt = options(cls)[name]
-  return opt.flag or name
-
-
 def flag_naming(*classes, extra=None, quote_strings=False) -> Naming:
-  """A Naming that names each setting of `classes` as its flag
-  (--max_trials, --ray_address), plus `extra` (setting -> flag name)."""
-  names = {}
-  for cls in classes or SETTINGS_CLASSES:
-    for name in options(cls):
-      names[name] = "--" + flag_name(cls, name)
-  names.update({k: "--" + v for k, v in (extra or {}).items()})
-  return Naming(names, quote_strings=quote_strings)
+  """graph_nas.options.flag_naming over `classes` (default: the search's,
+  the algorithm's and the executor's settings)."""
+  return _options.flag_naming(*(classes or SETTINGS_CLASSES), extra=extra,
+                              quote_strings=quote_strings)
 
 
 def split_overrides(overrides: Dict[str, Any], classes=SETTINGS_CLASSES):
-  """{class: settings object} from keyword `overrides` (setting name ->
-  value), each class's declared defaults elsewhere. An unknown name is a
-  SettingError listing the known ones."""
-  known = {name: cls for cls in classes for name in options(cls)}
-  per_class = {cls: {} for cls in classes}
-  for name, value in overrides.items():
-    if name not in known:
-      raise SettingError(name, value, "unknown setting (known: " +
-                         ", ".join(sorted(known)) + ")")
-    per_class[known[name]][name] = value
-  return {cls: cls(**values).check() for cls, values in per_class.items()}
-
-
-def as_record(*objects) -> Dict[str, Any]:
-  """The settings of `objects` as one JSON-able dict (a run's record)."""
-  out = {}
-  for obj in objects:
-    out.update(dataclasses.asdict(obj))
-  return out
+  """graph_nas.options.split_overrides over the search's settings."""
+  return _options.split_overrides(overrides, classes)
 
 
 def describe(classes=SETTINGS_CLASSES, indent=0) -> str:
-  """The declared settings as documentation lines: name=default: help."""
-  pad = " " * indent
-  lines = []
-  for cls in classes:
-    lines.append(f"{pad}{cls.__name__}:")
-    for f in dataclasses.fields(cls):
-      opt = f.metadata.get(_OPTION)
-      if opt is not None:
-        lines.append(f"{pad}  {f.name}={f.default!r}: {opt.help}")
-  return "\n".join(lines)
-
-
-# --------------------------------------------------------------- flags
-def define_flags(cls, flag_values=None, *, names=None, defaults_=None,
-                 help_=None):
-  """Defines one absl flag per declared, flagged setting of `cls` (or only
-  `names`), with the declaration's default, bounds, choices and help.
-
-  defaults_ / help_: a front end's own default or help for some settings
-  (setting name -> value), e.g. the experiment's "the paper's for the task".
-  """
-  from absl import flags
-  fv = flag_values if flag_values is not None else flags.FLAGS
-  defaults_, help_ = dict(defaults_ or {}), dict(help_ or {})
-  for f in dataclasses.fields(cls):
-    opt = f.metadata.get(_OPTION)
-    if opt is None or not opt.flagged or (names and f.name not in names):
-      continue
-    name = opt.flag or f.name
-    default = defaults_.get(f.name, f.default)
-    text = help_.get(f.name, opt.help)
-    if opt.choices is not None:
-      flags.DEFINE_enum(name, default, list(opt.choices), text,
-                        flag_values=fv)
-    elif opt.kind is bool:
-      flags.DEFINE_boolean(name, default, text, flag_values=fv)
-    elif opt.kind is int:
-      flags.DEFINE_integer(name, default, text, lower_bound=opt.lower,
-                           upper_bound=opt.upper, flag_values=fv)
-    elif opt.kind is float:
-      flags.DEFINE_float(name, default, text, lower_bound=opt.lower,
-                         upper_bound=opt.upper, flag_values=fv)
-    else:
-      flags.DEFINE_string(name, default, text, flag_values=fv)
-
-
-def from_flags(cls, flag_values=None, **overrides):
-  """The settings object of `cls` from the parsed flags (the settings the
-  command line does not offer keep their defaults, or `overrides`)."""
-  from absl import flags
-  fv = flag_values if flag_values is not None else flags.FLAGS
-  values = {}
-  for name, opt in options(cls).items():
-    flag = opt.flag or name
-    if opt.flagged and flag in fv:
-      values[name] = fv[flag].value
-  values.update(overrides)
-  return cls(**values).check()
-
-
-def given_flags(cls, flag_values=None):
-  """[(setting name, flag name, Option)] of the settings of `cls` given on
-  the command line."""
-  from absl import flags
-  fv = flag_values if flag_values is not None else flags.FLAGS
-  out = []
-  for name, opt in options(cls).items():
-    flag = opt.flag or name
-    if opt.flagged and flag in fv and fv[flag].present:
-      out.append((name, flag, opt))
-  return out
+  return _options.describe(classes, indent)
