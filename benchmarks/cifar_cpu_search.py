@@ -78,9 +78,22 @@ STUDIES = {
     },
 }
 ARMS = STUDIES["halving"]
-# The README demo's child budget (launch/cifar_cpu_demo.sh).
-CHILD = ["--train_examples=5120", "--epochs=2", "--batch_size=32",
-         "--child_learning_rate=0.1", "--noaugment", "--eval_examples=2000"]
+# The README demo's child budget, said once (launch/cifar_cpu_demo.flags).
+DEMO_FLAGS = ROOT / "launch" / "cifar_cpu_demo.flags"
+CHILD = [f"--flagfile={DEMO_FLAGS}"]
+
+
+def demo_budget(data_dir, **changes):
+  """The demo's child budget as TrainSettings (read from DEMO_FLAGS through
+  the launcher's own flag declarations), with `changes`."""
+  from absl import flags
+  from graph_nas import options
+  from graph_nas.child.settings import TrainSettings
+  fv = flags.FlagValues()
+  options.define_flags(TrainSettings, fv)
+  fv(["demo", f"--flagfile={DEMO_FLAGS}"])
+  return options.from_flags(TrainSettings, fv, data_dir=data_dir,
+                            progress_every_s=0, **changes)
 
 
 ONE_THREAD = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1",
@@ -189,11 +202,10 @@ def retrain(jobs, final_examples, data_dir, concurrent):
 
 
 def final_settings(final_examples, data_dir):
-  from graph_nas.child.settings import TrainSettings
-  return TrainSettings(
-      data_dir=data_dir, train_examples=final_examples, epochs=2,
-      batch_size=32, learning_rate=0.1, augment=True, eval_role="test",
-      progress_every_s=0)
+  """The retraining of a best child: the demo's (its child budget on
+  `final_examples` images, augmented, 2 epochs, scored on the test split)."""
+  return demo_budget(data_dir, train_examples=final_examples, epochs=2,
+                     augment=True, eval_role="test", eval_examples=None)
 
 
 def retrain_one(folder, final_examples, data_dir):
@@ -271,7 +283,6 @@ def main():
   from graph_nas import report
   from graph_nas.search import evaluators
   from graph_nas.search.store import TrialStore
-  from graph_nas.child.settings import TrainSettings
 
   arms = STUDIES[args.study]
   if args.study != "halving":
@@ -304,10 +315,7 @@ def main():
        for arm, rr in runs.items() for r in rr],
       args.final_examples, args.data_dir, args.concurrent)
 
-  search_budget = TrainSettings(
-      data_dir=args.data_dir, train_examples=5120, epochs=2, batch_size=32,
-      learning_rate=0.1, augment=False, eval_examples=2000,
-      progress_every_s=0)
+  search_budget = demo_budget(args.data_dir)
   summary = {}
   for arm, arm_runs in runs.items():
     bests, seen, full = [], [], []

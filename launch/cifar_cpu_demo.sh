@@ -12,7 +12,7 @@
 # (protos/cifar_cpu.textproto): 50 architectures, each child's full budget
 # 5,120 images for 2 epochs (batch 32, SGD lr 0.1, no augmentation: what
 # learns fastest at this budget), scored on 2,000 held-out training
-# images; then the best child trained to the full budget is retrained on
+# images (launch/cifar_cpu_demo.flags, which the benchmark reads too); then the best child trained to the full budget is retrained on
 # the whole training part (45,000 images, 2 epochs, augmented) and scored
 # on the 10,000 test images. About 20 minutes on 2 cores (19 min 42 s
 # measured alone; benchmarks/results/cifar_cpu_demo.md).
@@ -25,7 +25,6 @@ set -euo pipefail
 python -m graph_nas.launch --space=protos/cifar_cpu.textproto \
   --out_dir=runs/cifar_cpu_demo --max_trials=50 --walks_per_update=2 \
   --screen=predictor --candidates_per_trial=13 --screen_min_trials=10 \
-  --rungs=1/4,1/2 --eta=2 \
-  --train_examples=5120 --epochs=2 --batch_size=32 \
-  --child_learning_rate=0.1 --noaugment --eval_examples=2000 \
+  --rungs=1/4,1/2 --eta=3 \
+  --flagfile="$(dirname "$0")/cifar_cpu_demo.flags" \
   --final_train_examples=0 --final_epochs=2 "$@"

@@ -296,3 +296,24 @@ def test_api_search_takes_every_child_training_setting(tmp_path, cifar):
   assert identity["budget"]["learning_rate"] == 0.05
   assert identity["budget"]["train_examples"] == 64
   assert result["final"] is None
+
+
+def test_the_demo_child_budget_is_said_once():
+  """launch/cifar_cpu_demo.flags holds the demo's child budget; the demo
+  script and the benchmark read it and set no budget flag of their own."""
+  from benchmarks import cifar_cpu_search
+  script = (ROOT / "launch" / "cifar_cpu_demo.sh").read_text()
+  bench = (ROOT / "benchmarks" / "cifar_cpu_search.py").read_text()
+  assert 'cifar_cpu_demo.flags' in script and "--flagfile=" in script
+  budget_flags = {options_lib.flag_name(TrainSettings, n)
+                  for n in options_lib.identity_fields(TrainSettings)
+                  if options_lib.options(TrainSettings)[n].flagged}
+  for flag in budget_flags:
+    for text in (script, bench):
+      assert f"--{flag}=" not in text and f"--no{flag} " not in text, flag
+  budget = cifar_cpu_search.demo_budget(None)
+  lines = [l for l in cifar_cpu_search.DEMO_FLAGS.read_text().splitlines()
+           if l.startswith("--")]
+  assert f"--epochs={budget.epochs:g}" in lines
+  assert f"--train_examples={budget.train_examples}" in lines
+  assert cifar_cpu_search.CHILD == [f"--flagfile={cifar_cpu_search.DEMO_FLAGS}"]
