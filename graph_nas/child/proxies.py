@@ -38,7 +38,7 @@ protos/cifar_cpu.textproto, where a training costs tens of seconds.
   image, graph_nas.child.estimate_cost of the config: no Keras build):
   reference scores, the size of the child. Rankings by a zero-cost proxy
   are often not much better than by size (Abdelfattah et al. 2021;
-  benchmarks/results/proxy_rank.md for this package's children).
+  benchmarks/results/proxy_rank/proxy_rank.md for this package's children).
 
 Seeding is the caller's: the weights are those of the model given (build
 it after keras.utils.set_random_seed, as graph_nas.child.trainer's

@@ -66,7 +66,7 @@ class Algorithm(abc.ABC):
     self.num_updates = 0
     self._seen = set()
 
-  # True where reset() restores everything (graph_nas.bench.driver then
+  # True where reset() restores everything (benchmarks.suite.driver then
   # reuses the object, and its traced functions, across seeds).
   reusable = False
 
