@@ -59,7 +59,7 @@ from typing import Any, Dict, Optional
 # line on a machine without a GPU): set before TensorFlow is first
 # imported, as the launcher does. A user's own setting wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-from graph_nas.cli.projection import skip_absent_gpu_probe  # noqa: E402
+from graph_nas.devices import skip_absent_gpu_probe  # noqa: E402
 skip_absent_gpu_probe()
 
 from graph_nas import options as options_lib  # noqa: E402
