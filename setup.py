@@ -57,10 +57,13 @@ setup(
         # grpcio-tools: protoc for the test that compares the committed
         # descriptor with protos/search_space.proto (any version does).
         # pytest-timeout: every test has a time limit (pytest.ini).
+        # pytest-xdist: the suite runs on 2 worker processes (pytest.ini),
+        # one test file per worker at a time.
         # The test extra holds the bench extra: the suite's parts
         # (benchmarks/suite/, not installed: the tests import them from the
         # repository root) are tested like the rest.
-        "test": ["pytest", "pytest-timeout", "hypothesis", "grpcio-tools",
+        "test": ["pytest", "pytest-timeout", "pytest-xdist", "hypothesis",
+                 "grpcio-tools",
                  "ray>=2.40", "optuna>=4.0", "nas-bench-graph>=1.4"],
         # benchmarks/search_quality.py: Optuna's TPE as a baseline and
         # NAS-Bench-Graph's look-up tables as tasks (never core).

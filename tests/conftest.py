@@ -40,6 +40,12 @@ _OWN_DATA_DIR = None
 if not os.environ.get(GENERATED_ENV):
   _OWN_DATA_DIR = tempfile.mkdtemp(prefix="graph_nas_tfds_")
   os.environ[GENERATED_ENV] = _OWN_DATA_DIR
+elif os.environ.get("PYTEST_XDIST_WORKER"):
+  # A worker of a parallel run (pytest.ini): its own copy, inside the
+  # session's folder, so that two workers never prepare one at once.
+  os.environ[GENERATED_ENV] = os.path.join(
+      os.environ[GENERATED_ENV], os.environ["PYTEST_XDIST_WORKER"])
+  os.makedirs(os.environ[GENERATED_ENV], exist_ok=True)
 os.environ["TFDS_DATA_DIR"] = os.environ[GENERATED_ENV]
 
 
