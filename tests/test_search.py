@@ -355,11 +355,13 @@ def test_flags_without_effect_are_one_line_naming_them(tmp_path):
                "--noretrain_best", "--final_epochs=1"])
   assert r.returncode != 0
   assert _error_lines(r) == [
+      # (The reasons in the declarations' order: graph_nas.child.settings.)
       "error: flags with no effect here: --epochs (--steps sets the "
-      "training length); --flops_exponent (only with --target_flops); "
+      "training length); --tpu (only with --strategy=tpu); "
+      "--flops_exponent (only with --target_flops); "
       "--final_epochs (--retrain_best=false: the best child is not "
-      "retrained); --tpu (only with --strategy=tpu); "
-      "--gpus_per_child (only with --executor=ray). Drop them."], r.stderr
+      "retrained); --gpus_per_child (only with --executor=ray). Drop "
+      "them."], r.stderr
   # Controller flags without a controller, PQT flags without PQT.
   r = _launch(["--space=stack_layers", "--algorithm=random",
                "--entropy_weight=0.1", "--value_features=8"])

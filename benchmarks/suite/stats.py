@@ -7,11 +7,10 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
+# The running maximum (NaN counts as -inf), said once in the package.
+from graph_nas.curves import best_so_far  # noqa: F401  (re-exported)
 
-def best_so_far(rewards: Sequence[float]) -> np.ndarray:
-  """Running maximum (NaN counts as -inf)."""
-  r = np.asarray(rewards, np.float64)
-  return np.maximum.accumulate(np.where(np.isnan(r), -np.inf, r))
+
 
 
 def best_at(rewards: Sequence[float], k: int) -> float:

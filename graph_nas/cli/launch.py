@@ -190,6 +190,16 @@ def _settings_without_effect(classes):
   return [(names, why) for why, names in groups.items()]
 
 
+def _argv_position(flag):
+  """Where --flag (or --noflag) first appears on the command line (flags
+  from a flagfile: after all of them)."""
+  for i, arg in enumerate(sys.argv):
+    name = arg.lstrip("-").split("=", 1)[0]
+    if arg.startswith("-") and name in (flag, "no" + flag):
+      return i
+  return len(sys.argv)
+
+
 def _flags_without_effect(space):
   """[(flag names, why)] of the flags given that change nothing here."""
   from graph_nas.search.evaluators import IMAGE_TASK  # no TensorFlow
@@ -197,7 +207,8 @@ def _flags_without_effect(space):
   out = []
 
   def unused(names, why):
-    names = [n for n in names if n in given]
+    # In the order the command line gave them.
+    names = sorted((n for n in names if n in given), key=_argv_position)
     if names:
       out.append((names, why))
 
