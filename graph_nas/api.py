@@ -201,6 +201,7 @@ def search(space, evaluate, out_dir: str, *,
                                                     **settings))
   except SettingsFault as e:
     e.named(BUDGET_NAMES if getattr(e, "budget", False) or
+            getattr(e, "of_child", False) or
             getattr(e, "setting", None) in _CHILD_ONLY else API_NAMES)
     raise
 
@@ -261,7 +262,7 @@ def _search(space, evaluate, out_dir, overrides):
   from graph_nas import search as search_lib
   space = _as_space(space)
   child = {CHILD_KEYWORDS[k]: overrides.pop(k) for k in list(overrides)
-           if k in CHILD_KEYWORDS and k not in _SEARCH_NAMES}
+           if k in CHILD_KEYWORDS}
   if evaluate is None:
     evaluator, budget, record, retrain = _task_evaluator(space, child)
   else:
@@ -319,8 +320,12 @@ def _task_evaluator(space, child):
                           "a reward function", source=space.source)
     return (evaluators.evaluator_for(space), None,
             {"task": space.proto.task, "api": True}, False)
-  search_settings, final = evaluators.space_train_settings(space, train,
-                                                           again)
+  try:
+    search_settings, final = evaluators.space_train_settings(space, train,
+                                                             again)
+  except SettingsFault as e:
+    e.of_child = True  # named by the child keywords (child_learning_rate)
+    raise
   evaluator = evaluators.evaluator_for(space, search_settings, final)
   evaluator.prepare()  # a missing dataset fails now, in one line
   record = {"api": True, **options_lib.as_record(search_settings),

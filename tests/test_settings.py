@@ -282,6 +282,11 @@ def test_api_search_takes_every_child_training_setting(tmp_path, cifar):
   with pytest.raises(SettingError, match="^epochs=2: no child is trained"):
     api.search("stack_layers", lambda config: 0.0, str(tmp_path / "f"),
                epochs=2, verbose=False)
+  # A bad child setting is named by its keyword, not the controller's.
+  with pytest.raises(SettingError, match="^child_learning_rate=-1: must be "
+                     "> 0"):
+    api.search("cifar_cpu", None, str(tmp_path / "b"),
+               child_learning_rate=-1, verbose=False)
   result = api.search(
       "cifar_cpu", None, str(tmp_path / "c"), max_trials=2, steps=2,
       batch_size=16, train_examples=64, eval_examples=32,
