@@ -63,12 +63,14 @@ setup(
         # (benchmarks/suite/, not installed: the tests import them from the
         # repository root) are tested like the rest.
         "test": ["pytest", "pytest-timeout", "pytest-xdist", "hypothesis",
-                 "grpcio-tools",
+                 "grpcio-tools", "pandas",
                  "ray>=2.40", "optuna>=4.0", "nas-bench-graph>=1.4"],
         # benchmarks/search_quality.py: Optuna's TPE as a baseline and
         # NAS-Bench-Graph's look-up tables as tasks (never core).
         "bench": ["optuna>=4.0", "nas-bench-graph>=1.4"],
         "ray": ["ray>=2.40"],
+        # Study.trials_dataframe() (graph_nas.study).
+        "pandas": ["pandas"],
         # TensorFlow with its CUDA libraries (Linux): children train on
         # the GPU.
         "gpu": ["tensorflow[and-cuda]>=2.21"],

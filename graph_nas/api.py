@@ -53,7 +53,7 @@ import inspect
 import os
 import pickle
 import sys
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Sequence
 
 # No TensorFlow start-up noise (its C++ INFO lines; the CUDA probe's error
 # line on a machine without a GPU): set before TensorFlow is first
@@ -71,6 +71,17 @@ from graph_nas.errors import (GraphNasError, Naming, SettingError,
 from graph_nas.search.evaluators import FunctionEvaluator
 from graph_nas.space.builder import (TEXTPROTO_HEADER,  # noqa: F401
                                      SpaceBuilder, VertexBuilder)
+
+# The ask-and-tell front door (graph_nas.study), loaded when first named.
+_STUDY_NAMES = ("Study", "StudyView", "TrialRecord", "load_study")
+
+
+def __getattr__(name):
+  if name in _STUDY_NAMES:
+    from graph_nas import study
+    return getattr(study, name)
+  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 # ------------------------------------------------------------- evaluators
 def as_evaluator(obj):
@@ -160,6 +171,7 @@ BUDGET_NAMES = Naming({"evaluator": "evaluate", **{
 # ---------------------------------------------------------------- search
 def search(space, evaluate, out_dir: str, *,
            executor_kwargs: Optional[Dict[str, Any]] = None,
+           enqueue: Sequence[Dict[str, Any]] = (),
            verbose: bool = True, **settings) -> Dict[str, Any]:
   """Runs (or, on the same out_dir, resumes) a search; returns its best.
 
@@ -175,6 +187,11 @@ def search(space, evaluate, out_dir: str, *,
     scored by its toy reward.
   executor_kwargs: the Ray settings (address, cpus_per_child,
     gpus_per_child, retries) as one dict; they may also be given directly.
+  enqueue: architectures (configs) evaluated first, in order (a warm
+    start: your current model); each counts as a trial and teaches the
+    algorithm. One queued in this folder before is not queued again. A
+    config that is no walk of the space is a GraphNasError naming the
+    first decision that does not fit.
   verbose: print the progress (a line per trial with the best so far and
     an ETA; the launcher's) to stderr; False: quiet.
   settings: any of the settings below, by name (keyword-only). Each is
@@ -198,7 +215,8 @@ def search(space, evaluate, out_dir: str, *,
   try:
     with _progress(verbose):
       return _search(space, evaluate, out_dir, dict(executor_kwargs or {},
-                                                    **settings))
+                                                    **settings),
+                     list(enqueue))
   except SettingsFault as e:
     e.named(BUDGET_NAMES if getattr(e, "budget", False) or
             getattr(e, "of_child", False) or
@@ -256,11 +274,16 @@ def _as_space(space):
   return space
 
 
-def _search(space, evaluate, out_dir, overrides):
+def _search(space, evaluate, out_dir, overrides, enqueue=()):
   from graph_nas.report import observers as report_observers
   from graph_nas.search import assemble
   from graph_nas import search as search_lib
   space = _as_space(space)
+  for i, config in enumerate(enqueue):  # before the folder is made
+    try:
+      space.walk_of(config)
+    except GraphNasError as e:
+      raise GraphNasError(f"enqueue: config #{i}: {e}") from None
   child = {CHILD_KEYWORDS[k]: overrides.pop(k) for k in list(overrides)
            if k in CHILD_KEYWORDS}
   if evaluate is None:
@@ -292,6 +315,12 @@ def _search(space, evaluate, out_dir, overrides):
       algorithm=chosen[settings_lib.AlgorithmSettings], executor=executor,
       budget=budget, record=record, scorer=scorer,
       observers=report_observers.from_settings(loop_settings, out_dir))
+  if enqueue:
+    try:
+      job.enqueue(enqueue, source="enqueue")
+    except BaseException:
+      job.close()
+      raise
   done = assemble.run_search(job, retrain=retrain)
   result = done["result"]
   return {"best": result["best"],

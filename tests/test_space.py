@@ -809,3 +809,56 @@ def test_an_unknown_space_name_lists_the_shipped_ones():
   with pytest.raises(GraphNasError, match=r"^protos/nope\.textproto: no "
                      "such search space file .*cifar_cpu"):
     space_lib.load("protos/nope.textproto")
+
+
+# ---------------------------------------------------------- float_range
+FLOAT_RANGE_SPACE = """
+name: "fr" start: "lr"
+vertices {{ name: "lr" actions {{ name: "lr" target: "end" key: "lr"
+  float_range {{ {fields} }} }} }}
+vertices {{ name: "end" }}
+"""
+
+
+def test_float_range_log_and_linear_values():
+  log = space_lib.loads(FLOAT_RANGE_SPACE.format(
+      fields="low: 0.00001 high: 0.1 num: 5 log: true"))
+  assert [e.value for e in log.edges[0]] == [1e-5, 1e-4, 1e-3, 1e-2, 0.1]
+  assert [e.name for e in log.edges[0]][:2] == ["lr=1e-05", "lr=0.0001"]
+  linear = space_lib.loads(FLOAT_RANGE_SPACE.format(
+      fields="low: 0.1 high: 0.5 num: 5"))
+  assert [e.value for e in linear.edges[0]] == [0.1, 0.2, 0.3, 0.4, 0.5]
+  assert "lr in {1e-05..0.1} (5, log scale)" in log.to_dot()
+  # Evolution's local step treats it as ordered numbers.
+  from graph_nas.search.algorithms.evolution import ordered_numeric
+  assert ordered_numeric(log)[0]
+
+
+@pytest.mark.parametrize("fields,match", [
+    ("low: 0.1 high: 0.01 num: 4", "must be below high"),
+    ("low: 0 high: 1 num: 4 log: true", "must be above 0"),
+    ("low: 0 high: 1 num: 1", "at least 2"),
+    ("low: 1 high: 1.000001 num: 50", "not distinct"),
+])
+def test_float_range_bad_fields_name_the_action(fields, match):
+  with pytest.raises(GraphNasError, match=match) as e:
+    space_lib.loads(FLOAT_RANGE_SPACE.format(fields=fields))
+  assert "vertex 'lr'" in str(e.value)
+
+
+def test_float_range_in_the_builder_round_trips():
+  from graph_nas import api
+  b = api.SpaceBuilder("fr", start="lr")
+  b.vertex("lr").action("lr", "end", key="lr",
+                        float_range=(1e-5, 1e-1, 5, True))
+  b.vertex("end")
+  built = b.build()
+  again = space_lib.loads(b.to_textproto())
+  assert [e.value for e in again.edges[0]] == [e.value for e in
+                                                built.edges[0]]
+  with pytest.raises(GraphNasError, match="float_range must be"):
+    api.SpaceBuilder("x", start="a").vertex("a").action(
+        "a", "b", key="a", float_range=(0.0, 1.0, 2.5))
+  with pytest.raises(GraphNasError, match="at most one of"):
+    api.SpaceBuilder("x", start="a").vertex("a").action(
+        "a", "b", key="a", values=[1, 2], float_range=(0.0, 1.0, 3))

@@ -75,6 +75,12 @@ flags.DEFINE_string("evaluator", None, "Score every architecture with your "
                     "module:function (fn(config) -> reward, or "
                     "fn(config, trial_id, seed); see graph_nas.api). No "
                     "child is trained.")
+flags.DEFINE_string("enqueue", None, "A JSON file of architectures to "
+                    "evaluate first, in order (warm start): a list of "
+                    "configs, or of objects with a \"config\" entry (a "
+                    "run's best_architecture.json is one). Each counts as "
+                    "a trial; one queued in this folder before is not "
+                    "queued again.")
 flags.DEFINE_string("out_dir", None, "Output folder (default runs/<space "
                     "name>); rerun on it to resume.")
 # Child training and the best child's retraining: one flag per declared
@@ -99,7 +105,7 @@ _OUTPUT = ("out_dir", *options_lib.flags_of(RetrainSettings))
 
 
 HELP_GROUPS = (
-    help_lib.Group("search", ["space", "evaluator",
+    help_lib.Group("search", ["space", "evaluator", "enqueue",
                               *options_lib.flags_of(SearchSettings)]),
     help_lib.Group("algorithm", options_lib.flags_of(AlgorithmSettings)),
     help_lib.Group("early stopping", EARLY_STOPPING),
@@ -339,11 +345,46 @@ def _load_space():
   except GraphNasError as e:
     sys.exit(f"error: {e}")
   _check_flags_have_effect(space)
+  if FLAGS.enqueue:
+    global _ENQUEUED
+    _ENQUEUED = _read_enqueue(space, FLAGS.enqueue)
   if not FLAGS.evaluator and not space.proto.task:
     sys.exit(f"error: {space.source}: the space names no task (e.g. one "
              "written by graph_nas.api): score it with "
              "--evaluator=module:function")
   return space
+
+
+_ENQUEUED = []  # --enqueue's configs, checked against the space
+
+
+def _read_enqueue(space, path):
+  """The configs of an --enqueue file, each a walk of `space`; exits with
+  one line naming the file (and the config) at fault."""
+  import json
+  from graph_nas.errors import GraphNasError
+  try:
+    with open(path, encoding="utf-8") as f:
+      data = json.load(f)
+  except OSError as e:
+    sys.exit(f"error: --enqueue={path}: {e.strerror or e}")
+  except ValueError as e:
+    sys.exit(f"error: --enqueue={path}: not JSON: {e}")
+  if isinstance(data, dict):
+    data = [data]
+  if not isinstance(data, list):
+    sys.exit(f"error: --enqueue={path}: expected a list of configs, got "
+             f"{type(data).__name__}")
+  configs = []
+  for i, item in enumerate(data):
+    config = (item["config"] if isinstance(item, dict) and
+              isinstance(item.get("config"), dict) else item)
+    try:
+      space.walk_of(config)
+    except GraphNasError as e:
+      sys.exit(f"error: --enqueue={path}: config #{i}: {e}")
+    configs.append(config)
+  return configs
 
 
 def _evaluator(space):
@@ -385,6 +426,10 @@ def _search(space, out_dir):
       executor=settings_lib.from_flags(ExecutorSettings), budget=budget,
       record=record,
       observers=report_observers.from_settings(loop_settings, out_dir))
+  if _ENQUEUED:
+    added = job.enqueue(_ENQUEUED, source=FLAGS.enqueue)
+    logging.info("--enqueue: %d architectures queued (%d queued before)",
+                 added, len(_ENQUEUED) - added)
   if train_settings is not None:
     _watch_first_child(evaluator, job, space)
   done = assemble.run_search(job, retrain=FLAGS.retrain_best)

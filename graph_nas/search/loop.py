@@ -176,6 +176,7 @@ class Search:
           scorer, candidates_per_trial=settings.candidates_per_trial,
           explore=settings.screen_explore, seed=settings.seed)
     self.screened = 0  # candidates screened out by this run
+    self._queued_out = {}  # queued walks running: {walk: queue position}
 
   def _notify(self, hook: str, *args):
     for observer in self.observers:
@@ -225,6 +226,26 @@ class Search:
   # ---------------------------------------------------------------- loop
   def run(self) -> Dict:
     """Runs (or resumes) the search to max_trials; returns timings."""
+    extra = self.begin()
+    asked = self.store.asked()
+    if asked:
+      raise GraphNasError(
+          f"{len(asked)} trials asked through graph_nas.study.Study are "
+          f"not told (trial {asked[0]['trial_id']} first): open the folder "
+          "with api.Study and tell them, or use another output folder",
+          source=self.out_dir)
+    if self.settings.update_policy == "sync":
+      self._run_sync()
+    else:
+      self._run_async(int(extra.get("consumed", 0)))
+    return self.end()
+
+  def begin(self) -> Dict:
+    """Checks the folder's identity, loads its checkpoint and reads the
+    progress so far (best, children stopped, rung decisions); tells the
+    observers the run starts. Returns the checkpoint's `extra` ({} for a
+    fresh algorithm). run() and the ask-and-tell driver
+    (graph_nas.search.ask_tell) begin so."""
     self._check_identity()
     extra = {}
     if os.path.exists(self.checkpoint_path):
@@ -244,10 +265,10 @@ class Search:
     self._eval_seconds = 0.0
     self.evaluated = 0
     self._notify("on_start")
-    if self.settings.update_policy == "sync":
-      self._run_sync()
-    else:
-      self._run_async(int(extra.get("consumed", 0)))
+    return extra
+
+  def end(self) -> Dict:
+    """This run's timing, stored; tells the observers the run ended."""
     wall = time.time() - self.t_start
     timing = {"wall_s": wall, "evaluate_s": self._eval_seconds,
               "trials_evaluated": self.evaluated,
@@ -283,9 +304,55 @@ class Search:
                              [r["config"] for r in rows],
                              [self._reward_of(r) for r in rows])
 
+  # ------------------------------------------------------------ enqueued
+  def enqueue(self, configs, source: str = "") -> int:
+    """Queues known architectures (configs) to be run before the
+    algorithm's proposals, in order; one already queued in this folder
+    (a rerun's) is not queued again. Returns how many were queued.
+
+    Raises:
+      GraphNasError: a config that is no walk of the space, naming its
+        place in `configs` (and `source`) and the first decision that
+        does not fit.
+    """
+    from graph_nas.search.store import config_key
+    known = {config_key(e["config"]) for e in self.store.enqueued()}
+    walks = []
+    for i, config in enumerate(configs):
+      try:
+        walk = self.space.walk_of(config)
+      except GraphNasError as e:
+        where = f"{source}: " if source else ""
+        raise GraphNasError(f"{where}config #{i}: {e}") from None
+      decoded = self.space.decode(walk)
+      if config_key(decoded) not in known:
+        known.add(config_key(decoded))
+        walks.append((walk, decoded))
+    for walk, decoded in walks:
+      self.store.add_enqueued(walk, decoded)
+    return len(walks)
+
+  def _queued(self, n: int):
+    """Up to n queued walks not yet run nor running (their positions are
+    marked taken when their trials are stored)."""
+    out = []
+    for e in self.store.enqueued(taken=False):
+      if len(out) >= n:
+        break
+      if e["walk"] not in self._queued_out:
+        self._queued_out[e["walk"]] = e["position"]
+        out.append(e["walk"])
+    self.algorithm.remember(out)  # no_repeats: not proposed again
+    return out
+
   def _propose(self, n: int, key: str, stream: int,
                before: Optional[int] = None):
-    """n walks to run: the algorithm's, screened when screening is on."""
+    """n walks to run: queued ones first (enqueue), then the algorithm's,
+    screened when screening is on."""
+    queued = self._queued(n)
+    if queued:
+      return queued + (self._propose(n - len(queued), key, stream, before)
+                       if n > len(queued) else [])
     if self.screen is None:
       return self.algorithm.propose(n)
     history = self._history(before)
@@ -363,6 +430,9 @@ class Search:
         reward=fin.reward, seed=job.seed, started=fin.started,
         reason=fin.reason, metrics=fin.metrics, finished=fin.finished,
         cached_from=cached_from, rung=rung, budget_fraction=fraction)
+    position = self._queued_out.pop(tuple(job.walk), None)
+    if position is not None:
+      self.store.take_enqueued(position, job.trial_id)
     if self.table is not None and job.name and cached_from is None:
       self.store.name_rungs(job.name, job.trial_id)
       if rung is not None and rung >= self.table.full:  # the full score

@@ -27,7 +27,7 @@ imports nothing of the reports.
 
 import math
 import time
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from absl import logging
 
@@ -57,9 +57,12 @@ class Observer:
     """The search is closed."""
 
 
-def trial_label(trial_id: int, max_trials: int) -> str:
+def trial_label(trial_id: int, max_trials: Optional[int]) -> str:
   """'trial 24 (25 of 30)': the trial's id in the store (as the tables,
-  TensorBoard and the HTML report name it), then how far the search is."""
+  TensorBoard and the HTML report name it), then how far the search is
+  ('trial 24' when the search has no set end: a Study's ask and tell)."""
+  if max_trials is None:
+    return f"trial {trial_id}"
   return f"trial {trial_id} ({trial_id + 1} of {max_trials})"
 
 
@@ -78,12 +81,14 @@ class ProgressLog(Observer):
     s = search.settings
     tid = row["trial_id"]
     ok = row["status"] == "ok"
+    # A search driven by its caller (a Study) has no set end: no ETA.
+    planned = getattr(search, "planned_trials", s.max_trials)
     per_trial = (time.time() - search.t_start) / max(search.evaluated, 1)
-    eta = per_trial * (s.max_trials - tid - 1)
+    eta = per_trial * ((planned or tid + 1) - tid - 1)
     if s.timeout_minutes:  # no new child after it
       eta = min(eta, max(0.0, 60 * s.timeout_minutes -
                          (time.time() - search.t_start)))
-    if tid % s.log_every == 0 or not ok or tid == s.max_trials - 1:
+    if tid % s.log_every == 0 or not ok or tid == (planned or 0) - 1:
       what = (f"reward {row['reward']:.4f}" if ok
               else f"FAILED ({row['reason'][:120]})")
       fraction = row.get("budget_fraction")
@@ -95,9 +100,10 @@ class ProgressLog(Observer):
         stopped += f"  {search.screened} screened out"
       best = (f"{search.best:.4f}" if math.isfinite(search.best) else
               "- (no full-budget child yet)")
-      logging.info("%s %s  best %s  %.1fs  ETA %s%s",
-                   trial_label(tid, s.max_trials), what, best,
-                   row["seconds"], format_duration(eta), stopped)
+      eta = f"  ETA {format_duration(eta)}" if planned else ""
+      logging.info("%s %s  best %s  %.1fs%s%s",
+                   trial_label(tid, planned), what, best,
+                   row["seconds"], eta, stopped)
 
 
 def _share(fraction: float) -> str:

@@ -74,6 +74,21 @@ CREATE TABLE IF NOT EXISTS screened (
   recorded REAL NOT NULL,
   PRIMARY KEY (screen_key, position)
 );
+CREATE TABLE IF NOT EXISTS asked (
+  trial_id INTEGER PRIMARY KEY,
+  walk TEXT NOT NULL,
+  config TEXT NOT NULL,
+  seed INTEGER NOT NULL,
+  proposed_at_update INTEGER NOT NULL,
+  asked REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS enqueued (
+  position INTEGER PRIMARY KEY,
+  walk TEXT NOT NULL,
+  config TEXT NOT NULL,
+  recorded REAL NOT NULL,
+  trial_id INTEGER
+);
 CREATE TABLE IF NOT EXISTS meta (
   key TEXT PRIMARY KEY,
   value TEXT NOT NULL
@@ -123,7 +138,8 @@ class TrialStore:
     except sqlite3.DatabaseError as e:
       raise GraphNasError(f"cannot open the trial store: {e}",
                           source=path) from None
-    self._tables = {"trials", "rungs", "screened", "meta"}
+    self._tables = {"trials", "rungs", "screened", "asked", "enqueued",
+                    "meta"}
     self._source = "trials"
 
   def _open_read_only(self):
@@ -258,6 +274,9 @@ class TrialStore:
                                                 default=_jsonable),
              seed, started, finished, finished - started, cached_from,
              rung, budget_fraction))
+        # A trial asked through graph_nas.study is told: no longer asked.
+        self._conn.execute("DELETE FROM asked WHERE trial_id = ?",
+                           (trial_id,))
     except sqlite3.IntegrityError:
       raise GraphNasError(f"trial {trial_id} is already in the store",
                           source=self.path) from None
@@ -365,6 +384,79 @@ class TrialStore:
       d["chosen"], d["explored"] = bool(d["chosen"]), bool(d["explored"])
       out.append(d)
     return out
+
+  # ------------------------------------------------ asked (ask and tell)
+  def add_asked(self, *, trial_id: int, walk, config: dict, seed: int,
+                proposed_at_update: int) -> None:
+    """Records a trial handed out by a Study's ask() (graph_nas.study) and
+    not yet told, in its own transaction: a reopened study asks it again.
+    Telling it (add_trial with its id) removes the record."""
+    self._writable()
+    with self._conn:
+      self._conn.execute(
+          "INSERT INTO asked VALUES (?,?,?,?,?,?)",
+          (trial_id, json.dumps([int(a) for a in walk]), config_key(config),
+           seed, proposed_at_update, time.time()))
+
+  def asked(self) -> List[Dict]:
+    """The trials asked and not told, by trial id."""
+    keys = ("trial_id", "walk", "config", "seed", "proposed_at_update",
+            "asked")
+    if "asked" not in self._tables:
+      return []
+    out = []
+    for r in self._conn.execute(f"SELECT {', '.join(keys)} FROM asked "
+                                "ORDER BY trial_id"):
+      d = dict(zip(keys, r))
+      d["walk"] = tuple(json.loads(d["walk"]))
+      d["config"] = json.loads(d["config"])
+      out.append(d)
+    return out
+
+  def next_trial_id(self) -> int:
+    """One above every trial id stored or asked (0 for an empty store)."""
+    ids = [self._conn.execute("SELECT MAX(trial_id) FROM trials")
+           .fetchone()[0]]
+    if "asked" in self._tables:
+      ids.append(self._conn.execute("SELECT MAX(trial_id) FROM asked")
+                 .fetchone()[0])
+    return max([i for i in ids if i is not None], default=-1) + 1
+
+  # -------------------------------------------------------------- enqueued
+  def add_enqueued(self, walk, config: dict) -> int:
+    """Queues a known architecture to be asked before the algorithm's
+    proposals (graph_nas.study); returns its position."""
+    self._writable()
+    with self._conn:
+      cur = self._conn.execute(
+          "INSERT INTO enqueued (walk, config, recorded) VALUES (?,?,?)",
+          (json.dumps([int(a) for a in walk]), config_key(config),
+           time.time()))
+    return cur.lastrowid
+
+  def enqueued(self, taken: Optional[bool] = None) -> List[Dict]:
+    """The queued architectures in order (taken=False: not yet asked)."""
+    keys = ("position", "walk", "config", "recorded", "trial_id")
+    if "enqueued" not in self._tables:
+      return []
+    sql = f"SELECT {', '.join(keys)} FROM enqueued"
+    if taken is not None:
+      sql += " WHERE trial_id IS NOT NULL" if taken else \
+          " WHERE trial_id IS NULL"
+    out = []
+    for r in self._conn.execute(sql + " ORDER BY position"):
+      d = dict(zip(keys, r))
+      d["walk"] = tuple(json.loads(d["walk"]))
+      d["config"] = json.loads(d["config"])
+      out.append(d)
+    return out
+
+  def take_enqueued(self, position: int, trial_id: int) -> None:
+    """Marks a queued architecture as asked (as trial `trial_id`)."""
+    self._writable()
+    with self._conn:
+      self._conn.execute("UPDATE enqueued SET trial_id = ? WHERE "
+                         "position = ?", (trial_id, position))
 
   def __iter__(self) -> Iterator[Dict]:
     return iter(self.trials())

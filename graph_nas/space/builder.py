@@ -57,6 +57,7 @@ class VertexBuilder:
              op: Union[str, int] = "SET", value: Any = None,
              values: Optional[Sequence[Any]] = None,
              int_range: Optional[Sequence[int]] = None,
+             float_range: Optional[Sequence[Any]] = None,
              ends_config: bool = False,
              description: str = "") -> "VertexBuilder":
     """Adds an action (an edge to `target`); returns this vertex.
@@ -65,7 +66,10 @@ class VertexBuilder:
       transition. op: "SET", "APPEND" or "ADD".
     At most one value source: value (one scalar), values (a list of ints,
       floats or strings: one edge per value, named "name=value") or
-      int_range=(start, stop[, step]) (stop included).
+      int_range=(start, stop[, step]) (stop included) or
+      float_range=(low, high, num[, log]): num floats from low to high,
+      evenly spaced, or geometrically with log=True (e.g.
+      float_range=(1e-5, 1e-1, 16, True) for a learning rate).
     """
     where = {"vertex": self.proto.name, "action": name}
     a = self.proto.actions.add()
@@ -86,16 +90,19 @@ class VertexBuilder:
       raise GraphNasError(f"op {op!r} is not one of {', '.join(_OPS)}",
                           **where)
     given = [n for n, x in (("value", value), ("values", values),
-                            ("int_range", int_range)) if x is not None]
+                            ("int_range", int_range),
+                            ("float_range", float_range)) if x is not None]
     if len(given) > 1:
-      raise GraphNasError(f"give at most one of value, values, int_range "
-                          f"(got {', '.join(given)})", **where)
+      raise GraphNasError(f"give at most one of value, values, int_range, "
+                          f"float_range (got {', '.join(given)})", **where)
     if value is not None:
       _set_value(a.value, value, "value", where)
     if values is not None:
       self._set_values(a, values, where)
     if int_range is not None:
       self._set_range(a, int_range, where)
+    if float_range is not None:
+      self._set_float_range(a, float_range, where)
     a.ends_config = bool(ends_config)
     return self
 
@@ -143,6 +150,30 @@ class VertexBuilder:
         a.int_range.step = parts[2]
     except ValueError as e:
       raise GraphNasError(f"int_range {int_range!r}: {e}", **where) from None
+
+  @staticmethod
+  def _set_float_range(a: pb.Action, float_range, where) -> None:
+    try:
+      parts = list(float_range)
+    except TypeError:
+      parts = None
+    if (parts is None or len(parts) not in (3, 4) or
+        not all(isinstance(x, numbers.Real) and not isinstance(x, bool)
+                for x in parts[:2]) or
+        not isinstance(parts[2], numbers.Integral) or
+        isinstance(parts[2], bool) or
+        (len(parts) == 4 and not isinstance(parts[3], bool))):
+      raise GraphNasError(f"float_range must be (low, high, num) or (low, "
+                          f"high, num, log) with num an int and log a bool, "
+                          f"got {float_range!r}", **where)
+    try:
+      a.float_range.low = float(parts[0])
+      a.float_range.high = float(parts[1])
+      a.float_range.num = int(parts[2])
+      a.float_range.log = bool(parts[3]) if len(parts) == 4 else False
+    except ValueError as e:
+      raise GraphNasError(f"float_range {float_range!r}: {e}",
+                          **where) from None
 
   def when(self, key: str, equals: Any) -> "VertexBuilder":
     """The decision here changes the config only when config[key] ==

@@ -46,7 +46,8 @@ def _edge_label(a: pb.Action, expanded) -> str:
     label += "\n" + a.key
   if len(expanded) > 1:
     label += (f" in {{{_fmt(expanded[0].value)}.."
-              f"{_fmt(expanded[-1].value)}}} ({len(expanded)})")
+              f"{_fmt(expanded[-1].value)}}} ({len(expanded)}"
+              f"{', log scale' if a.float_range.log else ''})")
   elif a.HasField("value"):
     sym = {pb.Action.SET: "=", pb.Action.ADD: "+=",
            pb.Action.APPEND: "append"}[a.op]

@@ -179,10 +179,10 @@ def _check_action(a: pb.Action, index: Dict[str, int], err) -> None:
     raise err(f"target {_quote(a.target)} is not a vertex of this space")
   sources = [a.HasField("value"), len(a.int_values) > 0,
              len(a.float_values) > 0, len(a.string_values) > 0,
-             a.HasField("int_range")]
+             a.HasField("int_range"), a.HasField("float_range")]
   if sum(sources) > 1:
     raise err("give at most one of value, int_values, float_values, "
-              "string_values, int_range")
+              "string_values, int_range, float_range")
   if a.key:
     try:
       parse_key(a.key)
@@ -210,6 +210,8 @@ def _multi_values(a: pb.Action, err):
       raise err(f"int_range has {count} values, more than the limit of "
                 f"{MAX_ACTIONS_PER_VERTEX} actions per vertex")
     return range(r.start, r.stop + 1, step)
+  if a.HasField("float_range"):
+    return float_range_values(a.float_range, err)
   if a.int_values:
     return list(a.int_values)
   if a.float_values:
@@ -221,6 +223,41 @@ def _multi_values(a: pb.Action, err):
   if not a.HasField("value") and a.op == pb.Action.SET and a.key:
     raise err(f"sets '{a.key}' but gives no value (an empty value list?)")
   return None
+
+
+# float_range values are rounded to this many significant digits, so that
+# tables, drawings and configs show 0.001, not 0.0010000000000000002.
+FLOAT_RANGE_DIGITS = 6
+
+
+def float_range_values(r: pb.FloatRange, err) -> List[float]:
+  """The num values of a float_range, from low to high (both included),
+  evenly or (log) geometrically spaced, each rounded to FLOAT_RANGE_DIGITS
+  significant digits."""
+  import math
+  low, high, num = r.low, r.high, r.num
+  if not (math.isfinite(low) and math.isfinite(high)):
+    raise err(f"float_range low {low!r} and high {high!r} must be finite")
+  if not low < high:
+    raise err(f"float_range low {low!r} must be below high {high!r}")
+  if r.log and low <= 0:
+    raise err(f"float_range with log: low {low!r} must be above 0")
+  if num < 2:
+    raise err(f"float_range num {num} must be at least 2 (low and high)")
+  if num > MAX_ACTIONS_PER_VERTEX:
+    raise err(f"float_range has {num} values, more than the limit of "
+              f"{MAX_ACTIONS_PER_VERTEX} actions per vertex")
+  if r.log:
+    a, b = math.log(low), math.log(high)
+    raw = [math.exp(a + (b - a) * i / (num - 1)) for i in range(num)]
+  else:
+    raw = [low + (high - low) * i / (num - 1) for i in range(num)]
+  raw[0], raw[-1] = low, high
+  values = [float(f"{v:.{FLOAT_RANGE_DIGITS}g}") for v in raw]
+  if len(set(values)) < num:
+    raise err(f"float_range num {num} is too many: its values are not "
+              f"distinct at {FLOAT_RANGE_DIGITS} significant digits")
+  return values
 
 
 def _check_values(a: pb.Action, values, multi: bool, err) -> None:

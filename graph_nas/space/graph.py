@@ -140,6 +140,12 @@ class SearchSpace:
                           f"max_steps {self.max_steps}")
     return self._config_of(walk.actions)
 
+  def walk_of(self, config: dict) -> tuple:
+    """A walk that decodes to `config` (graph_nas.space.encode); a
+    GraphNasError naming the first decision that does not fit if none."""
+    from graph_nas.space import encode
+    return encode.walk_of(self, config)
+
   def _stopped(self, vertex: int, steps: int, by: str) -> GraphNasError:
     return GraphNasError(f"{by} stopped the walk here after {steps} steps, "
                          "before a terminal vertex: an unfinished walk has "

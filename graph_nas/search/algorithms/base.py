@@ -122,6 +122,13 @@ class Algorithm(abc.ABC):
     for walk in walks:
       self._seen.discard(self._key(walk))
 
+  def remember(self, walks) -> None:
+    """no_repeats counts these walks' architectures as proposed (queued
+    architectures the loop runs without the algorithm proposing them)."""
+    if self.no_repeats:
+      for walk in walks:
+        self._unseen(walk)
+
   def save(self, path: str, extra: Optional[Dict] = None) -> None:
     """Writes the whole state (and a JSON-able `extra`, returned by load) to
     one .npz file, atomically."""
