@@ -77,3 +77,13 @@ def test_added_counts_and_inactive_vertices():
       "n": 3, "mode": "x"}
   with pytest.raises(GraphNasError):
     space.walk_of({"n": 45, "mode": "x"})  # beyond max_steps
+
+
+def test_a_counted_loop_is_found_within_its_max_taken():
+  from tests.test_space import COUNTED_LOOP
+  space = space_lib.loads(COUNTED_LOOP)
+  config = {"layers": [{"k": 3}, {"k": 5}, {"k": 5}, {"k": 3}]}
+  assert space.decode(space.walk_of(config)) == config
+  with pytest.raises(GraphNasError, match="len.layers.=4, the config has "
+                     "len.layers.=5"):
+    space.walk_of({"layers": [{"k": 3}] * 5})

@@ -862,3 +862,80 @@ def test_float_range_in_the_builder_round_trips():
   with pytest.raises(GraphNasError, match="at most one of"):
     api.SpaceBuilder("x", start="a").vertex("a").action(
         "a", "b", key="a", values=[1, 2], float_range=(0.0, 1.0, 3))
+
+
+# ------------------------------------------------------------ max_taken
+COUNTED_LOOP = """
+name: "loop" start: "layer"
+vertices { name: "layer" actions { name: "add" target: "kernel" key: "layers" op: APPEND } }
+vertices { name: "kernel" actions { name: "k" target: "more" key: "layers[-1].k" int_values: [3, 5] } }
+vertices { name: "more"
+  actions { name: "continue" target: "layer" max_taken: 3 }
+  actions { name: "stop" target: "end" } }
+vertices { name: "end" }
+"""
+
+
+def counted_loop():
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")  # no max_steps warning: none is needed
+    return space_lib.loads(COUNTED_LOOP)
+
+
+def test_a_counted_loop_needs_no_max_steps_and_never_ends_mid_layer():
+  space = counted_loop()
+  assert space.max_steps == 15  # 3 continues + 4 layers of 3 decisions
+  rng = np.random.default_rng(0)
+  layers = set()
+  for _ in range(300):
+    walk = space.sample_random(rng)
+    assert not walk.truncated
+    layers.add(len(space.decode(walk.actions)["layers"]))
+  assert layers == {1, 2, 3, 4}
+  with pytest.raises(GraphNasError, match=r"takes action 'continue' 4 "
+                     r"times .* more than its max_taken 3"):
+    space.check_walk([0, 0, 0] * 4 + [0, 0, 1])
+  assert "(at most 3 times)" in space.to_dot()
+
+
+def test_the_linear_twin_honours_max_taken():
+  twin = counted_loop().linear_twin()
+  rng = np.random.default_rng(1)
+  layers = {len(twin.decode(twin.sample_random(rng).actions)["layers"])
+            for _ in range(200)}
+  assert layers == {1, 2, 3, 4}
+
+
+@pytest.mark.parametrize("text,match", [
+    (COUNTED_LOOP.replace("max_taken: 3", "max_taken: -1"),
+     "must not be negative"),
+    (COUNTED_LOOP.replace('actions { name: "stop" target: "end" }',
+                          'actions { name: "stop" target: "end" '
+                          'max_taken: 1 }'),
+     "every action of this vertex has a max_taken"),
+    (COUNTED_LOOP.replace(" max_taken: 3", ""), "set a positive max_steps"),
+])
+def test_max_taken_errors_name_the_vertex(text, match):
+  with pytest.raises(GraphNasError, match=match) as e:
+    space_lib.loads(text)
+  assert "vertex 'more'" in str(e.value) or "max_steps" in match
+
+
+@pytest.mark.parametrize("algorithm", ["random", "evolution", "reinforce",
+                                       "pqt"])
+def test_every_searcher_honours_max_taken(algorithm):
+  from graph_nas.search import algorithms
+  space = counted_loop()
+  algo = algorithms.make_algorithm(algorithm, space, seed=0,
+                                   **({"hidden_dim": 8, "embedding_dim": 4}
+                                      if algorithm in ("reinforce", "pqt")
+                                      else {}))
+  seen = set()
+  for _ in range(5):
+    walks = algo.propose(8)
+    for w in walks:
+      walk = space.check_walk(w)  # raises beyond max_taken
+      assert not walk.truncated
+      seen.add(len(space.decode(w)["layers"]))
+    algo.update(walks, [float(len(w)) for w in walks])
+  assert max(seen) <= 4 and len(seen) >= 2

@@ -129,6 +129,17 @@ class DynamicController(keras.Model):
     self._terminal = tf.constant(space.terminal, tf.bool)
     self._mask = tf.constant(
         np.arange(self.max_actions)[None, :] < space.num_actions[:, None])
+    # max_taken: each edge's counter (-1: none) and each counter's limit; a
+    # walk's counts are carried through the loop and an action used up is
+    # masked like a padded one (sampling and replay alike). One dummy
+    # counter when the space has none.
+    limits = np.asarray(space.counter_limit, np.int32)
+    self._counted = len(limits) > 0
+    self._num_counters = max(1, len(limits))
+    self._edge_counter = tf.constant(space.edge_counter, tf.int32)
+    self._counter_limit = tf.constant(
+        limits if len(limits) else np.full(1, np.iinfo(np.int32).max,
+                                           np.int32), tf.int32)
     self._start = int(space.start)
     n = np.asarray(space.num_actions, np.float64)
     self._inv_log_actions = tf.constant(
@@ -144,14 +155,43 @@ class DynamicController(keras.Model):
     v = tf.constant([self._start], tf.int32)
     prev = tf.constant([self.start_token], tf.int32)
     state = self.initial_state(1)
-    self._step(v, prev, state)
+    self._step(v, prev, state, self._no_counts(1))
     self._built_once = True
 
   def initial_state(self, batch_size):
     zeros = tf.zeros((batch_size, self.hidden_dim))
     return [zeros, zeros]
 
-  def _step(self, v, prev_global_action, state):
+  def _no_counts(self, batch_size):
+    return tf.zeros([batch_size, self._num_counters], tf.int32)
+
+  def _allowed(self, v, counts):
+    """bool [B, A]: the actions at v (not padding, not used up)."""
+    mask = tf.gather(self._mask, v)
+    if not self._counted:
+      return mask
+    counter = tf.gather(self._edge_counter, v)  # [B, A]
+    safe = tf.maximum(counter, 0)
+    taken = tf.gather(counts, safe, batch_dims=1)
+    used_up = tf.logical_and(counter >= 0,
+                             taken >= tf.gather(self._counter_limit, safe))
+    return tf.logical_and(mask, tf.logical_not(used_up))
+
+  def _count(self, v, a, counts, live):
+    """counts after the walks take action a at v (where live)."""
+    if not self._counted:
+      return counts
+    counter = tf.gather_nd(self._edge_counter, tf.stack([v, a], 1))
+    hit = tf.logical_and(live, counter >= 0)
+    return counts + tf.one_hot(tf.maximum(counter, 0), self._num_counters,
+                               dtype=tf.int32) * tf.cast(hit, tf.int32)[:,
+                                                                        None]
+
+  def _step(self, v, prev_global_action, state, counts=None):
+    """(logits [B, A], new state) at vertices v; counts [B, C]: how often
+    each walk took each counted action (None: never)."""
+    if counts is None:
+      counts = self._no_counts(tf.shape(v)[0])
     x = tf.concat([self.vertex_embedding(v),
                    self.action_embedding(prev_global_action)], axis=-1)
     x = self.fc(x)
@@ -161,7 +201,7 @@ class DynamicController(keras.Model):
     if self.value_features:
       coef = tf.matmul(h, self.value_kernel) + self.value_bias  # [B, K]
       logits += tf.einsum("bk,bak->ba", coef, tf.gather(self._phi, v))
-    logits = tf.where(tf.gather(self._mask, v), logits, _NEG)
+    logits = tf.where(self._allowed(v, counts), logits, _NEG)
     return logits, new_state
 
   # -------------------------------------------------------------- sampling
@@ -174,12 +214,12 @@ class DynamicController(keras.Model):
     lengths = tf.zeros([batch_size], tf.int32)
     actions_ta = tf.TensorArray(tf.int32, size=0, dynamic_size=True)
 
-    def cond(t, v, prev, h, c, done, lengths, ta):
+    def cond(t, v, prev, h, c, done, lengths, counts, ta):
       return tf.logical_and(t < self.max_steps,
                             tf.logical_not(tf.reduce_all(done)))
 
-    def body(t, v, prev, h, c, done, lengths, ta):
-      logits, (h2, c2) = self._step(v, prev, [h, c])
+    def body(t, v, prev, h, c, done, lengths, counts, ta):
+      logits, (h2, c2) = self._step(v, prev, [h, c], counts)
       seed = self.rng.make_seeds(1)[:, 0]
       a = tf.random.stateless_categorical(logits, 1, seed,
                                           dtype=tf.int32)[:, 0]
@@ -188,18 +228,19 @@ class DynamicController(keras.Model):
       safe_a = tf.maximum(a, 0)
       global_a = tf.gather(self._action_offset, v) + safe_a
       next_v = tf.gather_nd(self._next_vertex, tf.stack([v, safe_a], 1))
+      counts = self._count(v, safe_a, counts, tf.logical_not(done))
       lengths = lengths + tf.cast(tf.logical_not(done), tf.int32)
       v = tf.where(done, v, next_v)
       prev = tf.where(done, prev, global_a)
       h2 = tf.where(done[:, None], h, h2)
       c2 = tf.where(done[:, None], c, c2)
       done = tf.logical_or(done, tf.gather(self._terminal, v))
-      return (t + 1, v, prev, h2, c2, done, lengths, ta)
+      return (t + 1, v, prev, h2, c2, done, lengths, counts, ta)
 
     t0 = tf.constant(0)
-    _, v, _, _, _, done, lengths, ta = tf.while_loop(
+    _, v, _, _, _, done, lengths, _, ta = tf.while_loop(
         cond, body, (t0, v, prev, state[0], state[1], done, lengths,
-                      actions_ta))
+                      self._no_counts(batch_size), actions_ta))
     # [B, T], transposed as float32 (action indices are small integers,
     # exact there): oneDNN has no int32 transpose, and TensorFlow logs an
     # (harmless) error-level line once per process for one.
@@ -252,14 +293,14 @@ class DynamicController(keras.Model):
     logp_ta = tf.TensorArray(tf.float32, size=steps)
     ent_ta = tf.TensorArray(tf.float32, size=steps)
 
-    def body(t, v, prev, h, c, logp_ta, ent_ta):
-      logits, (h, c) = self._step(v, prev, [h, c])
+    def body(t, v, prev, h, c, counts, logp_ta, ent_ta):
+      logits, (h, c) = self._step(v, prev, [h, c], counts)
       a = actions[:, t]
       live = t < lengths
       safe_a = tf.maximum(a, 0)
       log_probs = tf.nn.log_softmax(logits)
       probs = tf.exp(log_probs)
-      ent = -tf.reduce_sum(tf.where(tf.gather(self._mask, v),
+      ent = -tf.reduce_sum(tf.where(self._allowed(v, counts),
                                     probs * log_probs, 0.0), axis=-1)
       if entropy_mode == "normalized":
         ent = ent * tf.gather(self._inv_log_actions, v)
@@ -268,12 +309,14 @@ class DynamicController(keras.Model):
       logp_ta = logp_ta.write(t, lp * live_f)
       ent_ta = ent_ta.write(t, ent * live_f)
       global_a = tf.gather(self._action_offset, v) + safe_a
+      counts = self._count(v, safe_a, counts, live)
       v = tf.gather_nd(self._next_vertex, tf.stack([v, safe_a], 1))
-      return t + 1, v, global_a, h, c, logp_ta, ent_ta
+      return t + 1, v, global_a, h, c, counts, logp_ta, ent_ta
 
-    _, _, _, _, _, logp_ta, ent_ta = tf.while_loop(
+    _, _, _, _, _, _, logp_ta, ent_ta = tf.while_loop(
         lambda t, *_: t < steps, body,
-        (tf.constant(0), v, prev, h, c, logp_ta, ent_ta))
+        (tf.constant(0), v, prev, h, c, self._no_counts(batch_size),
+         logp_ta, ent_ta))
     logp = tf.reduce_sum(logp_ta.stack(), axis=0)
     ent = tf.reduce_sum(ent_ta.stack(), axis=0)
     if entropy_mode != "sum":

@@ -245,8 +245,10 @@ def check_graph(space) -> GraphFacts:
                   f"'{space.vertex_names[space.start]}': "
                   f"{_listed(unreachable)}")
   order = topological_order(succ)
-  steps = _max_steps(space, succ, order)
-  if order is None:
+  counted_bound = (_counted_bound(space) if order is None and
+                   space.proto.max_steps <= 0 else None)
+  steps = _max_steps(space, succ, order, counted_bound)
+  if order is None and counted_bound is None:
     warned += _cuts(space, succ, pred, reach, to_terminal, steps)
   for message in warned:
     # Frames: here, SearchSpace._build, SearchSpace.__init__, its caller.
@@ -320,14 +322,38 @@ def _cuts(space, succ, pred, reach, to_terminal, steps) -> List[str]:
   return out
 
 
-def _max_steps(space, succ, order) -> int:
+def _counted_bound(space) -> Optional[int]:
+  """The longest walk of a cyclic graph whose every cycle takes a counted
+  action (max_taken), None if a cycle takes none: with S the counted
+  actions' max_taken summed and L the longest walk without a counted
+  action, S + (S + 1) * L."""
+  limits = getattr(space, "counter_limit", ())
+  if not len(limits):
+    return None
+  free = [sorted({e.target for a, e in enumerate(edges)
+                  if space.edge_counter[v, a] < 0})
+          for v, edges in enumerate(space.edges)]
+  order = topological_order(free)
+  if order is None:
+    return None
+  longest = max(longest_path(free, order, v) for v in range(len(free)))
+  total = int(sum(int(x) for x in limits))
+  return total + (total + 1) * longest
+
+
+def _max_steps(space, succ, order, counted_bound=None) -> int:
   """The bound on walk length: max_steps as given (positive and needed for
-  a cyclic graph), else the longest walk of an acyclic one; at least 1."""
+  a cyclic graph unless every cycle takes a counted action: then the
+  counted bound), else the longest walk of an acyclic one; at least 1."""
   given = space.proto.max_steps
   if order is None:
+    if given <= 0 and counted_bound is not None:
+      return max(int(counted_bound), 1)
     if given <= 0:
       raise GraphNasError("the graph has a cycle: set a positive "
-                          "max_steps to bound its walks", source=space.source)
+                          "max_steps to bound its walks (or a max_taken "
+                          "on an action of each cycle)",
+                          source=space.source)
     steps = int(given)
   else:
     longest = longest_path(succ, order, space.start)

@@ -52,4 +52,6 @@ def _edge_label(a: pb.Action, expanded) -> str:
     sym = {pb.Action.SET: "=", pb.Action.ADD: "+=",
            pb.Action.APPEND: "append"}[a.op]
     label += f" {sym} {_fmt(_value(a.value))}"
+  if a.max_taken:
+    label += f"\n(at most {a.max_taken} time{'s' * (a.max_taken != 1)})"
   return label

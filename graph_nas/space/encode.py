@@ -55,7 +55,9 @@ def walk_of(space, config: Dict[str, Any]) -> Tuple[int, ...]:
   old_limit = sys.getrecursionlimit()
   sys.setrecursionlimit(limit)
 
-  def search(vertex, built, frozen, walk):
+  counted = len(space.counter_limit) > 0
+
+  def search(vertex, built, frozen, walk, counts=()):
     left = space.max_steps - len(walk)
     if space.terminal[vertex]:
       if _canonical(built) == want:
@@ -66,11 +68,20 @@ def walk_of(space, config: Dict[str, Any]) -> Tuple[int, ...]:
       return None
     if left <= 0 or space.steps_to_terminal[vertex] > left:
       return None
-    state = (vertex, _canonical(built), frozen)
+    state = (vertex, _canonical(built), frozen, counts)
     if failed.get(state, -1) >= left:
       return None
     active = not frozen and space._active(vertex, built)  # pylint: disable=protected-access
+    allowed = (set(int(a) for a in space.allowed(vertex, list(counts)))
+               if counted else None)
     for a, edge in enumerate(space.edges[vertex]):
+      if allowed is not None and a not in allowed:
+        continue  # taken max_taken times already
+      after = counts
+      if counted and space.edge_counter[vertex, a] >= 0:
+        after = list(counts)
+        after[space.edge_counter[vertex, a]] += 1
+        after = tuple(after)
       nxt = built
       if active and edge.key:
         nxt = copy.deepcopy(built)
@@ -81,7 +92,7 @@ def walk_of(space, config: Dict[str, Any]) -> Tuple[int, ...]:
         if not _may_become(nxt, target, space.defaults, adds):
           continue
       found = search(edge.target, nxt, frozen or edge.ends_config,
-                     walk + (a,))
+                     walk + (a,), after)
       if found is not None:
         return found
     failed[state] = left
@@ -91,7 +102,8 @@ def walk_of(space, config: Dict[str, Any]) -> Tuple[int, ...]:
     return None
 
   try:
-    found = search(space.start, copy.deepcopy(space.defaults), False, ())
+    found = search(space.start, copy.deepcopy(space.defaults), False, (),
+                   (0,) * len(space.counter_limit))
   finally:
     sys.setrecursionlimit(old_limit)
   if found is not None:

@@ -193,6 +193,9 @@ def _check_action(a: pb.Action, index: Dict[str, int], err) -> None:
   if a.HasField("value") and _value(a.value) is None:
     raise err("value {} is empty: set int_value, float_value, "
               "string_value or bool_value")
+  if a.max_taken < 0:
+    raise err(f"max_taken {a.max_taken} must not be negative (0: no "
+              "limit)")
 
 
 def _multi_values(a: pb.Action, err):

@@ -101,12 +101,47 @@ class SearchSpace:
     self.action_offset = np.concatenate(
         [[0], np.cumsum(self.num_actions)[:-1]]).astype(np.int32)
     self.num_global_actions = int(self.num_actions.sum())
+    # Counted actions (max_taken): edge_counter [V, A] is the counter of
+    # each edge (-1: not counted), counter_limit [C] its max_taken,
+    # counter_names [C] "vertex:action". All the edges (values) of one
+    # Action message share its counter.
+    self.edge_counter = np.full((n, self.max_actions), -1, np.int32)
+    limits, names = [], []
+    for vi, v in enumerate(self.proto.vertices):
+      for spec, a in enumerate(v.actions):
+        if a.max_taken <= 0:
+          continue
+        for ai, e in enumerate(self.edges[vi]):
+          if e.spec == spec:
+            self.edge_counter[vi, ai] = len(limits)
+        limits.append(int(a.max_taken))
+        names.append(f"{v.name}:{a.name}")
+      counted = self.edge_counter[vi, :self.num_actions[vi]]
+      if len(counted) and (counted >= 0).all():
+        raise self._error(
+            "every action of this vertex has a max_taken: a walk that "
+            "used them all could not go on; leave one without a limit",
+            v.name)
+    self.counter_limit = np.array(limits, np.int32)
+    self.counter_names = names
+
+  def allowed(self, vertex: int, counts) -> np.ndarray:
+    """The action indices at `vertex` a walk that took each counted action
+    counts[c] times may take (every one not taken max_taken times)."""
+    ids = np.arange(self.num_actions[vertex])
+    if not len(self.counter_limit):
+      return ids
+    c = self.edge_counter[vertex, :self.num_actions[vertex]]
+    ok = (c < 0) | (np.asarray(counts)[np.maximum(c, 0)] <
+                    self.counter_limit[np.maximum(c, 0)])
+    return ids[ok]
 
   # --------------------------------------------------------------- walking
   def check_walk(self, actions: Sequence[int]) -> Walk:
     """Validates a sequence of action indices; returns the Walk."""
     cur = self.start
     vertices = [cur]
+    counts = np.zeros(len(self.counter_limit), np.int64)
     for t, a in enumerate(actions):
       a = int(a)
       if self.terminal[cur]:
@@ -116,6 +151,15 @@ class SearchSpace:
         raise GraphNasError(f"action index {a} at step {t} is out of range "
                             f"(the vertex has {self.num_actions[cur]})",
                             source=self.source, vertex=self.vertex_names[cur])
+      c = self.edge_counter[cur, a]
+      if c >= 0:
+        counts[c] += 1
+        if counts[c] > self.counter_limit[c]:
+          raise GraphNasError(
+              f"the walk takes action '{self.edges[cur][a].name}' "
+              f"{counts[c]} times by step {t}, more than its max_taken "
+              f"{self.counter_limit[c]}", source=self.source,
+              vertex=self.vertex_names[cur])
       cur = int(self.next_vertex[cur, a])
       vertices.append(cur)
     if len(actions) > self.max_steps:
@@ -191,14 +235,25 @@ class SearchSpace:
     (uniform_log_prob is then not its probability)."""
     cur = self.start
     actions, vertices = [], [cur]
+    counted = len(self.counter_limit) > 0
+    counts = np.zeros(len(self.counter_limit), np.int64)
     while not self.terminal[cur] and len(actions) < self.max_steps:
       if finish:
         left = self.max_steps - len(actions) - 1
         ok = np.flatnonzero(self.steps_to_terminal[
             self.next_vertex[cur, :self.num_actions[cur]]] <= left)
+        if counted:
+          allowed = self.allowed(cur, counts)
+          ok = np.intersect1d(ok, allowed) if len(
+              np.intersect1d(ok, allowed)) else allowed
         a = int(ok[rng.integers(len(ok))])
+      elif counted:
+        allowed = self.allowed(cur, counts)
+        a = int(allowed[rng.integers(len(allowed))])
       else:
         a = int(rng.integers(self.num_actions[cur]))
+      if counted and self.edge_counter[cur, a] >= 0:
+        counts[self.edge_counter[cur, a]] += 1
       actions.append(a)
       cur = int(self.next_vertex[cur, a])
       vertices.append(cur)

@@ -86,18 +86,32 @@ def twin_proto(graph, slots: Sequence[Slot]) -> pb.SearchSpace:
       copy_a = vert.actions.add()
       copy_a.CopyFrom(a)
       copy_a.target = names[i + 1]
+      # A slot is decided once: the graph's counts apply in the replay.
+      copy_a.ClearField("max_taken")
   proto.vertices.add(name=names[-1])
   return proto
 
 
 def replay(graph, slots: Sequence[Slot], actions: Sequence[int]) -> List[int]:
-  """The graph walk that a (checked) linear walk stands for."""
+  """The graph walk that a (checked) linear walk stands for. A slot's
+  decision that the graph's max_taken no longer allows (its action taken
+  that many times already) is replaced by the vertex's first action still
+  allowed, so the replay is a walk of the graph."""
+  import numpy as np
   cur, t, out = graph.start, 0, []
+  counts = np.zeros(len(graph.counter_limit), np.int64)
   for (v, step), a in zip(slots, actions):
     if graph.terminal[cur]:
       break
     if v == cur and (step is None or step == t):
-      out.append(int(a))
+      a = int(a)
+      if len(counts):
+        allowed = graph.allowed(cur, counts)
+        if a not in allowed:
+          a = int(allowed[0])
+        if graph.edge_counter[cur, a] >= 0:
+          counts[graph.edge_counter[cur, a]] += 1
+      out.append(a)
       cur = int(graph.next_vertex[cur, a])
       t += 1
   return out

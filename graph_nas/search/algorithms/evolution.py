@@ -139,15 +139,28 @@ def walk_on(space, prefix: Sequence[int], parent: Walk,
   decisions = _visit_decisions(parent)
   actions = [int(a) for a in prefix]
   cur, seen = space.start, {}
+  counted = len(space.counter_limit) > 0
+  counts = np.zeros(len(space.counter_limit), np.int64)
+
+  def count(v, a):
+    if counted and space.edge_counter[v, a] >= 0:
+      counts[space.edge_counter[v, a]] += 1
+
   for a in actions:
     seen[cur] = seen.get(cur, 0) + 1
+    count(cur, a)
     cur = int(space.next_vertex[cur, a])
   while not space.terminal[cur] and len(actions) < space.max_steps:
     k = seen.get(cur, 0)
     seen[cur] = k + 1
     a = decisions.get((cur, k))
-    if a is None:
+    if counted:  # max_taken: an action used up is not taken again
+      allowed = space.allowed(cur, counts)
+      if a is None or a not in allowed:
+        a = int(allowed[rng.integers(len(allowed))])
+    elif a is None:
       a = int(rng.integers(space.num_actions[cur]))
+    count(cur, a)
     actions.append(int(a))
     cur = int(space.next_vertex[cur, a])
   return tuple(actions)
@@ -218,7 +231,11 @@ def mutate(space, parent: Sequence[int], rng: np.random.Generator,
       break
     if child == walk.actions:
       continue
-    if not space.check_walk(child).truncated:
+    try:
+      checked = space.check_walk(child)
+    except GraphNasError:  # e.g. a duplicated turn beyond a max_taken
+      continue
+    if not checked.truncated:
       return child
     cut_short = cut_short or child
   if cut_short is not None:
