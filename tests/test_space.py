@@ -939,3 +939,21 @@ def test_every_searcher_honours_max_taken(algorithm):
       seen.add(len(space.decode(w)["layers"]))
     algo.update(walks, [float(len(w)) for w in walks])
   assert max(seen) <= 4 and len(seen) >= 2
+
+
+def test_max_taken_in_the_builder_round_trips():
+  from graph_nas import api
+  b = api.SpaceBuilder("loop", start="layer")
+  b.vertex("layer").action("add", "more", key="n", op="ADD", value=1)
+  (b.vertex("more").action("continue", "layer", max_taken=2)
+   .action("stop", "end"))
+  b.vertex("end")
+  space = b.build()
+  assert space.max_steps == 2 + 3 * 2
+  assert space_lib.loads(b.to_textproto()).counter_limit.tolist() == [2]
+  rng = np.random.default_rng(0)
+  assert {space.decode(space.sample_random(rng).actions)["n"]
+          for _ in range(100)} == {1, 2, 3}
+  with pytest.raises(GraphNasError, match="max_taken must be an int"):
+    api.SpaceBuilder("x", start="a").vertex("a").action(
+        "a", "b", max_taken=1.5)

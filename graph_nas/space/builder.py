@@ -58,7 +58,7 @@ class VertexBuilder:
              values: Optional[Sequence[Any]] = None,
              int_range: Optional[Sequence[int]] = None,
              float_range: Optional[Sequence[Any]] = None,
-             ends_config: bool = False,
+             ends_config: bool = False, max_taken: int = 0,
              description: str = "") -> "VertexBuilder":
     """Adds an action (an edge to `target`); returns this vertex.
 
@@ -70,6 +70,8 @@ class VertexBuilder:
       float_range=(low, high, num[, log]): num floats from low to high,
       evenly spaced, or geometrically with log=True (e.g.
       float_range=(1e-5, 1e-1, 16, True) for a learning rate).
+    max_taken: how many times a walk may take this action (0: no limit);
+      max_taken=3 on a "continue" edge gives 1 to 4 turns of a loop.
     """
     where = {"vertex": self.proto.name, "action": name}
     a = self.proto.actions.add()
@@ -104,6 +106,14 @@ class VertexBuilder:
     if float_range is not None:
       self._set_float_range(a, float_range, where)
     a.ends_config = bool(ends_config)
+    if isinstance(max_taken, bool) or not isinstance(max_taken,
+                                                     numbers.Integral):
+      raise GraphNasError(f"max_taken must be an int, got {max_taken!r}",
+                          **where)
+    try:
+      a.max_taken = max_taken
+    except ValueError as e:
+      raise GraphNasError(f"max_taken {max_taken!r}: {e}", **where) from None
     return self
 
   @staticmethod
