@@ -48,6 +48,12 @@ runs). A stopped child is stored with its score at the rung it reached
 budget); the best trial and the best child come from full-budget trials
 only.
 
+Queued architectures (`enqueue`: a warm start) are run before the
+algorithm's proposals, in order; each is marked taken in the store when
+its trial is stored, so a resumed search runs the ones not yet stored.
+(A sync batch interrupted after one of them was stored is proposed again
+with the algorithm's walk in its place; the stored trial is kept.)
+
 What watches the loop are observers (graph_nas.search.observers), told of
 the start, each stored trial, each update, the end, finalize and close:
 the progress log every search has, then those its front end attaches
