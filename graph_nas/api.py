@@ -42,6 +42,10 @@ as it trains and ends when told::
         break
     return score
 
+To train each architecture your own way and report back (ask and tell,
+warm starts, a study to query), see `api.Study` and `api.load_study`
+(graph_nas.study).
+
 To run on the process or Ray
 executor the function must be importable by the workers: define it at the
 top level of a module, not as a lambda or inside a function.
