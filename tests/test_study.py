@@ -286,3 +286,25 @@ def test_the_readme_study_example_runs_as_printed(tmp_path):
   view = api.load_study(tmp_path / "runs" / "study")
   assert len(view.trials) == 30
   assert view.trials[0].config == KNOWN  # the enqueued one, first
+
+
+def cheap_score(config):
+  """A user's screening function (higher: more promising)."""
+  return reward(config)
+
+
+def test_a_study_screens_with_a_function(tmp_path):
+  with api.Study(SPACE, tmp_path / "s", screen=cheap_score,
+                 candidates_per_trial=4, screen_explore=0.0) as study:
+    for _ in range(6):
+      t = study.ask()
+      study.tell(t, reward(t.config))
+  with TrialStore(str(tmp_path / "s" / "trials.sqlite"),
+                  read_only=True) as store:
+    screened = store.screened()
+    chosen = [s for s in screened if s["chosen"]]
+    assert len(screened) == 4 * 6 and len(chosen) == 6
+    for key in {s["screen_key"] for s in screened}:
+      group = [s for s in screened if s["screen_key"] == key]
+      best = max(group, key=lambda s: s["score"])
+      assert best["chosen"]  # no exploration: the best-scored runs
