@@ -37,6 +37,17 @@ class PidEvaluator:
     return Result("ok", 0.5, {"pid": os.getpid(), "seed": seed}, "")
 
 
+class ThreadsEvaluator:
+  """Scores 0.5 and reports the TensorFlow thread variables it started
+  with."""
+
+  def evaluate(self, config, trial_id, seed):
+    del config, trial_id, seed
+    return Result("ok", 0.5, {k: os.environ.get(k) for k in (
+        "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS",
+        "OMP_NUM_THREADS")}, "")
+
+
 class KillOnceEvaluator:
   """SIGKILLs its own worker process on `trial`, the first time only.
 

@@ -12,7 +12,7 @@ import pytest
 
 from graph_nas import search
 from graph_nas.search import executors
-from graph_nas.errors import GraphNasError, SetupError
+from graph_nas.errors import GraphNasError, SettingError, SetupError
 from tests import events, executor_evaluators as ev
 from tests.conftest import ROOT
 
@@ -82,6 +82,33 @@ def test_process_pool_runs_each_child_in_a_fresh_process():
   # One child per process: its memory goes back to the OS when it ends.
   assert len(set(pids)) == 4 and os.getpid() not in pids
   assert [r.metrics["seed"] for r in res] == [100, 101, 102, 103]
+
+
+def test_process_pool_workers_share_the_cores(monkeypatch):
+  """Each worker starts with TensorFlow on its share of the cores (or the
+  threads asked for); the driver's own environment is left as it was, and
+  a thread count the driver's environment sets is left to decide."""
+  for k in executors.THREAD_VARIABLES:
+    monkeypatch.delenv(k, raising=False)
+  monkeypatch.setattr(os, "cpu_count", lambda: 4)
+
+  def threads(**kw):
+    ex = executors.ProcessPoolExecutor(ev.ThreadsEvaluator(), **kw)
+    try:
+      res = _drain(ex, _jobs(2))
+    finally:
+      ex.shutdown()
+    return {tuple(r.metrics.values()) for r in res}
+
+  assert threads(workers=2) == {("2", "2", "2")}
+  assert threads(workers=1) == {("4", "4", "4")}
+  assert threads(workers=8) == {("1", "1", "1")}
+  assert threads(workers=2, threads=3) == {("3", "3", "3")}
+  assert all(k not in os.environ for k in executors.THREAD_VARIABLES)
+  monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "5")
+  assert threads(workers=2) == {("5", None, None)}
+  with pytest.raises(SettingError, match="worker_threads=-1"):
+    executors.ProcessPoolExecutor(ev.ThreadsEvaluator(), threads=-1)
 
 
 def test_process_pool_worker_killed_is_a_failed_trial(tmp_path):

@@ -129,6 +129,69 @@ def test_predictor_refit_schedule_depends_on_the_count_only():
              zip(range(10, 60), sizes))
 
 
+def _slow_p1(config):
+  """Seconds of a made-up child of select_optimizer B=2: 2**(p1 / 25)."""
+  return 2.0 ** (config["p1"] / 25.0)
+
+
+def test_cost_weight_trades_predicted_reward_for_predicted_seconds():
+  """With screen_cost_weight, a second forest predicts each child's log2
+  seconds; a positive weight picks faster children, and picks by reward
+  alone at weight 0 (the scores are the same as without a time model)."""
+  space = _b2()
+  rng = np.random.default_rng(4)
+  walks = [space.sample_random(rng).actions for _ in range(260)]
+  configs = [space.decode(w) for w in walks]
+  rewards = [screen_rewards.optimizer_reward(c) for c in configs]
+  seconds = [_slow_p1(c) for c in configs]
+  history = screening.History(walks[:60], configs[:60], rewards[:60],
+                              seconds[:60])
+  test_walks, test_configs = walks[60:], configs[60:]
+  plain = predictor.PredictorScorer(space, seed=0)
+  timed = predictor.PredictorScorer(space, seed=0, cost_weight=0.2)
+  free = predictor.PredictorScorer(space, seed=0, cost_weight=0.0)
+  s_plain = plain.score(test_walks, test_configs, history)
+  s_timed = timed.score(test_walks, test_configs, history)
+  np.testing.assert_array_equal(
+      free.score(test_walks, test_configs, history), s_plain)
+  assert free.predict_log2_seconds(test_walks) is None
+  # The time model ranks the held-out children by their seconds.
+  slower = timed.predict_log2_seconds(test_walks)
+  rho = stats.spearmanr(slower, [np.log2(s) for s in seconds[60:]])
+  assert rho.correlation > 0.8, rho
+  top = lambda s: np.argsort(-s)[:20]  # noqa: E731
+  secs = np.asarray(seconds[60:])
+  assert secs[top(s_timed)].mean() < 0.8 * secs[top(s_plain)].mean()
+  # The penalty is measured from the median of the trials fit on.
+  assert abs(np.median(timed.predict_log2_seconds(walks[:60]))) < 0.5
+
+
+def test_a_trial_stopped_early_counts_its_seconds_for_the_whole_budget():
+  from graph_nas.search.loop import _full_budget_seconds
+  assert _full_budget_seconds({"seconds": 10.0, "budget_fraction": 0.25}) \
+      == 40.0
+  assert _full_budget_seconds({"seconds": 10.0, "budget_fraction": None}) \
+      == 10.0
+  assert _full_budget_seconds({"seconds": None, "budget_fraction": 1.0}) \
+      is None
+  history = screening.History([(0,)], [None], [0.5], [None])
+  assert np.isnan(history.seconds[0])
+
+
+def test_screen_cost_weight_is_a_setting_of_the_predictor(tmp_path):
+  with pytest.raises(SettingError, match="screen_cost_weight=-1"):
+    api.search(_b2(), screen_rewards.optimizer_reward, str(tmp_path / "b"),
+               screen="predictor", candidates_per_trial=4,
+               screen_cost_weight=-1, **QUIET)
+  api.search(_b2(), screen_rewards.optimizer_reward, str(tmp_path / "c"),
+             screen="predictor", candidates_per_trial=4, screen_min_trials=4,
+             screen_cost_weight=0.05, max_trials=10, **QUIET)
+  with TrialStore(str(tmp_path / "c" / "trials.sqlite"),
+                  read_only=True) as store:
+    assert len(store.trials()) == 10
+    assert store.screened(chosen=False)  # it screened
+
+
 # --------------------------------------------------------------- the loop
 @pytest.mark.parametrize("algorithm", ["evolution", "random", "pqt"])
 def test_screened_search_records_candidates_never_as_trials(tmp_path,

@@ -177,7 +177,8 @@ class Search:
                                               settings.screen != "none"):
       scorer = scorer or screening.make_scorer(
           settings.screen, space, evaluator, seed=settings.seed,
-          min_trials=settings.screen_min_trials)
+          min_trials=settings.screen_min_trials,
+          cost_weight=settings.screen_cost_weight)
       self.screen = screening.Screen(
           scorer, candidates_per_trial=settings.candidates_per_trial,
           explore=settings.screen_explore, seed=settings.seed)
@@ -308,7 +309,8 @@ class Search:
             and (before is None or r["trial_id"] < before)]
     return screening.History([r["walk"] for r in rows],
                              [r["config"] for r in rows],
-                             [self._reward_of(r) for r in rows])
+                             [self._reward_of(r) for r in rows],
+                             [_full_budget_seconds(r) for r in rows])
 
   # ------------------------------------------------------------ enqueued
   def enqueue(self, configs, source: str = "") -> int:
@@ -640,3 +642,15 @@ class Search:
     self._notify("on_close")
     self.store.close()
     self._lock.release()
+
+
+def _full_budget_seconds(row) -> Optional[float]:
+  """A stored trial's wall seconds for its whole budget: its seconds over
+  the share of the budget it trained (a child stopped early at 1/4 of its
+  budget in 10 s: 40 s). None where unknown."""
+  seconds, share = row.get("seconds"), row.get("budget_fraction")
+  if seconds is None or not math.isfinite(seconds) or seconds <= 0:
+    return None
+  if share is None or not share > 0:
+    share = 1.0
+  return float(seconds) / min(float(share), 1.0)

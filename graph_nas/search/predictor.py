@@ -20,6 +20,17 @@ Acquisition: upper confidence, mean + `kappa` * the trees' standard
 deviation (kappa chosen on the suite's tuning seeds, benchmarks/). The
 forest is refit on a schedule (`fit_size`): when the trials known have
 grown by `refit_growth` (10 %), at least by one, since the last fit.
+
+Time (`cost_weight` w > 0, the `screen_cost_weight` setting): a second
+forest, on the same features, predicts log2 of each trial's seconds for
+its whole budget (History.seconds), and the score becomes
+    mean + kappa * std - w * (predicted log2 seconds - median log2 seconds
+                              of the trials it was fit on),
+so a child predicted twice as slow must be predicted w better. This is
+the cost-aware acquisition of Snoek et al. 2012 ("expected improvement
+per second"), written as a penalty in reward units so that it composes
+with the upper confidence and its weight reads as a price: at equal
+wall-clock time a search screened this way trains more, smaller children.
 """
 
 import math
@@ -114,13 +125,21 @@ class PredictorScorer(Scorer):
     min_trials: trials the forest needs before it scores (ready()).
     kappa: weight of the trees' spread in the score (upper confidence).
     trees: trees of the forest.
+    refit_growth: growth of the trials known that triggers a refit.
+    cost_weight: reward a child predicted twice as slow must make up
+      (module doc); 0: time is ignored.
   """
 
   name = PREDICTOR
 
   def __init__(self, space, *, seed: int = 0, min_trials: int = 10,
                kappa: float = 0.5, trees: int = 48,
-               refit_growth: float = 0.1):
+               refit_growth: float = 0.1, cost_weight: float = 0.0):
+    if not (math.isfinite(cost_weight) and cost_weight >= 0):
+      raise ValueError(f"cost_weight must be >= 0, got {cost_weight}")
+    self.cost_weight = float(cost_weight)
+    self._time_model = None
+    self._time_median = 0.0
     self.features = WalkFeatures(space)
     self.seed, self.min_trials = int(seed), int(min_trials)
     self.kappa, self.trees = float(kappa), int(trees)
@@ -155,6 +174,18 @@ class PredictorScorer(Scorer):
         bootstrap=True, random_state=self.seed, n_jobs=1)
     self._model.fit(x, y[keep])
     self._fitted_on = n
+    self._time_model = None
+    if self.cost_weight > 0:
+      t = np.asarray(history.seconds[:n], np.float64)
+      ok = np.isfinite(t) & (t > 0)
+      if ok.sum() >= 2:
+        logt = np.log2(t[ok])
+        self._time_median = float(np.median(logt))
+        self._time_model = RandomForestRegressor(
+            n_estimators=self.trees, min_samples_leaf=1, max_features=0.5,
+            bootstrap=True, random_state=self.seed + 1, n_jobs=1)
+        self._time_model.fit(
+            self._x([w for w, k in zip(history.walks[:n], ok) if k]), logt)
 
   def fit_size(self, n: int) -> int:
     """The trials the forest is fit on when n are known: the largest point
@@ -177,9 +208,24 @@ class PredictorScorer(Scorer):
                          for t in self._model.estimators_])
     return per_tree.mean(0), per_tree.std(0)
 
+  def predict_log2_seconds(self, walks) -> Optional[np.ndarray]:
+    """Each walk's predicted log2 seconds for its whole budget, minus the
+    median of the trials fit on (None: no time model, cost_weight 0 or
+    fewer than two timed trials)."""
+    if self._time_model is None:
+      return None
+    x = np.ascontiguousarray(self._x(walks), np.float32)
+    per_tree = np.stack([t.tree_.predict(x)[:, 0]
+                         for t in self._time_model.estimators_])
+    return per_tree.mean(0) - self._time_median
+
   def score(self, walks, configs, history):
     n = self.fit_size(len(history))
     if self._model is None or n != self._fitted_on:
       self.fit(history, n)
     mean, std = self.predict(walks)
-    return mean + self.kappa * std
+    score = mean + self.kappa * std
+    slower = self.predict_log2_seconds(walks)
+    if slower is not None:
+      score = score - self.cost_weight * slower
+    return score

@@ -73,12 +73,19 @@ class Scorer(abc.ABC):
 
 class History:
   """What a scorer may learn from: the finished trials before a
-  screening, as (walk, config, learning reward) of the successful ones."""
+  screening, as (walk, config, learning reward) of the successful ones,
+  and each one's seconds for its whole budget (its wall seconds over the
+  share of the budget it trained; NaN where unknown)."""
 
-  def __init__(self, walks=(), configs=(), rewards=()):
+  def __init__(self, walks=(), configs=(), rewards=(), seconds=None):
     self.walks: List[Actions] = [tuple(w) for w in walks]
     self.configs: List[dict] = list(configs)
     self.rewards: List[float] = [float(r) for r in rewards]
+    self.seconds: List[float] = (
+        [math.nan] * len(self.rewards) if seconds is None else
+        [math.nan if s is None else float(s) for s in seconds])
+    if len(self.seconds) != len(self.rewards):
+      raise ValueError("History: one seconds per reward")
 
   def __len__(self):
     return len(self.rewards)
@@ -121,7 +128,8 @@ class EvaluatorScorer(Scorer):
 
 
 def make_scorer(screen, space, evaluator, *, seed: int = 0,
-                min_trials: int = 10) -> Optional[Scorer]:
+                min_trials: int = 10,
+                cost_weight: float = 0.0) -> Optional[Scorer]:
   """The scorer of the `screen` setting: None ("none"), "predictor", a
   cheap score of the evaluator's (PROXY_NAMES), a Scorer, or a function
   of the config."""
@@ -137,7 +145,8 @@ def make_scorer(screen, space, evaluator, *, seed: int = 0,
                        "screen=fn)")
   if screen == PREDICTOR:
     from graph_nas.search import predictor  # pylint: disable=import-outside-toplevel
-    return predictor.PredictorScorer(space, seed=seed, min_trials=min_trials)
+    return predictor.PredictorScorer(space, seed=seed, min_trials=min_trials,
+                                     cost_weight=cost_weight)
   if screen in PROXY_NAMES:
     offered = getattr(evaluator, "cheap_score_names", ())
     if screen not in offered:

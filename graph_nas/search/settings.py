@@ -112,6 +112,14 @@ class SearchSettings(_Settings):
       "it screens (before, the algorithm proposes only what runs).",
       lower=2, only=("screen", ("predictor",)),
       group="screening")
+  screen_cost_weight: float = setting(
+      0.0, "Screening with the predictor: how much a candidate's predicted "
+      "training time counts against it. Its score is the predicted reward "
+      "(plus the upper-confidence bonus) minus this weight times log2 of "
+      "its predicted seconds over the median of the trials so far: a child "
+      "predicted twice as slow must be predicted this much better (in "
+      "reward units). 0: time is ignored.", lower=0.0, upper=1.0,
+      only=("screen", ("predictor",)), group="screening")
   reuse_results: bool = setting(
       True, "An architecture evaluated before in this search reuses its "
       "result instead of being evaluated again.")
@@ -260,6 +268,12 @@ class ExecutorSettings(_Settings):
   workers: int = setting(1, "Children evaluated at once (process and ray "
                          "executors).", lower=1,
                          only=("executor", ("process", "ray")))
+  worker_threads: int = setting(
+      0, "process executor: TensorFlow threads of each worker process "
+      "(intra- and inter-op; 0: the machine's cores shared among the "
+      "workers, at least 1 each; $TF_NUM_INTRAOP_THREADS, when set, wins). "
+      "Small children train faster two at a time on one thread each than "
+      "one at a time on two.", lower=0, only=("executor", ("process",)))
   address: Optional[str] = setting(
       None, "Ray cluster: 'auto' or HOST:PORT (default: start a local "
       "Ray).", kind=str, flag="ray_address", only=("executor", ("ray",)))
@@ -287,7 +301,7 @@ class ExecutorSettings(_Settings):
               "cpus_per_child": self.cpus_per_child,
               "gpus_per_child": self.gpus_per_child,
               "retries": self.retries}
-    return {"workers": self.workers}
+    return {"workers": self.workers, "threads": self.worker_threads}
 
 
 SETTINGS_CLASSES = (SearchSettings, AlgorithmSettings, ExecutorSettings)
