@@ -1,5 +1,6 @@
 """Tests of the executors: in-process, process pool, Ray (local cluster)."""
 
+import collections
 import json
 import os
 import pathlib
@@ -111,8 +112,32 @@ def test_process_pool_workers_share_the_cores(monkeypatch):
     executors.ProcessPoolExecutor(ev.ThreadsEvaluator(), threads=-1)
 
 
-def test_process_pool_worker_killed_is_a_failed_trial(tmp_path):
-  """The killed worker's own trial fails, once; no other trial is touched.
+def test_process_pool_workers_run_several_trials_when_asked():
+  """trials_per_worker: a worker process runs that many trials, then a
+  fresh one takes over (0: no limit); results and seeds are the same."""
+  def pids(limit):
+    ex = executors.ProcessPoolExecutor(ev.PidEvaluator(), workers=2,
+                                       trials_per_worker=limit)
+    try:
+      res = _drain(ex, _jobs(6))
+    finally:
+      ex.shutdown()
+    assert [r.metrics["seed"] for r in res] == [100 + i for i in range(6)]
+    assert all(r.status == "ok" for r in res)
+    return [r.metrics["pid"] for r in res]
+
+  assert len(set(pids(0))) <= 2
+  per_process = collections.Counter(pids(2))
+  assert max(per_process.values()) <= 2 and len(per_process) >= 3
+  assert len(set(pids(1))) == 6
+  with pytest.raises(SettingError, match="trials_per_worker=-1"):
+    executors.ProcessPoolExecutor(ev.PidEvaluator(), trials_per_worker=-1)
+
+
+@pytest.mark.parametrize("limit", [1, 0])
+def test_process_pool_worker_killed_is_a_failed_trial(tmp_path, limit):
+  """The killed worker's own trial fails, once; no other trial is touched
+  (a fresh process per trial, or workers that run several).
 
   The old pool (concurrent.futures) broke as a whole on a worker's death:
   the queued trial 2's future got the same BrokenProcessPool as trial 1's,
@@ -121,7 +146,7 @@ def test_process_pool_worker_killed_is_a_failed_trial(tmp_path):
   recorded 'ok' in about half the runs.
   """
   ex = executors.ProcessPoolExecutor(
-      ev.KillOnceEvaluator(1, tmp_path), workers=1)
+      ev.KillOnceEvaluator(1, tmp_path), workers=1, trials_per_worker=limit)
   try:
     res = _drain(ex, _jobs(3))
   finally:

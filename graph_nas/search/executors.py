@@ -212,20 +212,31 @@ def _ask_over(conn):
   return ask
 
 
-def _process_worker(evaluator, job, conn):
-  """Body of one trial's process: evaluate, send the result, exit."""
+def _process_worker(evaluator, conn, limit: int):
+  """Body of a worker process: takes trial jobs from its pipe, evaluates
+  each and sends its result, until `limit` trials (0: no limit), the
+  driver's None, or the end of the pipe."""
   _end_with_the_driver()
-  result = evaluate_safely(evaluator, job, _ask_over(conn) if job.rungs
-                           else None)
-  try:
-    conn.send(result)
-  except Exception as e:  # pylint: disable=broad-except
-    # Metrics that do not pickle: still a result, not a dead worker.
-    now = time.time()
-    conn.send(Finished(job, "failed", None, {},
-                       f"the trial's result cannot be sent to the driver: "
-                       f"{type(e).__name__}: {e}", result.started, now,
-                       result.fatal))
+  done = 0
+  while limit <= 0 or done < limit:
+    try:
+      job = conn.recv()
+    except (EOFError, OSError):
+      break
+    if job is None:
+      break
+    result = evaluate_safely(evaluator, job, _ask_over(conn) if job.rungs
+                             else None)
+    done += 1
+    try:
+      conn.send(result)
+    except Exception as e:  # pylint: disable=broad-except
+      # Metrics that do not pickle: still a result, not a dead worker.
+      now = time.time()
+      conn.send(Finished(job, "failed", None, {},
+                         f"the trial's result cannot be sent to the driver: "
+                         f"{type(e).__name__}: {e}", result.started, now,
+                         result.fatal))
   conn.close()
 
 
@@ -269,21 +280,32 @@ def _death_reason(exitcode) -> str:
 
 
 @dataclasses.dataclass
+class _Worker:
+  process: Any
+  conn: Any  # the driver's end of its pipe (both ways)
+  trials: int = 0  # trials handed to it
+
+
+@dataclasses.dataclass
 class _Running:
   job: TrialJob
   process: Any
   conn: Any
   started: float
+  worker: Optional[_Worker] = None
 
 
 class ProcessPoolExecutor:
-  """One child per fresh process (memory freed between children).
+  """Children in worker processes, at most ``workers`` at once.
 
-  Every trial job gets a process of its own, started when a slot is free
-  (at most ``workers`` at once) and joined by a pipe that carries its one
-  result. A process that ends without sending a result (killed, out of
-  memory, a crash in native code) fails exactly its own trial: the other
-  trials running beside it go on untouched and nothing is retried.
+  A worker process runs `trials_per_worker` trials (1, the default: a
+  fresh process per child, its memory given back when it ends; 0: no
+  limit, so TensorFlow and the data are loaded once per worker instead of
+  once per child, seconds per child) and is then replaced by a fresh one.
+  Jobs and results go over a pipe per worker. A process that ends without
+  sending its trial's result (killed, out of memory, a crash in native
+  code) fails exactly that trial: the other trials running beside it go on
+  untouched and nothing is retried.
 
   Each process runs TensorFlow on `threads` threads (intra- and inter-op;
   0: the machine's cores shared among the workers, at least 1 each), set
@@ -293,14 +315,20 @@ class ProcessPoolExecutor:
   on both (benchmarks/results/cifar_cpu_demo.md).
   """
 
-  def __init__(self, evaluator, workers: int = 1, threads: int = 0):
+  def __init__(self, evaluator, workers: int = 1, threads: int = 0,
+               trials_per_worker: int = 1):
     if workers < 1:
       raise SettingError("workers", workers, "must be >= 1")
     if threads < 0:
       raise SettingError("worker_threads", threads, "must be >= 0")
+    if trials_per_worker < 0:
+      raise SettingError("trials_per_worker", trials_per_worker,
+                         "must be >= 0 (0: no limit)")
     self.evaluator = evaluator
     self.capacity = workers
     self.threads = int(threads) or max(1, (os.cpu_count() or 1) // workers)
+    self.limit = int(trials_per_worker)
+    self._idle: List[_Worker] = []
     self.ask = None
     self._ctx = multiprocessing.get_context("spawn")
     self._queue: Deque[TrialJob] = collections.deque()
@@ -312,26 +340,62 @@ class ProcessPoolExecutor:
     self._queue.append(job)
     self._start_queued()
 
+  def _spawn(self, job) -> _Worker:
+    ours, theirs = self._ctx.Pipe(duplex=True)
+    proc = self._ctx.Process(target=_process_worker,
+                             args=(self.evaluator, theirs, self.limit),
+                             name=f"graph_nas-worker-{job.key}")
+    try:
+      with _thread_environment(self.threads):
+        proc.start()
+    except (pickle.PicklingError, TypeError, AttributeError) as e:
+      ours.close()
+      raise GraphNasError(f"the evaluator cannot be sent to a worker "
+                          f"process (it must pickle): "
+                          f"{type(e).__name__}: {e}") from None
+    finally:
+      theirs.close()  # the child holds the only other end: EOF if it dies
+    return _Worker(proc, ours)
+
+  def _retire(self, worker: _Worker):
+    """Lets a worker end: the end of its pipe ends its loop."""
+    worker.conn.close()
+    self._exiting.append(worker.process)
+
   def _start_queued(self):
     self._reap()
     while self._queue and len(self._running) < self.capacity:
       job = self._queue.popleft()
-      # Both ways when the child reports at rungs (and waits for answers).
-      recv, send = self._ctx.Pipe(duplex=bool(job.rungs))
-      proc = self._ctx.Process(target=_process_worker,
-                               args=(self.evaluator, job, send),
-                               name=f"graph_nas-trial-{job.key}")
+      worker = None
+      while self._idle and worker is None:
+        candidate = self._idle.pop()
+        if candidate.process.is_alive():
+          worker = candidate
+        else:
+          self._retire(candidate)
+      worker = worker or self._spawn(job)
       try:
-        with _thread_environment(self.threads):
-          proc.start()
+        worker.conn.send(job)
+      except (BrokenPipeError, ConnectionResetError, EOFError):
+        # It died while idle: a fresh one.
+        self._retire(worker)
+        worker = self._spawn(job)
+        worker.conn.send(job)
       except (pickle.PicklingError, TypeError, AttributeError) as e:
-        recv.close()
-        raise GraphNasError(f"the evaluator or trial {job.key} cannot be "
-                            f"sent to a worker process (it must pickle): "
+        self._retire(worker)
+        raise GraphNasError(f"trial {job.key} cannot be sent to a worker "
+                            f"process (it must pickle): "
                             f"{type(e).__name__}: {e}") from None
-      finally:
-        send.close()  # the child holds the only writer: EOF when it dies
-      self._running.append(_Running(job, proc, recv, time.time()))
+      worker.trials += 1
+      self._running.append(_Running(job, worker.process, worker.conn,
+                                    time.time(), worker))
+
+  def _release(self, r: _Running):
+    """r's worker sent its result: idle again, or retired at its limit."""
+    if self.limit <= 0 or r.worker.trials < self.limit:
+      self._idle.append(r.worker)
+    else:
+      self._retire(r.worker)
 
   def _reap(self):
     """Joins the processes that sent their result and have exited since."""
@@ -376,14 +440,12 @@ class ProcessPoolExecutor:
       except Exception as e:  # pylint: disable=broad-except
         # Sent, but does not unpickle here: the trial failed, the process
         # ends normally.
-        r.conn.close()
-        self._exiting.append(r.process)
+        self._retire(r.worker)
         return Finished(r.job, "failed", None, {},
                         f"the trial's result cannot be read: "
                         f"{type(e).__name__}: {e}", r.started, time.time())
       else:
-        r.conn.close()
-        self._exiting.append(r.process)
+        self._release(r)
         return result
     elif r.process.is_alive():
       return None  # a spurious wake-up
@@ -412,10 +474,14 @@ class ProcessPoolExecutor:
   def shutdown(self):
     """Stops every trial still running (their results are dropped)."""
     self._queue.clear()
-    procs = [r.process for r in self._running] + self._exiting
+    procs = ([r.process for r in self._running] +
+             [w.process for w in self._idle] + self._exiting)
     for r in self._running:
       r.conn.close()
+    for w in self._idle:
+      w.conn.close()
     self._running = []
+    self._idle = []
     self._exiting = []
     for p in procs:
       if p.is_alive():
@@ -572,8 +638,10 @@ def make_executor(name: str, evaluator, **kwargs):
   if name == "inprocess":
     return InProcessExecutor(evaluator)
   if name == "process":
-    return ProcessPoolExecutor(evaluator, workers=kwargs.get("workers", 1),
-                               threads=kwargs.get("threads", 0))
+    return ProcessPoolExecutor(
+        evaluator, workers=kwargs.get("workers", 1),
+        threads=kwargs.get("threads", 0),
+        trials_per_worker=kwargs.get("trials_per_worker", 1))
   if name == "ray":
     return RayExecutor(evaluator, **kwargs)
   raise SettingError("executor", name,

@@ -274,6 +274,12 @@ class ExecutorSettings(_Settings):
       "workers, at least 1 each; $TF_NUM_INTRAOP_THREADS, when set, wins). "
       "Small children train faster two at a time on one thread each than "
       "one at a time on two.", lower=0, only=("executor", ("process",)))
+  trials_per_worker: int = setting(
+      1, "process executor: trials one worker process runs before a fresh "
+      "one replaces it (1: a fresh process per child, its memory given back "
+      "when it ends; 0: no limit, TensorFlow and the data loaded once per "
+      "worker instead of once per child).", lower=0,
+      only=("executor", ("process",)))
   address: Optional[str] = setting(
       None, "Ray cluster: 'auto' or HOST:PORT (default: start a local "
       "Ray).", kind=str, flag="ray_address", only=("executor", ("ray",)))
@@ -301,7 +307,8 @@ class ExecutorSettings(_Settings):
               "cpus_per_child": self.cpus_per_child,
               "gpus_per_child": self.gpus_per_child,
               "retries": self.retries}
-    return {"workers": self.workers, "threads": self.worker_threads}
+    return {"workers": self.workers, "threads": self.worker_threads,
+            "trials_per_worker": self.trials_per_worker}
 
 
 SETTINGS_CLASSES = (SearchSettings, AlgorithmSettings, ExecutorSettings)
