@@ -38,3 +38,8 @@ def curve_reward(config, trial):
     if trial.should_stop():
       break
   return score
+
+
+def curve_reward_pid(config, trial):
+  """curve_reward, with the process it ran in as a metric."""
+  return {"reward": curve_reward(config, trial), "pid": os.getpid()}

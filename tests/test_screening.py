@@ -310,14 +310,20 @@ def test_sigkill_mid_trial_of_a_screened_search_loses_nothing(tmp_path):
 
 
 def test_screening_with_a_process_pool_async_and_early_stopping(tmp_path):
-  result = api.search(_b2(), screen_rewards.curve_reward, str(tmp_path),
+  result = api.search(_b2(), screen_rewards.curve_reward_pid, str(tmp_path),
                       max_trials=16, executor="process", workers=2,
-                      update_policy="async", screen="predictor",
-                      candidates_per_trial=3, screen_min_trials=4,
+                      trials_per_worker=0, update_policy="async",
+                      screen="predictor", candidates_per_trial=3,
+                      screen_min_trials=4, screen_cost_weight=0.05,
                       rungs="1/4,1/2", **QUIET)
   with TrialStore(result["store"]) as store:
     trials, screened, rungs = store.trials(), store.screened(), store.rungs()
+    timing = store.get_meta("last_run_timing")
   assert len(trials) == 16 and all(t["status"] == "ok" for t in trials)
+  # Workers that run several trials (rung reports over the same pipe);
+  # the time no child ran is a share of the wall time.
+  assert len({t["metrics"]["pid"] for t in trials}) == 2
+  assert 0.0 <= timing["outside_evaluation_share"] <= 1.0
   assert any(t["budget_fraction"] < 1 for t in trials)  # some stopped
   assert rungs
   chosen = {r["walk"] for r in screened if r["chosen"]}

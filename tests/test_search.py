@@ -486,3 +486,12 @@ def test_launcher_value_features_reach_the_controller(tmp_path):
   for w in plain.controller.get_weights():
     extra.remove(w.shape)
   assert sorted(extra) == [(8,), (64, 8)]
+
+
+def test_time_outside_evaluation_counts_parallel_children_once():
+  """With children evaluated in parallel, the share of the wall time
+  outside evaluation is the time no child ran (never negative)."""
+  from graph_nas.search.loop import _covered
+  assert _covered([(1, 5), (2, 6), (8, 9)], 0, 10) == 6
+  assert _covered([(-3, 2), (9, 12)], 0, 10) == 3  # clipped to the run
+  assert _covered([], 0, 10) == 0

@@ -310,9 +310,10 @@ class ProcessPoolExecutor:
   Each process runs TensorFlow on `threads` threads (intra- and inter-op;
   0: the machine's cores shared among the workers, at least 1 each), set
   in its environment when it starts; $TF_NUM_INTRAOP_THREADS, when the
-  driver has it, is left to decide. On 2 cores, two children of the demo's
-  space on one thread each train 1.46x the images per second of one child
-  on both (benchmarks/results/cifar_cpu_demo.md).
+  driver has it, is left to decide. On 2 cores, two copies of one demo
+  child on one thread each trained 1.46x the images per second of one on
+  both, though the demo's whole search was not faster with two workers
+  (benchmarks/results/cifar_cpu_demo.md).
   """
 
   def __init__(self, evaluator, workers: int = 1, threads: int = 0,

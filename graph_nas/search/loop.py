@@ -270,17 +270,23 @@ class Search:
     self._failures = self._trailing_failures()
     self.t_start = time.time()
     self._eval_seconds = 0.0
+    self._eval_spans = []  # (started, finished) of this run's evaluations
     self.evaluated = 0
     self._notify("on_start")
     return extra
 
   def end(self) -> Dict:
     """This run's timing, stored; tells the observers the run ended."""
-    wall = time.time() - self.t_start
+    now = time.time()
+    wall = now - self.t_start
+    busy = _covered(self._eval_spans, self.t_start, now)
+    # evaluate_s: the children's seconds summed (with parallel workers,
+    # more than the wall); outside_evaluation_share: the share of the wall
+    # time in which no child was being evaluated.
     timing = {"wall_s": wall, "evaluate_s": self._eval_seconds,
               "trials_evaluated": self.evaluated,
               "screened_out": self.screened,
-              "outside_evaluation_share": (wall - self._eval_seconds) / wall
+              "outside_evaluation_share": (wall - busy) / wall
               if wall > 0 else 0.0}
     self.store.set_meta("last_run_timing", timing)
     self._notify("on_end")
@@ -448,6 +454,7 @@ class Search:
                             job.trial_id)
         self.table.add(job.name, rung, fin.reward, True)
     self._eval_seconds += fin.finished - fin.started
+    self._eval_spans.append((fin.started, fin.finished))
     self.evaluated += 1
     row = self.store.trial(job.trial_id)
     self._account(row)
@@ -654,3 +661,14 @@ def _full_budget_seconds(row) -> Optional[float]:
   if share is None or not share > 0:
     share = 1.0
   return float(seconds) / min(float(share), 1.0)
+
+
+def _covered(spans, start: float, end: float) -> float:
+  """Seconds of [start, end] covered by at least one of the spans."""
+  total, reach = 0.0, start
+  for a, b in sorted(spans):
+    a, b = max(a, reach), min(b, end)
+    if b > a:
+      total += b - a
+      reach = b
+  return total

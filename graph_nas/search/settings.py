@@ -271,9 +271,8 @@ class ExecutorSettings(_Settings):
   worker_threads: int = setting(
       0, "process executor: TensorFlow threads of each worker process "
       "(intra- and inter-op; 0: the machine's cores shared among the "
-      "workers, at least 1 each; $TF_NUM_INTRAOP_THREADS, when set, wins). "
-      "Small children train faster two at a time on one thread each than "
-      "one at a time on two.", lower=0, only=("executor", ("process",)))
+      "workers, at least 1 each; $TF_NUM_INTRAOP_THREADS, when set, "
+      "wins).", lower=0, only=("executor", ("process",)))
   trials_per_worker: int = setting(
       1, "process executor: trials one worker process runs before a fresh "
       "one replaces it (1: a fresh process per child, its memory given back "
