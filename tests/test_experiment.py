@@ -109,7 +109,7 @@ def test_sigkilled_experiment_resumes_to_the_same_curves(tmp_path):
   import sqlite3
   import time
   cmd = [sys.executable, "-m", "graph_nas.experiment",
-         "--task=stack_layers", "--replicas=1", "--trials=150",
+         "--task=stack_layers", "--replicas=1", "--trials=100",
          "--walks_per_update=2", "--forms=graph", "--learning_rate=0.01"]
   env = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT),
          "PATH": "/usr/bin:/bin"}
@@ -141,7 +141,7 @@ def test_sigkilled_experiment_resumes_to_the_same_curves(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
   a, b = (json.loads((tmp_path / o / "curves.json").read_text())
           for o in ("killed", "full"))
-  assert a["curves"] == b["curves"] and len(a["curves"]["graph"][0]) == 150
+  assert a["curves"] == b["curves"] and len(a["curves"]["graph"][0]) == 100
   with sqlite3.connect(db) as conn:
     again = conn.execute("SELECT trial_id, reward FROM trials WHERE "
                          f"trial_id < {len(kept)} ORDER BY trial_id").fetchall()
