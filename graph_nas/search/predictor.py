@@ -165,17 +165,24 @@ class PredictorScorer(Scorer):
     return np.stack(out) if out else np.zeros((0, len(
         self.features.columns)), np.float32)
 
-  def fit(self, history: History, n: Optional[int] = None) -> None:
-    """Fits the forest on the first n trials of the history (all)."""
+  def _forest(self, walks, y, seed: int):
+    """A random forest fit on (walks, y)."""
     from sklearn.ensemble import RandomForestRegressor  # pylint: disable=import-outside-toplevel
+    model = RandomForestRegressor(
+        n_estimators=self.trees, min_samples_leaf=1, max_features=0.5,
+        bootstrap=True, random_state=seed, n_jobs=1)
+    model.fit(self._x(walks), y)
+    return model
+
+  def fit(self, history: History, n: Optional[int] = None) -> None:
+    """Fits the forest on the first n trials of the history (all), and
+    the time forest when cost_weight > 0."""
     n = len(history) if n is None else n
+    walks = history.walks[:n]
     y = np.asarray(history.rewards[:n], np.float64)
     keep = np.isfinite(y)
-    x = self._x([w for w, k in zip(history.walks[:n], keep) if k])
-    self._model = RandomForestRegressor(
-        n_estimators=self.trees, min_samples_leaf=1, max_features=0.5,
-        bootstrap=True, random_state=self.seed, n_jobs=1)
-    self._model.fit(x, y[keep])
+    self._model = self._forest([w for w, k in zip(walks, keep) if k],
+                               y[keep], self.seed)
     self._fitted_on = n
     self._time_model = None
     if self.cost_weight > 0:
@@ -184,11 +191,8 @@ class PredictorScorer(Scorer):
       if ok.sum() >= 2:
         logt = np.log2(t[ok])
         self._time_median = float(np.median(logt))
-        self._time_model = RandomForestRegressor(
-            n_estimators=self.trees, min_samples_leaf=1, max_features=0.5,
-            bootstrap=True, random_state=self.seed + 1, n_jobs=1)
-        self._time_model.fit(
-            self._x([w for w, k in zip(history.walks[:n], ok) if k]), logt)
+        self._time_model = self._forest(
+            [w for w, k in zip(walks, ok) if k], logt, self.seed + 1)
 
   def fit_size(self, n: int) -> int:
     """The trials the forest is fit on when n are known: the largest point
@@ -202,13 +206,16 @@ class PredictorScorer(Scorer):
         return point
       point = nxt
 
-  def predict(self, walks) -> tuple:
-    """(mean, standard deviation over trees) of each walk's reward."""
+  def _per_tree(self, model, walks) -> np.ndarray:
+    """[trees, walks]: each tree's prediction."""
     # Each tree's own arrays (what DecisionTreeRegressor.predict returns,
     # without its per-call input checks: half of a screened search's time).
     x = np.ascontiguousarray(self._x(walks), np.float32)
-    per_tree = np.stack([t.tree_.predict(x)[:, 0]
-                         for t in self._model.estimators_])
+    return np.stack([t.tree_.predict(x)[:, 0] for t in model.estimators_])
+
+  def predict(self, walks) -> tuple:
+    """(mean, standard deviation over trees) of each walk's reward."""
+    per_tree = self._per_tree(self._model, walks)
     return per_tree.mean(0), per_tree.std(0)
 
   def predict_log2_seconds(self, walks) -> Optional[np.ndarray]:
@@ -217,10 +224,8 @@ class PredictorScorer(Scorer):
     fewer than two timed trials)."""
     if self._time_model is None:
       return None
-    x = np.ascontiguousarray(self._x(walks), np.float32)
-    per_tree = np.stack([t.tree_.predict(x)[:, 0]
-                         for t in self._time_model.estimators_])
-    return per_tree.mean(0) - self._time_median
+    return self._per_tree(self._time_model, walks).mean(0) - \
+        self._time_median
 
   def score(self, walks, configs, history):
     n = self.fit_size(len(history))
