@@ -3,9 +3,9 @@
 Runs a selection of the suite again in a subprocess the way a user's clone
 sees it: no prepared CIFAR-10 copy (the real-copy checks are hidden),
 HOME an empty folder (nothing in ~/tensorflow_datasets), and no Graphviz or
-Chromium on PATH. The data-dependent tests, the worker-process one
-included (workers read the data too; the Ray variant runs in the main
-suite on the same generated data), must pass on the generated data; the tests that need a system
+Chromium on PATH. The data tests must pass on the generated data (the
+searches that read it, in the launcher and in worker processes, run in
+the main suite, which hides the prepared copy as well); the tests that need a system
 tool must skip with one line naming the tool and its apt package; nothing
 is downloaded.
 """
@@ -18,10 +18,7 @@ import sys
 
 from tests.conftest import FRESH_ENV, NO_SKIPS_ENV, ROOT
 
-DATA_TESTS = [
-    "tests/test_data.py",
-    "tests/test_launch_cifar.py::test_tiny_cifar_search_in_worker_processes[process]",
-]
+DATA_TESTS = ["tests/test_data.py"]
 TOOL_TESTS = {  # test -> what its skip line must name
     "tests/test_space.py::test_dot_cli_renders_select_optimizer_b4":
         "apt-get install graphviz",

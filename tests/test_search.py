@@ -437,24 +437,29 @@ def test_only_a_setup_error_stops_the_search(tmp_path):
 
 
 def test_many_sigkills_leave_a_sound_store_and_the_same_search(tmp_path):
-  """SIGKILL at random moments of a toy search, three times; then finish.
+  """SIGKILL at random moments of a toy search, four times; then finish.
   The store passes SQLite's integrity check, no trial is lost or stored
-  twice, and walks and rewards equal an uninterrupted run's."""
+  twice, and walks and rewards equal an uninterrupted run's.
+
+  The default searcher (evolution: its population and random state are
+  checkpointed like a controller's weights) without TensorBoard: no
+  TensorFlow start-up, so each start takes seconds, not tens of them (the
+  controller under a SIGKILL: test_sigkill_mid_run_then_resume_...)."""
   rng = np.random.default_rng(3)
   args = ["--space=protos/select_optimizer_b2.textproto",
-          "--algorithm=reinforce", "--max_trials=90",
-          "--walks_per_update=3", "--log_every=100"]
+          "--algorithm=evolution", "--max_trials=120",
+          "--walks_per_update=3", "--log_every=100", "--notensorboard"]
   whole = tmp_path / "whole"
   r = _launch(args + [f"--out_dir={whole}"], timeout=300)
   assert r.returncode == 0, r.stderr[-2000:]
   out = tmp_path / "killed"
   db = str(out / "trials.sqlite")
   kills = 0
-  for _ in range(3):
-    # 3 x (24 + 3) < 90: never past the end.
+  for _ in range(4):
+    # 4 x (24 + 3) < 120: never past the end.
     kills += launch_and_sigkill(args + [f"--out_dir={out}"], rng,
                                 most_trials=24)
-  assert kills == 3, "a run ended before its kill"
+  assert kills == 4, "a run ended before its kill"
   r = _launch(args + [f"--out_dir={out}"], timeout=300)
   assert r.returncode == 0, r.stderr[-2000:]
   with sqlite3.connect(db) as conn:
@@ -464,7 +469,7 @@ def test_many_sigkills_leave_a_sound_store_and_the_same_search(tmp_path):
   with sqlite3.connect(str(whole / "trials.sqlite")) as conn:
     want = conn.execute("SELECT trial_id, walk, reward FROM trials ORDER BY "
                         "trial_id").fetchall()
-  assert [row[0] for row in got] == list(range(90))
+  assert [row[0] for row in got] == list(range(120))
   assert got == want
 
 
@@ -474,6 +479,9 @@ def test_launcher_value_features_reach_the_controller(tmp_path):
                "--value_features=8", "--max_trials=4",
                "--retrain_best=false", f"--out_dir={out}"])
   assert r.returncode == 0, r.stderr[-2000:]
+  # TensorBoard is on by default: its folder and the line that opens it.
+  assert (out / "tensorboard").is_dir()
+  assert f"tensorboard --logdir {out}/tensorboard" in r.stdout
   with np.load(out / "checkpoint.npz") as ckpt:
     extra = [ckpt[n].shape for n in ckpt.files
              if n.startswith("controller/")]
@@ -486,6 +494,25 @@ def test_launcher_value_features_reach_the_controller(tmp_path):
   for w in plain.controller.get_weights():
     extra.remove(w.shape)
   assert sorted(extra) == [(8,), (64, 8)]
+
+
+def test_notensorboard_writes_no_curves_and_starts_no_tensorflow(tmp_path):
+  out = tmp_path / "run"
+  # The launcher's main, then: was TensorFlow imported?
+  code = ("import runpy, sys\n"
+          "sys.argv = ['graph_nas.launch'] + sys.argv[1:]\n"
+          "try:\n  runpy.run_module('graph_nas.launch', run_name='__main__')\n"
+          "finally:\n  print('tensorflow imported:', 'tensorflow' in "
+          "sys.modules)\n")
+  r = subprocess.run([sys.executable, "-c", code, "--space=select_optimizer_b2",
+                      "--max_trials=6", "--notensorboard",
+                      f"--out_dir={out}"], capture_output=True, text=True,
+                     cwd=ROOT, env=ENV, timeout=120, check=False)
+  assert r.returncode == 0, r.stderr[-2000:]
+  assert (out / "trials.sqlite").exists()
+  assert not (out / "tensorboard").exists()
+  assert "TensorBoard" not in r.stdout
+  assert r.stdout.strip().splitlines()[-1] == "tensorflow imported: False"
 
 
 def test_time_outside_evaluation_counts_parallel_children_once():

@@ -453,7 +453,8 @@ def _print_summary(done):
   print(f"results in {out_dir}/: trials.sqlite, top_trials.md, rewards.png, "
         "best_architecture.json" + (", best_child/model.keras"
                                     if final.get("files") else "") +
-        f"; TensorBoard: tensorboard --logdir {out_dir}/tensorboard")
+        (f"; TensorBoard: tensorboard --logdir {out_dir}/tensorboard"
+         if os.path.isdir(os.path.join(out_dir, "tensorboard")) else ""))
 
 
 def main(argv):

@@ -124,8 +124,9 @@ class SearchSettings(_Settings):
       True, "An architecture evaluated before in this search reuses its "
       "result instead of being evaluated again.")
   tensorboard: bool = setting(
-      True, "Per-trial TensorBoard curves and HParams sessions.",
-      flagged=False)
+      True, "Per-trial TensorBoard curves and HParams sessions in the run "
+      "folder's tensorboard/ (off: no TensorFlow import for a search whose "
+      "children do not need it, e.g. a toy task with evolution).")
   checkpoint_every_s: float = setting(
       0.0, "sync: seconds between controller checkpoints (0: after every "
       "update; a resumed search replays the trials after it).", lower=0.0,
