@@ -19,8 +19,9 @@ early-stopping study's (--study=halving).
 Three arms on the CPU-sized graph space (protos/cifar_cpu.textproto), each
 given the same wall-clock time per seed (`--minutes`, the launcher's
 --timeout_minutes: no child is started after it, the running one
-finishes), with the README demo's child budget (launch/cifar_cpu_demo.sh:
-5,120 images x 2 epochs, batch 32, SGD lr 0.1, 2,000 held-out images):
+finishes), with the README demo's child budget (launch/cifar_cpu_demo.flags:
+4,096 images x 2 epochs since 2026-12-03, 5,120 in the runs recorded
+before; batch 32, SGD lr 0.1, 2,000 held-out images):
 
 - default+halving: the default searcher (evolution) with the default
   early stopping (rungs 1/4, 1/2; eta 2);

@@ -7,17 +7,18 @@
 # the trials so far (--screen=predictor; a quarter of the picks drawn at
 # random instead), so about 520 candidates are scored and 50 trained; and
 # with early stopping (successive halving: every child reports after 1/4
-# and 1/2 of its budget, and only the best half of those that reached a
-# rung go on, --eta=2; graph_nas/search/halving.py) on the CPU-sized graph
-# space (protos/cifar_cpu.textproto): 50 architectures, each child's full
-# budget 5,120 images for 2 epochs (batch 32, SGD lr 0.1, no augmentation:
-# what learns fastest at this budget), scored on 2,000 held-out training
-# images (launch/cifar_cpu_demo.flags, which the benchmark reads too);
-# then the best child trained to the full budget is retrained on the whole
-# training part (45,000 images, 2 epochs, augmented) and scored on the
-# 10,000 test images. About 20 minutes on 2 cores (19 min 42 s measured
-# alone; --eta=3 was slower: its best child is larger and retrains 3x
-# longer; benchmarks/results/cifar_cpu_demo.md).
+# and 1/2 of its budget, and only the best quarter of those that reached a
+# rung go on, --eta=4, Optuna's default reduction factor;
+# graph_nas/search/halving.py) on the CPU-sized graph space
+# (protos/cifar_cpu.textproto): 50 architectures, each child's full budget
+# 4,096 images for 2 epochs (batch 32, SGD lr 0.1, no augmentation: what
+# learns fastest at this budget), scored on 2,000 held-out training images
+# (launch/cifar_cpu_demo.flags, which the benchmark reads too); then the
+# best child trained to the full budget is retrained on the whole training
+# part (45,000 images, 2 epochs, augmented) and scored on the 10,000 test
+# images. About 15 minutes on 2 quiet cores
+# (benchmarks/results/cifar_cpu_demo.md: --eta=2 and 5,120 images per
+# child trained 2.1x the images in the search and took 19 min 42 s).
 #
 # Data: $TFDS_DATA_DIR when set, else ../shared/data/tfds beside the
 # repository when it exists, else tfds' default folder, where CIFAR-10 is downloaded
@@ -27,6 +28,6 @@ set -euo pipefail
 python -m graph_nas.launch --space=protos/cifar_cpu.textproto \
   --out_dir=runs/cifar_cpu_demo --max_trials=50 --walks_per_update=2 \
   --screen=predictor --candidates_per_trial=13 --screen_min_trials=10 \
-  --rungs=1/4,1/2 --eta=2 \
+  --rungs=1/4,1/2 --eta=4 \
   --flagfile="$(dirname "$0")/cifar_cpu_demo.flags" \
   --final_train_examples=0 --final_epochs=2 "$@"
