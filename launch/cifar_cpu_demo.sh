@@ -16,9 +16,11 @@
 # (launch/cifar_cpu_demo.flags, which the benchmark reads too); then the
 # best child trained to the full budget is retrained on the whole training
 # part (45,000 images, 2 epochs, augmented) and scored on the 10,000 test
-# images. About 15 minutes on 2 quiet cores
-# (benchmarks/results/cifar_cpu_demo.md: --eta=2 and 5,120 images per
-# child trained 2.1x the images in the search and took 19 min 42 s).
+# images. 26 min 10 s measured on 2 cores of a busy host (18 % of the CPU
+# taken back by the hypervisor); about 15-20 minutes on a quiet one, an
+# estimate from its CPU time (benchmarks/results/cifar_cpu_demo.md: with
+# --eta=2 and 5,120 images per child the search trained 2.1x the images
+# and the whole command used 1.3x the CPU time).
 #
 # Data: $TFDS_DATA_DIR when set, else ../shared/data/tfds beside the
 # repository when it exists, else tfds' default folder, where CIFAR-10 is downloaded
