@@ -34,15 +34,21 @@ _ETAS = flags.DEFINE_list("etas", ["2", "3", "4"],
 
 
 def stored_trials(db):
-  """[(trial_id, [score at each rung reached, then the full score if it
-  finished], seconds, fraction trained)] in trial order."""
-  with sqlite3.connect(db) as conn:
+  """(rungs, [(trial_id, [score at each rung reached, then the full score
+  if it finished], seconds, fraction trained)]) in trial order: the trials
+  that trained (a repeat answered from the store took no decision)."""
+  if not os.path.isfile(db):
+    raise SystemExit(f"error: {db}: no such trial store (give --run the "
+                     "folder of a search)")
+  with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
     rows = conn.execute(
         "SELECT trial_id, reward, seconds, rung, budget_fraction, metrics "
-        "FROM trials WHERE status = 'ok' ORDER BY trial_id").fetchall()
-    run_info = conn.execute(
-        "SELECT value FROM meta WHERE key = 'run_info'").fetchone()
-  rungs = halving.parse_rungs(json.loads(run_info[0]).get("rungs", ""))
+        "FROM trials WHERE status = 'ok' AND cached_from IS NULL "
+        "ORDER BY trial_id").fetchall()
+    identity = conn.execute(
+        "SELECT value FROM meta WHERE key = 'identity'").fetchone()
+  rungs = halving.parse_rungs(
+      json.loads(identity[0]).get("rungs") or "" if identity else "")
   out = []
   for tid, reward, seconds, rung, fraction, metrics in rows:
     scores = list(json.loads(metrics).get("rung_scores", []))[:rung or 0]
@@ -84,7 +90,8 @@ def main(argv):
   del argv
   rungs, trials = stored_trials(os.path.join(_RUN.value, "trials.sqlite"))
   if not rungs:
-    raise app.UsageError(f"{_RUN.value}: a search without early stopping")
+    raise SystemExit(f"error: {_RUN.value}: a search without early "
+                     "stopping (no rungs): nothing to replay")
   print(f"{_RUN.value}: {len(trials)} trials, rungs {rungs}")
   print("| eta | stopped at each rung / full | full budgets trained | "
         "children's seconds (estimate) | best full-budget score (trial) |")

@@ -102,13 +102,15 @@ def test_resume_after_an_interruption_matches_an_uninterrupted_run(
     tmp_path, checkpoint_every_s):
   # 1e9: no checkpoint before the interruption; the resumed run replays the
   # stored trials from the initial controller and ends in the same place.
-  full = _toy_search(tmp_path / "full", max_trials=15)
+  # Without TensorBoard's per-trial summaries (not what is tested here).
+  full = _toy_search(tmp_path / "full", max_trials=15, tensorboard=False)
   full.run()
   full.close()
 
   # A hard stop right after trial 6 (mid-batch 2) was stored.
   crashing = _toy_search(tmp_path / "resumed", max_trials=15,
-                         checkpoint_every_s=checkpoint_every_s)
+                         checkpoint_every_s=checkpoint_every_s,
+                         tensorboard=False)
   orig = crashing._record
 
   def killed_after_six(fin, batch=None):
@@ -125,7 +127,8 @@ def test_resume_after_an_interruption_matches_an_uninterrupted_run(
   assert os.path.exists(tmp_path / "resumed" / "checkpoint.npz") == (
       checkpoint_every_s == 0.0)
   resumed = _toy_search(tmp_path / "resumed", max_trials=15,
-                        checkpoint_every_s=checkpoint_every_s)
+                        checkpoint_every_s=checkpoint_every_s,
+                        tensorboard=False)
   timing = resumed.run()
   resumed.close()
   assert timing["trials_evaluated"] == 8  # 7..14: nothing ran twice
@@ -155,10 +158,13 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
 
 
 def test_sigkill_mid_run_then_resume_loses_and_repeats_nothing(tmp_path):
+  # A controller (reinforce: weights, optimizer state and random state in
+  # its checkpoint) killed mid-run, without TensorBoard (the controller
+  # needs TensorFlow; the summaries would only add to each start).
   out = tmp_path / "run"
   args = ["--space=protos/select_optimizer_b2.textproto",
           "--algorithm=reinforce", "--max_trials=90", "--walks_per_update=2",
-          f"--out_dir={out}"]
+          "--notensorboard", f"--out_dir={out}"]
   db = str(out / "trials.sqlite")
   proc, lines = start_logging(args)
   try:  # killed once it has logged its 30th stored trial
@@ -444,7 +450,7 @@ def test_many_sigkills_leave_a_sound_store_and_the_same_search(tmp_path):
   The default searcher (evolution: its population and random state are
   checkpointed like a controller's weights) without TensorBoard: no
   TensorFlow start-up, so each start takes seconds, not tens of them (the
-  controller under a SIGKILL: test_sigkill_mid_run_then_resume_...)."""
+  controller under a SIGKILL: test_sigkill_mid_run_then_resume_loses_and_repeats_nothing)."""
   rng = np.random.default_rng(3)
   args = ["--space=protos/select_optimizer_b2.textproto",
           "--algorithm=evolution", "--max_trials=120",
