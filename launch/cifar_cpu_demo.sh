@@ -16,11 +16,10 @@
 # (launch/cifar_cpu_demo.flags, which the benchmark reads too); then the
 # best child trained to the full budget is retrained on the whole training
 # part (45,000 images, 2 epochs, augmented) and scored on the 10,000 test
-# images. 26 min 10 s measured on 2 cores of a busy host (18 % of the CPU
-# taken back by the hypervisor); about 15-20 minutes on a quiet one, an
-# estimate from its CPU time (benchmarks/results/cifar_cpu_demo.md: with
-# --eta=2 and 5,120 images per child the search trained 2.1x the images
-# and the whole command used 1.3x the CPU time).
+# images. 13 min 47 s measured alone on 2 quiet cores, 26 min 10 s while
+# the hypervisor took back 18 % of the CPU (benchmarks/results/
+# cifar_cpu_demo.md; with --eta=2 and 5,120 images per child the search
+# trained 2.1x the images: 19 min 42 s).
 #
 # Data: $TFDS_DATA_DIR when set, else ../shared/data/tfds beside the
 # repository when it exists, else tfds' default folder, where CIFAR-10 is downloaded

@@ -29,7 +29,7 @@ from graph_nas.devices import (  # noqa: E402,F401
 ADVICE_AFTER_S = 3 * 86400
 _CPU_SPACES = ("cifar_cpu", "cifar_cpu_linear")
 _DEMO = ("bash launch/cifar_cpu_demo.sh: 50 architectures, screened "
-         "and stopped early, about 20 minutes on 2 cores")
+         "and stopped early, about 15 minutes on 2 cores")
 
 
 def projection_lines(progress, trials, max_trials, workers=1, device="CPU",
