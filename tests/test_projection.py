@@ -151,7 +151,7 @@ def test_projection_waits_for_a_few_progress_intervals_then_logs_once(logged):
                   "graph-nas here, search the CPU-sized space "
                   "(--space=protos/cifar_cpu.textproto, a child in seconds) "
                   "or run the demo (bash launch/cifar_cpu_demo.sh: 50 "
-                  "architectures, screened and stopped early, about 20 "
+                  "architectures, screened and stopped early, about 15 "
                   "minutes on 2 cores)")]
 
 
