@@ -25,6 +25,7 @@ import sqlite3
 
 from absl import app, flags
 
+from graph_nas.errors import SettingError
 from graph_nas.search import halving
 
 _RUN = flags.DEFINE_string("run", "runs/cifar_cpu_demo",
@@ -97,7 +98,10 @@ def main(argv):
         "children's seconds (estimate) | best full-budget score (trial) |")
   print("|---|---|---|---|---|")
   for eta in (float(e) for e in _ETAS.value):
-    got = replay(rungs, trials, eta)
+    try:
+      got = replay(rungs, trials, eta)
+    except SettingError as e:
+      raise SystemExit(f"error: flag --etas: {e}") from None
     if got is None:
       print(f"| {eta:g} | needs scores the stored run did not measure | | | |")
       continue
