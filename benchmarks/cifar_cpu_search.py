@@ -5,9 +5,10 @@
   python -m benchmarks.cifar_cpu_search --study=screening --minutes=20 \
       --concurrent  # ~1.6 h
 
---study=screening: the default searcher with the demo's screening
-(SCREEN), the default without, random search, each with the default early
-stopping; results in cifar_cpu_search_screening.{json,md,png} (in
+--study=screening: the demo's search (the default searcher with the
+demo's screening and early stopping, launch/cifar_cpu_demo_search.flags),
+the same without screening, and random search with the same early
+stopping (until 2026-12-03: the default early stopping, eta 2); results in cifar_cpu_search_screening.{json,md,png} (in
 benchmarks/results/cifar_cpu_search/, as every study's). With
 --concurrent the three arms of a seed run at the same time, one
 TensorFlow thread each, so that any other load on the machine hits all
@@ -62,9 +63,24 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "cifar_cpu_search"
 SPACE = "protos/cifar_cpu.textproto"
 
-# The screening the demo uses (launch/cifar_cpu_demo.sh).
-SCREEN = ["--screen=predictor", "--candidates_per_trial=13",
-          "--screen_min_trials=10"]
+# The demo's screening and early stopping, said once
+# (launch/cifar_cpu_demo_search.flags; the demo script reads it too).
+DEMO_SEARCH_FLAGS = ROOT / "launch" / "cifar_cpu_demo_search.flags"
+
+
+def demo_search_flags(screening=True):
+  """The flags of DEMO_SEARCH_FLAGS; without its screening ones (those of
+  the settings grouped under "screening") when `screening` is false."""
+  from graph_nas import options
+  from graph_nas.search.settings import SearchSettings
+  screen = {"--" + options.flag_name(SearchSettings, n)
+            for n, o in options.options(SearchSettings).items()
+            if o.group == "screening"}
+  lines = [l.strip() for l in DEMO_SEARCH_FLAGS.read_text().splitlines()
+           if l.strip().startswith("--")]
+  return [l for l in lines if screening or l.split("=")[0] not in screen]
+
+
 # Each study's arms; the last is the reference the others are paired with.
 STUDIES = {
     "halving": {
@@ -72,10 +88,12 @@ STUDIES = {
         "random+halving": ["--algorithm=random"],
         "random": ["--algorithm=random", "--rungs=none"],
     },
+    # The demo's search against the same without screening and random
+    # search, all three with the demo's early stopping.
     "screening": {
-        "default+screen": SCREEN,
-        "default": [],
-        "random": ["--algorithm=random"],
+        "default+screen": demo_search_flags(),
+        "default": demo_search_flags(screening=False),
+        "random": ["--algorithm=random"] + demo_search_flags(screening=False),
     },
 }
 ARMS = STUDIES["halving"]

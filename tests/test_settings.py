@@ -322,3 +322,31 @@ def test_the_demo_child_budget_is_said_once():
   assert f"--epochs={budget.epochs:g}" in lines
   assert f"--train_examples={budget.train_examples}" in lines
   assert cifar_cpu_search.CHILD == [f"--flagfile={cifar_cpu_search.DEMO_FLAGS}"]
+
+
+def test_the_demo_search_flags_are_said_once():
+  """launch/cifar_cpu_demo_search.flags holds the demo's screening and
+  early stopping: the demo script reads it and sets none of them itself;
+  the benchmark's screening study runs it, the same without its screening
+  lines, and random search with the same stopping."""
+  from benchmarks import cifar_cpu_search
+  script = (ROOT / "launch" / "cifar_cpu_demo.sh").read_text()
+  assert "cifar_cpu_demo_search.flags" in script
+  search = cifar_cpu_search.demo_search_flags()
+  assert "--screen=predictor" in search and "--eta=4" in search
+  command = "\n".join(l for l in script.splitlines()
+                      if not l.lstrip().startswith("#"))
+  for line in search:
+    assert line.split("=")[0] + "=" not in command, line
+  arms = cifar_cpu_search.STUDIES["screening"]
+  assert arms["default+screen"] == search
+  stopping = [l for l in search if l.startswith(("--rungs=", "--eta="))]
+  assert arms["default"] == stopping and len(stopping) == 2
+  assert arms["random"] == ["--algorithm=random"] + stopping
+  # The file parses as the launcher's flags: every line a declared flag.
+  from absl import flags
+  from graph_nas.search.settings import SearchSettings
+  fv = flags.FlagValues()
+  options_lib.define_flags(SearchSettings, fv)
+  fv(["demo", f"--flagfile={cifar_cpu_search.DEMO_SEARCH_FLAGS}"])
+  assert fv["eta"].value == 4 and fv["candidates_per_trial"].value == 13
