@@ -2,13 +2,15 @@
 
   python -m benchmarks.cifar_cpu_search --minutes=30  # seeds 1000-1002, ~4.9 h
   python -m benchmarks.cifar_cpu_search --minutes=6 --seeds=0,1,2  # 69 min
-  python -m benchmarks.cifar_cpu_search --study=screening --minutes=20 \
-      --concurrent  # ~1.6 h
+  python -m benchmarks.cifar_cpu_search --study=screening --minutes=15 \
+      --seeds=1000,1001,1002,1003 --final_examples=20000 --noise_seeds=2 \
+      --concurrent  # 96 min
 
 --study=screening: the demo's search (the default searcher with the
 demo's screening and early stopping, launch/cifar_cpu_demo_search.flags),
 the same without screening, and random search with the same early
-stopping (until 2026-12-03: the default early stopping, eta 2); results in cifar_cpu_search_screening.{json,md,png} (in
+stopping (until 2026-12-03: the default early stopping, eta 2);
+results in cifar_cpu_search_screening.{json,md,png} (in
 benchmarks/results/cifar_cpu_search/, as every study's). With
 --concurrent the three arms of a seed run at the same time, one
 TensorFlow thread each, so that any other load on the machine hits all
