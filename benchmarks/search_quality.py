@@ -160,6 +160,16 @@ for k in (4, 8, 16):
       CANDIDATES[label] = M(label, OURS["default"].algorithm,
                             screen="predictor", candidates_per_trial=k,
                             screen_explore=e, kappa=kap)
+# Screening with local candidates (screen_neighbors, issue 29): the
+# neighbours of the N best trials scored beside the K proposals.
+for nb in (3, 10):
+  for e in (0.0, 0.1, 0.25):
+    for kap in (0.0, 0.5):
+      label = f"scr_k16_e{e:g}_kap{kap:g}_nb{nb}"
+      CANDIDATES[label] = M(label, OURS["default"].algorithm,
+                            screen="predictor", candidates_per_trial=16,
+                            screen_explore=e, kappa=kap,
+                            screen_neighbors=nb)
 METHODS = {**BASELINES, **DEDUP_BASELINES, **OURS, **BEFORE, **CANDIDATES,
            # The tuning files' name of reg_evolution.
            "evolution": M("evolution", "evolution", dict(
@@ -176,7 +186,8 @@ def parse_method(spec: str) -> driver.Method:
   kinds = {n: o.kind for n, o in options(AlgorithmSettings).items()}
   own = {"walks_per_update": int, "screen": str,
          "candidates_per_trial": int, "screen_explore": float,
-         "screen_min_trials": int, "kappa": float}
+         "screen_min_trials": int, "screen_neighbors": int,
+         "kappa": float}
   settings, fields = {}, {}
   for item in filter(None, rest.split("+")):
     name, _, value = item.partition("=")

@@ -17,7 +17,12 @@ from graph_nas.search.store import TrialStore, config_key
                   screen_explore=0.25, screen_min_trials=6),
     driver.Method("r", "random", {}, 3, screen="predictor",
                   candidates_per_trial=3, screen_explore=0.0,
-                  screen_min_trials=5)])
+                  screen_min_trials=5),
+    driver.Method("n", "evolution", {"population_size": 5,
+                                     "tournament_size": 2},
+                  screen="predictor", candidates_per_trial=2,
+                  screen_explore=0.0, screen_min_trials=6,
+                  screen_neighbors=2)])
 def test_the_driver_screens_as_the_search_loop_does(method, tmp_path):
   """Same trials for the same seed, same candidates screened out."""
   task = tasks.get("select_optimizer_b2")
@@ -28,7 +33,8 @@ def test_the_driver_screens_as_the_search_loop_does(method, tmp_path):
              screen=method.screen,
              candidates_per_trial=method.candidates_per_trial,
              screen_explore=method.screen_explore,
-             screen_min_trials=method.screen_min_trials, **method.settings)
+             screen_min_trials=method.screen_min_trials,
+             screen_neighbors=method.screen_neighbors, **method.settings)
   with TrialStore(str(tmp_path / "run" / "trials.sqlite")) as store:
     stored = [t["reward"] for t in store.trials()]
     out = len(store.screened(chosen=False))

@@ -169,6 +169,56 @@ def test_loop_mutation_adds_or_removes_one_turn():
   assert evolution.change_loop(s, s.check_walk((1,)), rng) is None
 
 
+@pytest.mark.parametrize("name", sorted(SPACES))
+def test_neighbours_are_every_single_change_once(name):
+  """Each neighbour is a valid walk that ends, differs from the parent
+  and from every other neighbour; every one-action change of a vertex
+  with few actions is among them, and every loop turn added or removed."""
+  s = SPACES[name]()
+  rng = np.random.default_rng(1)
+  for _ in range(20):
+    parent = s.sample_random(rng)
+    if parent.truncated:
+      continue
+    near = evolution.neighbours(s, parent.actions, rng)
+    assert parent.actions not in near and len(set(near)) == len(near)
+    for child in near:
+      assert not s.check_walk(child).truncated
+    for t, v in enumerate(parent.vertices[:-1]):
+      n = int(s.num_actions[v])
+      if not 2 <= n <= evolution.NEIGHBOUR_ACTIONS + 1:
+        continue
+      changed = {c[t] for c in near
+                 if c[:t] == parent.actions[:t] and c[t] !=
+                 parent.actions[t]}
+      for a in set(range(n)) - {parent.actions[t]}:
+        # A change whose walk on draws nothing (the parent decided every
+        # vertex it reaches) is a neighbour unless max_steps cuts it.
+        ways = {evolution.walk_on(s, parent.actions[:t] + (a,), parent,
+                                  np.random.default_rng(i))
+                for i in range(4)}
+        if len(ways) == 1 and not s.check_walk(ways.pop()).truncated:
+          assert a in changed
+  # A loop: one turn more and one less are neighbours.
+  stack = _load("stack_layers")
+  near = evolution.neighbours(stack, (0,) * 6 + (1,), rng)
+  layers = {stack.decode(c)["num_layers"] for c in near}
+  assert {5, 7} <= layers and 6 not in layers
+
+
+def test_neighbours_sample_the_actions_of_a_wide_vertex():
+  s = _load("cifar_cpu")
+  rng = np.random.default_rng(0)
+  parent = s.sample_random(rng)
+  wide = [t for t, v in enumerate(parent.vertices[:-1])
+          if s.num_actions[v] > evolution.NEIGHBOUR_ACTIONS + 1]
+  near = evolution.neighbours(s, parent.actions, rng)
+  for t in wide:
+    changed = {c[t] for c in near if c[:t] == parent.actions[:t] and
+               c[t] != parent.actions[t]}
+    assert len(changed) <= evolution.NEIGHBOUR_ACTIONS
+
+
 def test_a_parent_with_nothing_to_mutate_gets_a_random_walk():
   b = api.SpaceBuilder("one_walk", start="a")
   b.vertex("a").action("x", "b", key="x", value=1)

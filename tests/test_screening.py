@@ -246,9 +246,61 @@ def test_a_screen_function_decides_what_runs(tmp_path):
   assert {r["scorer"] for r in screened} == {"favourite"}
 
 
-def test_screened_search_resumes_as_an_uninterrupted_one(tmp_path):
+def test_local_candidates_are_the_neighbours_of_the_best_trials():
+  space = _b2()
+  rng = np.random.default_rng(0)
+  walks = [space.sample_random(rng).actions for _ in range(12)]
+  configs = [space.decode(w) for w in walks]
+  rewards = [screen_rewards.optimizer_reward(c) for c in configs]
+  # The best architecture twice: it counts once among the N best.
+  best = int(np.argmax(rewards))
+  history = screening.History(walks + [walks[best]],
+                              configs + [configs[best]],
+                              rewards + [rewards[best]])
+  screen = screening.Screen(_Fixed(lambda c: 0.0), candidates_per_trial=2,
+                            explore=0.0, seed=3, neighbors=2)
+  got = screen.local_candidates(space, history, stream=5)
+  order = sorted(range(12), key=lambda i: -rewards[i])
+  from graph_nas.search import evolution  # pylint: disable=import-outside-toplevel
+  first = evolution.neighbours(space, walks[order[0]],
+                               np.random.default_rng([3, 7927, 5]))
+  assert got[:len(first)] == first
+  second = set(got[len(first):])
+  assert second and all(
+      sum(a != b for a, b in zip(w, walks[order[1]])) >= 1 for w in second)
+  assert got == screen.local_candidates(space, history, stream=5)
+  assert screening.Screen(_Fixed(lambda c: 0.0), candidates_per_trial=2,
+                          explore=0.0).local_candidates(
+                              space, history, 5) == []
+
+
+def test_local_candidates_are_screened_and_run(tmp_path):
+  """explore 0 and a scorer that prefers a neighbour of the best: the
+  trials after the first screening are local candidates."""
+  result = api.search(_b2(), screen_rewards.optimizer_reward,
+                      str(tmp_path), max_trials=20, algorithm="random",
+                      screen="predictor", candidates_per_trial=2,
+                      screen_min_trials=8, screen_neighbors=1,
+                      screen_explore=0.0, **QUIET)
+  with TrialStore(result["store"]) as store:
+    screened, trials = store.screened(), store.trials()
+  assert len(trials) == 20
+  per_key = {}
+  for r in screened:
+    per_key.setdefault(r["screen_key"], []).append(r)
+  # Each screening scored the 2 proposals and the best trial's neighbours.
+  assert per_key and all(len(rows) > 2 for rows in per_key.values())
+  with pytest.raises(SettingError, match="screen_neighbors"):
+    api.search(_b2(), screen_rewards.optimizer_reward, str(tmp_path / "x"),
+               max_trials=2, screen_neighbors=-1, **QUIET)
+
+
+@pytest.mark.parametrize("neighbors", [0, 2])
+def test_screened_search_resumes_as_an_uninterrupted_one(tmp_path,
+                                                         neighbors):
   kw = dict(max_trials=24, walks_per_update=3, screen="predictor",
-            candidates_per_trial=4, screen_min_trials=6, **QUIET)
+            candidates_per_trial=4, screen_min_trials=6,
+            screen_neighbors=neighbors, **QUIET)
   api.search(_b2(), screen_rewards.optimizer_reward, str(tmp_path / "full"),
              **kw)
   api.search(_b2(), screen_rewards.optimizer_reward, str(tmp_path / "cut"),

@@ -50,8 +50,8 @@ class Method:
     settings: AlgorithmSettings fields it sets (the rest: the declared
       defaults).
     walks_per_update: walks proposed per update (SearchSettings').
-    screen, candidates_per_trial, screen_explore, screen_min_trials: the
-      screening (SearchSettings'; off by default).
+    screen, candidates_per_trial, screen_explore, screen_min_trials,
+      screen_neighbors: the screening (SearchSettings'; off by default).
     kappa: the predictor's upper-confidence weight (None: the
       PredictorScorer's own); a suite-only knob, for tuning it.
   """
@@ -63,6 +63,7 @@ class Method:
   candidates_per_trial: int = _SEARCH.candidates_per_trial
   screen_explore: float = _SEARCH.screen_explore
   screen_min_trials: int = _SEARCH.screen_min_trials
+  screen_neighbors: int = _SEARCH.screen_neighbors
   kappa: Optional[float] = None
 
   def make(self, space, seed: int):
@@ -83,7 +84,8 @@ class Method:
     SearchSettings(screen=self.screen,
                    candidates_per_trial=self.candidates_per_trial,
                    screen_explore=self.screen_explore,
-                   screen_min_trials=self.screen_min_trials).check()
+                   screen_min_trials=self.screen_min_trials,
+                   screen_neighbors=self.screen_neighbors).check()
     if self.candidates_per_trial <= 1 or self.screen == "none":
       return None
     if self.screen == screening.PREDICTOR:
@@ -95,7 +97,8 @@ class Method:
                                      min_trials=self.screen_min_trials)
     return screening.Screen(scorer,
                             candidates_per_trial=self.candidates_per_trial,
-                            explore=self.screen_explore, seed=seed)
+                            explore=self.screen_explore, seed=seed,
+                            neighbors=self.screen_neighbors)
 
   def to_json(self) -> Dict[str, Any]:
     return dataclasses.asdict(self)
@@ -135,6 +138,8 @@ def _propose(algo, screen, space, n: int, history: screening.History,
   if screen is None or not screen.ready(history):
     return algo.propose(n), 0
   walks = algo.propose(n * screen.k)
+  proposed = len(walks)
+  walks += screen.local_candidates(space, history, first_id)
   configs = []
   for walk in walks:
     try:
@@ -144,7 +149,8 @@ def _propose(algo, screen, space, n: int, history: screening.History,
   picks, _ = screen.choose(walks, configs, n, history, first_id,
                            known=lambda c: config_key(c) in cache)
   chosen = set(picks)
-  algo.forget([w for i, w in enumerate(walks) if i not in chosen])
+  algo.forget([w for i, w in enumerate(walks[:proposed]) if i not in chosen])
+  algo.remember([walks[i] for i in picks if i >= proposed])
   return [walks[i] for i in picks], len(walks) - len(picks)
 
 

@@ -4,8 +4,8 @@ here."""
 
 from graph_nas.search.algorithms.evolution import (
     ATTEMPTS, LOOP_MUTATION_PROB, Population, change_action, change_loop,
-    local_step, mutate, ordered_numeric, turns, walk_on)
+    local_step, mutate, neighbours, ordered_numeric, turns, walk_on)
 
 __all__ = ["ATTEMPTS", "LOOP_MUTATION_PROB", "Population", "change_action",
-           "change_loop", "local_step", "mutate", "ordered_numeric", "turns",
-           "walk_on"]
+           "change_loop", "local_step", "mutate", "neighbours",
+           "ordered_numeric", "turns", "walk_on"]

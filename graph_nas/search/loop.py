@@ -181,7 +181,8 @@ class Search:
           cost_weight=settings.screen_cost_weight)
       self.screen = screening.Screen(
           scorer, candidates_per_trial=settings.candidates_per_trial,
-          explore=settings.screen_explore, seed=settings.seed)
+          explore=settings.screen_explore, seed=settings.seed,
+          neighbors=settings.screen_neighbors)
     self.screened = 0  # candidates screened out by this run
     self._queued_out = {}  # queued walks running: {walk: queue position}
 
@@ -373,6 +374,8 @@ class Search:
     if not self.screen.ready(history):
       return self.algorithm.propose(n)
     walks = self.algorithm.propose(n * self.screen.k)
+    proposed = len(walks)
+    walks += self.screen.local_candidates(self.space, history, stream)
     configs = []
     for walk in walks:
       try:
@@ -384,8 +387,9 @@ class Search:
         walks, configs, n, history, stream,
         known=lambda c: reuse and self.store.find_config(c) is not None)
     chosen = set(picks)
-    self.algorithm.forget([w for i, w in enumerate(walks)
+    self.algorithm.forget([w for i, w in enumerate(walks[:proposed])
                            if i not in chosen])
+    self.algorithm.remember([walks[i] for i in picks if i >= proposed])
     self.store.add_screened(key, rows)
     self.screened += len(walks) - len(picks)
     return [walks[i] for i in picks]

@@ -26,6 +26,14 @@ stored before the batch (the predictor is fit on those) and on a random
 stream seeded by (seed, the batch's first trial id): a resumed batch picks
 what the interrupted one picked, and a screening recorded before is kept.
 
+Local candidates (`screen_neighbors` N > 0): besides the algorithm's K
+proposals per trial, the candidates hold every walk one decision (or one
+turn of a loop) away from each of the N best trials so far: the scorer
+then runs a local search around the best (as predictor-guided local
+search does on NAS benchmarks, White et al. 2021), whatever the
+algorithm. The algorithm learns from those it picks like from its own
+(`Algorithm.remember` counts them as proposed for `no_repeats`).
+
 A scorer that cannot score yet (`ready()` False: a predictor with fewer
 than `screen_min_trials` finished trials) lets the algorithm propose just
 the trials to run, as without screening.
@@ -167,17 +175,50 @@ class Screen:
     candidates_per_trial: K, candidates proposed per trial to run.
     explore: share of the picks drawn uniformly instead of by score.
     seed: the search's seed (with a screening's key, its random stream).
+    neighbors: N; the candidates also hold the walks one decision away
+      from each of the N best trials so far (`local_candidates`).
   """
 
   def __init__(self, scorer: Scorer, *, candidates_per_trial: int,
-               explore: float, seed: int = 0):
+               explore: float, seed: int = 0, neighbors: int = 0):
     if candidates_per_trial < 2:
       raise SettingError("candidates_per_trial", candidates_per_trial,
                          "must be >= 2 for screening")
+    if neighbors < 0:
+      raise SettingError("screen_neighbors", neighbors, "must be >= 0")
     self.scorer = scorer
     self.k = int(candidates_per_trial)
     self.explore = float(explore)
     self.seed = int(seed)
+    self.neighbors = int(neighbors)
+
+  def local_candidates(self, space, history: History,
+                       stream: int) -> List[Actions]:
+    """The walks one action change or one loop change away
+    (graph_nas.search.evolution.neighbours) from each of the `neighbors`
+    best trials of the history (one per architecture; ties: the earlier
+    trial), best first; [] when neighbors is 0. A local search around the
+    best, its steps chosen by the scorer; seeded by (seed, stream), so a
+    resumed screening sees the same candidates."""
+    if not self.neighbors or not len(history):
+      return []
+    from graph_nas.search.algorithms import evolution  # pylint: disable=import-outside-toplevel
+    rng = np.random.default_rng([self.seed, 7927, int(stream)])
+    order = sorted((i for i, r in enumerate(history.rewards)
+                    if math.isfinite(r)),
+                   key=lambda i: (-history.rewards[i], i))
+    parents, keys = [], set()
+    for i in order:
+      key = _key(history.configs[i])
+      if key not in keys:
+        keys.add(key)
+        parents.append(history.walks[i])
+      if len(parents) >= self.neighbors:
+        break
+    out = []
+    for walk in parents:
+      out.extend(evolution.neighbours(space, walk, rng))
+    return out
 
   def ready(self, history: History) -> bool:
     return self.scorer.ready(history)

@@ -107,6 +107,12 @@ class SearchSettings(_Settings):
       "from the proposals instead of by score (a poor scorer cannot trap "
       "the search).", lower=0.0, upper=1.0, only=("screen", _SCREENED),
       group="screening")
+  screen_neighbors: int = setting(
+      0, "Screening: the candidates of each trial also hold every walk one "
+      "decision (or one turn of a loop) away from each of this many best "
+      "trials so far (a local search around the best, scored like the "
+      "rest; 0: only the algorithm's proposals).", lower=0, upper=100,
+      only=("screen", _SCREENED), group="screening")
   screen_min_trials: int = setting(
       10, "Screening with the predictor: finished trials it needs before "
       "it screens (before, the algorithm proposes only what runs).",

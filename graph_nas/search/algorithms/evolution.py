@@ -243,6 +243,50 @@ def mutate(space, parent: Sequence[int], rng: np.random.Generator,
   return space.sample_random(rng).actions
 
 
+# Other actions tried per step by `neighbours` (all of them at a vertex
+# with up to this many others; a uniform sample of this many beyond).
+NEIGHBOUR_ACTIONS = 8
+
+
+def neighbours(space, parent: Sequence[int], rng: np.random.Generator,
+               max_actions: int = NEIGHBOUR_ACTIONS) -> List[Actions]:
+  """The walks one action change or one loop change away from `parent`:
+  at every step whose vertex has two actions or more, each other action
+  (a uniform sample of `max_actions` where there are more), walked on as
+  an action change does (the parent's decision kept wherever it made one,
+  a uniform draw elsewhere: rng); then each turn of a loop duplicated and
+  removed. Valid walks only, none cut short by max_steps, no repeats, the
+  parent excluded; in that order."""
+  walk = space.check_walk(parent)
+  out, seen = [], {walk.actions}
+
+  def keep(child):
+    if child is None or child in seen:
+      return
+    try:
+      checked = space.check_walk(child)
+    except GraphNasError:
+      return
+    if not checked.truncated:
+      seen.add(child)
+      out.append(child)
+
+  for t, v in enumerate(walk.vertices[:-1]):
+    n = int(space.num_actions[v])
+    others = [a for a in range(n) if a != walk.actions[t]]
+    if len(others) > max_actions:
+      others = sorted(int(a) for a in rng.choice(others, size=max_actions,
+                                                 replace=False))
+    for a in others:
+      keep(walk_on(space, walk.actions[:t] + (a,), walk, rng))
+  actions = walk.actions
+  for i, j in turns(walk):
+    if len(actions) + (j - i) <= space.max_steps:
+      keep(actions[:j] + actions[i:j] + actions[j:])
+    keep(walk_on(space, actions[:i] + actions[j:], walk, rng))
+  return out
+
+
 # -------------------------------------------------------------- population
 class Population:
   """The population of aging evolution: (walk, reward, born) in order of
