@@ -170,6 +170,19 @@ for nb in (3, 10):
                             screen="predictor", candidates_per_trial=16,
                             screen_explore=e, kappa=kap,
                             screen_neighbors=nb)
+# The predictor with the task's domain features (NAS-Bench-Graph's paths,
+# benchmarks.suite.nas_bench_graph.path_features; issue 29's moonshot).
+for k in (16, 48):
+  for e in (0.1, 0.25):
+    for kap in (0.0, 0.5):
+      label = f"scr_k{k}_e{e:g}_kap{kap:g}_tf"
+      CANDIDATES[label] = M(label, OURS["default"].algorithm,
+                            screen="predictor", candidates_per_trial=k,
+                            screen_explore=e, kappa=kap, task_features=True)
+CANDIDATES["scr_k16_e0.25_kap0.5_nb3_tf"] = M(
+    "scr_k16_e0.25_kap0.5_nb3_tf", OURS["default"].algorithm,
+    screen="predictor", candidates_per_trial=16, screen_explore=0.25,
+    kappa=0.5, screen_neighbors=3, task_features=True)
 METHODS = {**BASELINES, **DEDUP_BASELINES, **OURS, **BEFORE, **CANDIDATES,
            # The tuning files' name of reg_evolution.
            "evolution": M("evolution", "evolution", dict(
@@ -187,7 +200,7 @@ def parse_method(spec: str) -> driver.Method:
   own = {"walks_per_update": int, "screen": str,
          "candidates_per_trial": int, "screen_explore": float,
          "screen_min_trials": int, "screen_neighbors": int,
-         "kappa": float}
+         "kappa": float, "task_features": lambda v: v in ("1", "true", "True")}
   settings, fields = {}, {}
   for item in filter(None, rest.split("+")):
     name, _, value = item.partition("=")

@@ -80,6 +80,51 @@ def test_nas_bench_graph_encodings_decode_the_same_architectures():
   assert 0.3 < reward.test(a) < 0.9
 
 
+def test_nas_bench_graph_path_features_name_the_architecture():
+  """Two configs have the same path features exactly when the benchmark
+  hashes them to the same architecture (on 600 random configs)."""
+  import nas_bench_graph as package  # pylint: disable=import-outside-toplevel
+  space = nas_bench_graph.space("linear")
+  rng = np.random.default_rng(2)
+  by_hash, by_features = {}, {}
+  for _ in range(600):
+    config = space.decode(space.sample_random(rng).actions)
+    link, ops = nas_bench_graph.architecture(config)
+    if ops == ["skip"] * 4:
+      continue
+    h = package.Arch(link, ops).valid_hash()
+    f = tuple(nas_bench_graph.path_features(config))
+    assert len(f) == len(nas_bench_graph.PATH_FEATURES)
+    assert by_hash.setdefault(h, f) == f
+    assert by_features.setdefault(f, h) == h
+  assert len(by_hash) > 400
+  # A chain and its reversal differ; two parallel nodes swapped do not.
+  chain = {"op0": "gcn", "op1": "gat", "op2": "skip", "op3": "skip",
+           "lk1": 1, "lk2": 2, "lk3": 3}
+  assert nas_bench_graph.paths([0, 1, 2, 3], ["gcn", "gat", "skip", "skip"]
+                               ) == [("gcn", "gat")]
+  assert nas_bench_graph.path_features(chain) != nas_bench_graph.path_features(
+      dict(chain, op0="gat", op1="gcn"))
+  par = dict(chain, lk1=0, lk2=0, lk3=0, op2="fc")
+  assert nas_bench_graph.path_features(par) == nas_bench_graph.path_features(
+      dict(par, op0="gat", op1="gcn"))
+
+
+def test_the_driver_gives_the_predictor_the_tasks_features():
+  task = tasks.get("nbg_cora_linear")
+  assert task.features is nas_bench_graph.path_features
+  m = driver.Method("tf", "evolution", screen="predictor",
+                    candidates_per_trial=8, task_features=True)
+  screen = m.make_screen(task.space, 0, task.features)
+  assert screen.scorer.user_features is nas_bench_graph.path_features
+  assert driver.Method("p", "evolution", screen="predictor",
+                       candidates_per_trial=8).make_screen(
+                           task.space, 0, task.features
+                       ).scorer.user_features is None
+  trace = driver.run(task, m, 0, 30)
+  assert len(trace.rewards) == 30 and trace.screened == 20 * 7
+
+
 # ----------------------------------------------------------------- driver
 @pytest.mark.parametrize("method", [
     driver.Method("e", "evolution", {"population_size": 5,

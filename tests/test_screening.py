@@ -120,6 +120,86 @@ def test_predictor_features_of_a_loop_count_its_turns():
   assert tw.columns == feats.columns
 
 
+def _p_mean(config):
+  """A user's features of select_optimizer B=2: how far p1..p4 are from
+  70 in all, and whether it is adam (the order of p1..p4 is lost)."""
+  return [sum(abs(config[f"p{i}"] - 70) for i in range(1, 5)),
+          float(config["optimizer"] == "adam")]
+
+
+def test_predictor_learns_from_the_users_features_in_place_of_the_walks():
+  """features=fn: the forest sees fn(config) only (here 2 numbers that
+  say the reward: it ranks better than on the walk), and a candidate
+  whose features equal a finished trial's is scored last (NaN)."""
+  space = _b2()
+  rng = np.random.default_rng(5)
+  walks = [space.sample_random(rng).actions for _ in range(260)]
+  configs = [space.decode(w) for w in walks]
+  rewards = [screen_rewards.optimizer_reward(c) for c in configs]
+  history = screening.History(walks[:40], configs[:40], rewards[:40])
+  own = predictor.PredictorScorer(space, seed=0, kappa=0.0,
+                                  features=_p_mean)
+  plain = predictor.PredictorScorer(space, seed=0, kappa=0.0)
+  held_w, held_c = walks[40:], configs[40:]
+  s_own = own.score(held_w, held_c, history)
+  s_plain = plain.score(held_w, held_c, history)
+  seen = {tuple(_p_mean(c)) for c in configs[:40]}
+  twins = np.array([tuple(_p_mean(c)) in seen for c in held_c])
+  np.testing.assert_array_equal(np.isnan(s_own), twins)
+  assert not np.isnan(s_plain).any() and (~twins).sum() > 150
+  y = np.asarray(rewards[40:])[~twins]
+  rho_own = stats.spearmanr(s_own[~twins], y).correlation
+  rho_plain = stats.spearmanr(s_plain[~twins], y).correlation
+  assert own._x(held_w[:3], held_c[:3]).shape == (3, 2)
+  assert rho_own > 0.95 and rho_own > rho_plain + 0.03, (rho_own, rho_plain)
+  # A walk of another architecture with a trial's features: no score.
+  twin = dict(configs[0], p1=configs[0]["p2"], p2=configs[0]["p1"])
+  twin_walk = space.walk_of(twin)
+  assert _p_mean(twin) == _p_mean(configs[0])
+  got = own.score([twin_walk, walks[100]], [twin, configs[100]], history)
+  assert np.isnan(got[0]) and np.isfinite(got[1])
+
+
+def test_predictor_features_that_are_no_numbers_are_one_error():
+  space = _b2()
+  rng = np.random.default_rng(6)
+  walks = [space.sample_random(rng).actions for _ in range(12)]
+  configs = [space.decode(w) for w in walks]
+  history = screening.History(walks, configs, [0.0] * 12)
+
+  def ragged(config):
+    return [1.0] * (1 + config["p1"] % 2 + (config["p2"] > 50))
+
+  def broken(config):
+    return config["no_such_key"]
+
+  for fn, message in ((ragged, r"features ragged must give \d finite numbers "
+                       r"for every config; got \["),
+                      (lambda c: [float("nan")], "finite numbers"),
+                      (broken, "features broken failed on .*KeyError")):
+    scorer = predictor.PredictorScorer(space, features=fn)
+    with pytest.raises(GraphNasError, match=message):
+      scorer.score(walks, configs, history)
+  with pytest.raises(GraphNasError, match="features must be a function"):
+    predictor.PredictorScorer(space, features=[1, 2])
+
+
+def test_a_search_screens_with_the_predictor_on_the_users_features(tmp_path):
+  """api.search(screen=PredictorScorer(space, features=fn)): a screened
+  search whose candidates are scored by the predictor on fn."""
+  space = _b2()
+  scorer = predictor.PredictorScorer(space, features=_p_mean)
+  result = api.search(space, screen_rewards.optimizer_reward, str(tmp_path),
+                      max_trials=25, screen=scorer, candidates_per_trial=6,
+                      **QUIET)
+  with TrialStore(result["store"]) as store:
+    screened, trials = store.screened(), store.trials()
+  assert len(trials) == 25
+  assert {r["scorer"] for r in screened} == {"predictor"}
+  assert sum(r["chosen"] for r in screened) == 15  # after the first 10
+  assert scorer._user_width == 2
+
+
 def test_predictor_refit_schedule_depends_on_the_count_only():
   p = predictor.PredictorScorer(_b2(), min_trials=10)
   sizes = [p.fit_size(n) for n in range(10, 60)]

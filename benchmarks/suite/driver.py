@@ -54,6 +54,9 @@ class Method:
       screen_neighbors: the screening (SearchSettings'; off by default).
     kappa: the predictor's upper-confidence weight (None: the
       PredictorScorer's own); a suite-only knob, for tuning it.
+    task_features: the predictor also learns from the task's domain
+      features (Task.features, e.g. NAS-Bench-Graph's paths), as a user
+      passes PredictorScorer(features=fn); a task without them: none.
   """
   label: str
   algorithm: str
@@ -65,6 +68,7 @@ class Method:
   screen_min_trials: int = _SEARCH.screen_min_trials
   screen_neighbors: int = _SEARCH.screen_neighbors
   kappa: Optional[float] = None
+  task_features: bool = False
 
   def make(self, space, seed: int):
     if self.algorithm == "tpe":
@@ -78,9 +82,11 @@ class Method:
     return algorithms.make_algorithm(self.algorithm, space, seed=seed,
                                      **chosen.algorithm_kwargs())
 
-  def make_screen(self, space, seed: int) -> Optional[screening.Screen]:
+  def make_screen(self, space, seed: int,
+                  features=None) -> Optional[screening.Screen]:
     """A new Screen (and scorer) for one search, as the loop builds it
-    from its settings; None: no screening."""
+    from its settings; None: no screening. features: the task's
+    (used with task_features)."""
     SearchSettings(screen=self.screen,
                    candidates_per_trial=self.candidates_per_trial,
                    screen_explore=self.screen_explore,
@@ -90,6 +96,8 @@ class Method:
       return None
     if self.screen == screening.PREDICTOR:
       kw = {} if self.kappa is None else {"kappa": self.kappa}
+      if self.task_features and features is not None:
+        kw["features"] = features
       scorer = predictor.PredictorScorer(
           space, seed=seed, min_trials=self.screen_min_trials, **kw)
     else:
@@ -159,7 +167,7 @@ def run(task, method: Method, seed: int, budget: int,
   """Searches `task` with `method` for `budget` trials."""
   t0 = time.time()
   algo = _algorithm(task, method, seed)
-  screen = method.make_screen(task.space, seed)
+  screen = method.make_screen(task.space, seed, task.features)
   history = screening.History()  # fresh successful evaluations, in order
   cache: Dict[str, tuple] = {}
   rewards: List[float] = []

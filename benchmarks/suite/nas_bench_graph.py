@@ -18,6 +18,12 @@ Two encodings of the same 24 x 9^4 decisions:
   it reads node 1), so a controller has one head per (node, input) pair.
 
 Both decode to the same config ``{"lk1", "lk2", "lk3", "op0".."op3"}``.
+
+`path_features(config)`: the predictor's domain features
+(`graph_nas.search.predictor.PredictorScorer(features=...)`), the same
+for every encoding and every isomorphic architecture: the operations
+along each path from the input to an output node, skips removed (BANANAS'
+path encoding, White et al. 2021, summarised by position and by pairs).
 """
 
 import functools
@@ -73,6 +79,60 @@ def architecture(config: Dict) -> Tuple[list, list]:
     raise GraphNasError(f"NAS-Bench-Graph config has no {e} (got "
                         f"{config!r})") from None
   return link, ops
+
+
+def paths(link, ops) -> list:
+  """The operations from the input to each output node (a node no other
+  reads), in order, skips removed: one tuple per output node whose path
+  holds an operation (the benchmark's hash, `Arch.valid_hash`, ignores a
+  path of skips alone)."""
+  read = {link[i] - 1 for i in range(1, NODES) if link[i] > 0}
+  out = []
+  for leaf in range(NODES):
+    if leaf in read:
+      continue
+    chain, node = [], leaf
+    while node >= 0:
+      chain.append(ops[node])
+      node = link[node] - 1
+    path = tuple(o for o in reversed(chain) if o != "skip")
+    if path:
+      out.append(path)
+  return out
+
+
+_REAL = OPS[:-1]
+PATH_FEATURES = (
+    [f"at{d}={o}" for d in range(NODES) for o in _REAL] +
+    [f"{a}>{b}" for a in _REAL for b in _REAL] +
+    [f"count={o}" for o in _REAL] +
+    [f"paths_of_length={n}" for n in range(1, NODES + 1)] + ["paths"])
+
+
+def path_features(config: Dict) -> list:
+  """Numbers describing the architecture by its paths (PATH_FEATURES):
+  per operation, how many paths hold it at each depth; per pair, how many
+  times one follows the other on a path; per operation, how many nodes
+  hold it; how many paths of each length; how many paths."""
+  link, ops = architecture(config)
+  index = {o: i for i, o in enumerate(_REAL)}
+  n = len(_REAL)
+  x = [0.0] * len(PATH_FEATURES)
+  pair0 = NODES * n
+  count0 = pair0 + n * n
+  length0 = count0 + n
+  ps = paths(link, ops)
+  for p in ps:
+    for d, o in enumerate(p):
+      x[d * n + index[o]] += 1
+    for a, b in zip(p, p[1:]):
+      x[pair0 + index[a] * n + index[b]] += 1
+    x[length0 + len(p) - 1] += 1
+  for o in ops:
+    if o != "skip":
+      x[count0 + index[o]] += 1
+  x[-1] = len(ps)
+  return x
 
 
 @functools.lru_cache(maxsize=None)

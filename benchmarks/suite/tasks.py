@@ -37,6 +37,8 @@ class Task:
     reward: config -> float, the search's reward.
     optimum: the best reward the space holds.
     test: config -> float, a held-out score (None: the task has none).
+    features: config -> numbers, the domain's features for the predictor
+      (graph_nas.search.predictor; None: the task has none).
   """
   name: str
   family: str
@@ -45,6 +47,7 @@ class Task:
   reward: Callable[[dict], float]
   optimum: float
   test: Optional[Callable[[dict], float]] = None
+  features: Optional[Callable[[dict], list]] = None
 
 
 def names(families: Tuple[str, ...] = TOY + tuple(
@@ -67,7 +70,7 @@ def get(name: str) -> Task:
                           "_graph or _linear")
     reward = nbg.Reward(family[len("nbg_"):])
     return Task(name, family, encoding, nbg.space(encoding), reward,
-                reward.optimum(), reward.test)
+                reward.optimum(), reward.test, nbg.path_features)
   if family not in TOY:
     raise GraphNasError(f"unknown task {name!r} (known: "
                         f"{', '.join(names())})")
