@@ -176,7 +176,8 @@ BUDGET_NAMES = Naming({"evaluator": "evaluate", **{
 def search(space, evaluate, out_dir: str, *,
            executor_kwargs: Optional[Dict[str, Any]] = None,
            enqueue: Sequence[Dict[str, Any]] = (),
-           verbose: bool = True, **settings) -> Dict[str, Any]:
+           verbose: bool = True, screen_features=None,
+           **settings) -> Dict[str, Any]:
   """Runs (or, on the same out_dir, resumes) a search; returns its best.
 
   space: a SearchSpace, a SpaceBuilder, or a textproto path / shipped name.
@@ -196,6 +197,11 @@ def search(space, evaluate, out_dir: str, *,
     algorithm. One queued in this folder before is not queued again. A
     config that is no walk of the space is a GraphNasError naming the
     first decision that does not fit.
+  screen_features: with screen="predictor", a function of the config
+    giving numbers of one length that the predictor learns from in place
+    of the walk's decisions (what you know of the domain: e.g. the
+    operations along each path of a cell, so that isomorphic cells look
+    alike; graph_nas.search.predictor). None: the walk's decisions.
   verbose: print the progress (a line per trial with the best so far and
     an ETA; the launcher's) to stderr; False: quiet.
   settings: any of the settings below, by name (keyword-only). Each is
@@ -220,7 +226,7 @@ def search(space, evaluate, out_dir: str, *,
     with _progress(verbose):
       return _search(space, evaluate, out_dir, dict(executor_kwargs or {},
                                                     **settings),
-                     list(enqueue))
+                     list(enqueue), screen_features)
   except SettingsFault as e:
     e.named(BUDGET_NAMES if getattr(e, "budget", False) or
             getattr(e, "of_child", False) or
@@ -278,7 +284,23 @@ def _as_space(space):
   return space
 
 
-def _search(space, evaluate, out_dir, overrides, enqueue=()):
+def _featured_predictor(space, features, loop_settings):
+  """The predictor of a search given screen_features: the loop's own
+  (its seed, min_trials, cost weight) on the user's features."""
+  from graph_nas.search import screening
+  if loop_settings.screen != screening.PREDICTOR:
+    name = getattr(features, "__qualname__", type(features).__name__)
+    raise SettingError("screen_features", name, f"is what the predictor "
+                       f"learns from: only with screen='predictor' (got "
+                       f"screen={loop_settings.screen!r})")
+  return screening.make_scorer(
+      screening.PREDICTOR, space, None, seed=loop_settings.seed,
+      min_trials=loop_settings.screen_min_trials,
+      cost_weight=loop_settings.screen_cost_weight, features=features)
+
+
+def _search(space, evaluate, out_dir, overrides, enqueue=(),
+            screen_features=None):
   from graph_nas.report import observers as report_observers
   from graph_nas.search import assemble
   from graph_nas import search as search_lib
@@ -310,6 +332,9 @@ def _search(space, evaluate, out_dir, overrides, enqueue=()):
     scorer = screening.make_scorer(screen, space, evaluator)
     overrides["screen"] = screening.FUNCTION_PREFIX + evaluator_name(screen)
   chosen = settings_lib.split_overrides(overrides)
+  if screen_features is not None:
+    scorer = _featured_predictor(space, screen_features,
+                                 chosen[settings_lib.SearchSettings])
   executor = chosen[settings_lib.ExecutorSettings]
   if executor.executor != "inprocess":
     _check_picklable(evaluator, executor.executor)

@@ -185,19 +185,33 @@ def test_predictor_features_that_are_no_numbers_are_one_error():
 
 
 def test_a_search_screens_with_the_predictor_on_the_users_features(tmp_path):
-  """api.search(screen=PredictorScorer(space, features=fn)): a screened
-  search whose candidates are scored by the predictor on fn."""
-  space = _b2()
-  scorer = predictor.PredictorScorer(space, features=_p_mean)
-  result = api.search(space, screen_rewards.optimizer_reward, str(tmp_path),
-                      max_trials=25, screen=scorer, candidates_per_trial=6,
-                      **QUIET)
+  """api.search(screen="predictor", screen_features=fn): the predictor
+  (with the search's screen_min_trials) scores every candidate on fn."""
+  seen = []
+
+  def features(config):
+    seen.append(config)
+    return _p_mean(config)
+
+  result = api.search(_b2(), screen_rewards.optimizer_reward, str(tmp_path),
+                      max_trials=25, screen="predictor",
+                      screen_features=features, candidates_per_trial=6,
+                      screen_min_trials=12, **QUIET)
   with TrialStore(result["store"]) as store:
     screened, trials = store.screened(), store.trials()
   assert len(trials) == 25
   assert {r["scorer"] for r in screened} == {"predictor"}
-  assert sum(r["chosen"] for r in screened) == 15  # after the first 10
-  assert scorer._user_width == 2
+  assert sum(r["chosen"] for r in screened) == 13  # after the first 12
+  # fn saw the trials it was fit on and every scored candidate.
+  keys = {config_key(c) for c in seen}
+  assert {config_key(r["config"]) for r in screened} <= keys
+  assert {config_key(t["config"]) for t in trials[:12]} <= keys
+  # Without the predictor it is one line naming the keyword.
+  with pytest.raises(SettingError, match=r"screen_features=.*features.*only "
+                     r"with screen='predictor' \(got screen='none'\)"):
+    api.search(_b2(), screen_rewards.optimizer_reward, str(tmp_path / "x"),
+               max_trials=5, screen_features=features, **QUIET)
+  assert not (tmp_path / "x").exists()
 
 
 def test_predictor_refit_schedule_depends_on_the_count_only():

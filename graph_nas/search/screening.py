@@ -136,11 +136,11 @@ class EvaluatorScorer(Scorer):
 
 
 def make_scorer(screen, space, evaluator, *, seed: int = 0,
-                min_trials: int = 10,
-                cost_weight: float = 0.0) -> Optional[Scorer]:
-  """The scorer of the `screen` setting: None ("none"), "predictor", a
-  cheap score of the evaluator's (PROXY_NAMES), a Scorer, or a function
-  of the config."""
+                min_trials: int = 10, cost_weight: float = 0.0,
+                features=None) -> Optional[Scorer]:
+  """The scorer of the `screen` setting: None ("none"), "predictor" (on
+  `features`, a function of the config, when given), a cheap score of the
+  evaluator's (PROXY_NAMES), a Scorer, or a function of the config."""
   if screen is None or screen == "none":
     return None
   if isinstance(screen, Scorer):
@@ -154,7 +154,8 @@ def make_scorer(screen, space, evaluator, *, seed: int = 0,
   if screen == PREDICTOR:
     from graph_nas.search import predictor  # pylint: disable=import-outside-toplevel
     return predictor.PredictorScorer(space, seed=seed, min_trials=min_trials,
-                                     cost_weight=cost_weight)
+                                     cost_weight=cost_weight,
+                                     features=features)
   if screen in PROXY_NAMES:
     offered = getattr(evaluator, "cheap_score_names", ())
     if screen not in offered:
