@@ -179,11 +179,21 @@ for k in (16, 48):
       CANDIDATES[label] = M(label, OURS["default"].algorithm,
                             screen="predictor", candidates_per_trial=k,
                             screen_explore=e, kappa=kap, task_features=True)
+# The predictor on the task's features, as chosen on tuning seeds 0-19
+# (results/screening_suite/search_quality_tune_paths.md): the chosen
+# predictor's settings, on the paths; and random search that refuses
+# isomorphic twins as it does (the same advantage).
+OURS["default_predictor_paths"] = M(
+    "default_predictor_paths", OURS["default"].algorithm,
+    screen="predictor", task_features=True, **PREDICTOR_CHOICE)
+PATH_BASELINES = {"random_dedup_paths": M(
+    "random_dedup_paths", "random_dedup", task_features=True)}
 CANDIDATES["scr_k16_e0.25_kap0.5_nb3_tf"] = M(
     "scr_k16_e0.25_kap0.5_nb3_tf", OURS["default"].algorithm,
     screen="predictor", candidates_per_trial=16, screen_explore=0.25,
     kappa=0.5, screen_neighbors=3, task_features=True)
-METHODS = {**BASELINES, **DEDUP_BASELINES, **OURS, **BEFORE, **CANDIDATES,
+METHODS = {**BASELINES, **DEDUP_BASELINES, **PATH_BASELINES, **OURS, **BEFORE,
+           **CANDIDATES,
            # The tuning files' name of reg_evolution.
            "evolution": M("evolution", "evolution", dict(
                BASELINES["reg_evolution"].settings))}

@@ -80,6 +80,26 @@ def test_random_without_replacement_redraws_a_repeat():
               for _ in range(40)}) == len(set(plain.rewards))
 
 
+def test_random_without_replacement_on_the_tasks_features_refuses_twins():
+  """With task_features, random_dedup refuses an isomorphic twin (a walk
+  whose NAS-Bench-Graph path features an earlier walk had)."""
+  from benchmarks.suite import nas_bench_graph  # pylint: disable=import-outside-toplevel
+  task = tasks.get("nbg_cora_linear")
+  m = driver.Method("p", "random_dedup", task_features=True)
+  algo = m.make(task.space, 0, task.features)
+  walks = algo.propose(300)
+  feats = [tuple(nas_bench_graph.path_features(task.space.decode(w)))
+           for w in walks]
+  assert len(set(feats)) == 300
+  plain = driver.Method("d", "random_dedup").make(task.space, 0)
+  twins = [tuple(nas_bench_graph.path_features(task.space.decode(w)))
+           for w in plain.propose(300)]
+  assert len(set(twins)) < 300  # plain random_dedup keeps some twins
+  # A task without features: the store's key, as random_dedup.
+  toy = tasks.get("stack_layers")
+  assert m.make(toy.space, 0, toy.features).key is None
+
+
 def test_tpe_dedup_answers_repeats_from_the_results_uncounted():
   task = tasks.get("stack_layers")  # ~30 architectures: TPE repeats
   algo = tpe.OptunaTPE(task.space, seed=0, n_startup_trials=3, dedup=True,

@@ -54,9 +54,11 @@ class Method:
       screen_neighbors: the screening (SearchSettings'; off by default).
     kappa: the predictor's upper-confidence weight (None: the
       PredictorScorer's own); a suite-only knob, for tuning it.
-    task_features: the predictor also learns from the task's domain
-      features (Task.features, e.g. NAS-Bench-Graph's paths), as a user
-      passes PredictorScorer(features=fn); a task without them: none.
+    task_features: the predictor learns from the task's domain features
+      (Task.features, e.g. NAS-Bench-Graph's paths) in place of the
+      walk's, as api.search(screen_features=fn) does; "random_dedup" then
+      refuses a walk whose features an earlier one had (an isomorphic
+      twin). A task without features: nothing changes.
   """
   label: str
   algorithm: str
@@ -70,13 +72,15 @@ class Method:
   kappa: Optional[float] = None
   task_features: bool = False
 
-  def make(self, space, seed: int):
+  def make(self, space, seed: int, features=None):
     if self.algorithm == "tpe":
       from benchmarks.suite import tpe  # pylint: disable=import-outside-toplevel
       return tpe.OptunaTPE(space, seed, **self.settings)
     if self.algorithm == "random_dedup":
       from benchmarks.suite import dedup  # pylint: disable=import-outside-toplevel
-      return dedup.RandomWithoutReplacement(space, seed, **self.settings)
+      key = features if self.task_features else None
+      return dedup.RandomWithoutReplacement(space, seed, key=key,
+                                            **self.settings)
     chosen = AlgorithmSettings(algorithm=self.algorithm,
                                **self.settings).check()
     return algorithms.make_algorithm(self.algorithm, space, seed=seed,
@@ -133,7 +137,7 @@ def _algorithm(task, method: Method, seed: int):
   if algo is not None:
     algo.reset(seed)
     return algo
-  algo = method.make(task.space, seed)
+  algo = method.make(task.space, seed, task.features)
   if algo.reusable:
     _REUSED[key] = algo
   return algo
