@@ -2,6 +2,7 @@
 scorer picks; the predictor (graph_nas.search.predictor)."""
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -475,3 +476,23 @@ def test_screening_with_a_process_pool_async_and_early_stopping(tmp_path):
   chosen = {r["walk"] for r in screened if r["chosen"]}
   assert chosen and chosen <= {t["walk"] for t in trials}
   assert len(screened) == 3 * sum(r["chosen"] for r in screened)
+
+
+def test_the_readme_screen_features_example_runs_as_printed(tmp_path):
+  readme = (ROOT / "README.md").read_text()
+  section = readme.split("**Tell the predictor what you know**")[1].split(
+      "**How well do cheap scores rank?**")[0]
+  code, = re.findall(r"```python\n(.*?)\n```", section, re.S)
+  assert "screen_features=features" in code
+  (tmp_path / "features_example.py").write_text(code + "\n")
+  proc = subprocess.run([sys.executable, "features_example.py"],
+                        cwd=tmp_path, capture_output=True, text=True,
+                        check=False, timeout=240,
+                        env=dict(os.environ, PYTHONPATH=str(ROOT)))
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  reward, config = proc.stdout.strip().splitlines()[-1].split(" ", 1)
+  assert float(reward) > 0 and "'optimizer'" in config
+  with TrialStore(str(tmp_path / "runs" / "features" / "trials.sqlite")) as s:
+    assert len(s.trials()) == 60
+    assert {r["scorer"] for r in s.screened()} == {"predictor"}
+
