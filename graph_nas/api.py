@@ -52,11 +52,9 @@ top level of a module, not as a lambda or inside a function.
 """
 
 import contextlib
-import importlib
 import inspect
 import os
 import pickle
-import sys
 from typing import Any, Dict, Optional, Sequence
 
 # No TensorFlow start-up noise (its C++ INFO lines; the CUDA probe's error
@@ -105,26 +103,7 @@ def load_evaluator(spec: str):
   """The evaluator named by "module:function" (or module:Class /
   module:object with an evaluate method). The current directory is
   searched for the module too."""
-  module_name, sep, attr = spec.partition(":")
-  if not sep or not module_name or not attr:
-    raise SettingError("evaluator", spec, "expected module:function, e.g. "
-                       "my_rewards:reward")
-  if os.getcwd() not in sys.path and "" not in sys.path:
-    sys.path.append(os.getcwd())
-  try:
-    module = importlib.import_module(module_name)
-  except ImportError as e:
-    raise SettingError("evaluator", spec, f"cannot import module "
-                       f"{module_name!r}: {e}") from None
-  except Exception as e:  # pylint: disable=broad-except
-    raise SettingError("evaluator", spec, f"importing {module_name!r} "
-                       f"raised {type(e).__name__}: {e}") from None
-  obj = module
-  for part in attr.split("."):
-    if not hasattr(obj, part):
-      raise SettingError("evaluator", spec, f"module {module_name!r} has "
-                         f"no {attr!r}")
-    obj = getattr(obj, part)
+  obj = options_lib.load_named(spec, "evaluator", "my_rewards:reward")
   try:
     return as_evaluator(obj)
   except GraphNasError as e:
@@ -176,8 +155,7 @@ BUDGET_NAMES = Naming({"evaluator": "evaluate", **{
 def search(space, evaluate, out_dir: str, *,
            executor_kwargs: Optional[Dict[str, Any]] = None,
            enqueue: Sequence[Dict[str, Any]] = (),
-           verbose: bool = True, screen_features=None,
-           **settings) -> Dict[str, Any]:
+           verbose: bool = True, **settings) -> Dict[str, Any]:
   """Runs (or, on the same out_dir, resumes) a search; returns its best.
 
   space: a SearchSpace, a SpaceBuilder, or a textproto path / shipped name.
@@ -197,11 +175,6 @@ def search(space, evaluate, out_dir: str, *,
     algorithm. One queued in this folder before is not queued again. A
     config that is no walk of the space is a GraphNasError naming the
     first decision that does not fit.
-  screen_features: with screen="predictor", a function of the config
-    giving numbers of one length that the predictor learns from in place
-    of the walk's decisions (what you know of the domain: e.g. the
-    operations along each path of a cell, so that isomorphic cells look
-    alike; graph_nas.search.predictor). None: the walk's decisions.
   verbose: print the progress (a line per trial with the best so far and
     an ETA; the launcher's) to stderr; False: quiet.
   settings: any of the settings below, by name (keyword-only). Each is
@@ -210,7 +183,8 @@ def search(space, evaluate, out_dir: str, *,
     learning_rate is the keyword child_learning_rate), with the default
     every front door (the launcher's flags included) uses. `screen` also
     takes a function of the config (cheap, higher is more promising): with
-    candidates_per_trial=K it picks which of K proposals per trial run.
+    candidates_per_trial=K it picks which of K proposals per trial run `screen_features`
+    also takes the function itself.
 
 {settings}
 
@@ -226,7 +200,7 @@ def search(space, evaluate, out_dir: str, *,
     with _progress(verbose):
       return _search(space, evaluate, out_dir, dict(executor_kwargs or {},
                                                     **settings),
-                     list(enqueue), screen_features)
+                     list(enqueue))
   except SettingsFault as e:
     e.named(BUDGET_NAMES if getattr(e, "budget", False) or
             getattr(e, "of_child", False) or
@@ -285,22 +259,17 @@ def _as_space(space):
 
 
 def _featured_predictor(space, features, loop_settings):
-  """The predictor of a search given screen_features: the loop's own
+  """The predictor of a search given screen_features=fn: the loop's own
   (its seed, min_trials, cost weight) on the user's features."""
   from graph_nas.search import screening
-  if loop_settings.screen != screening.PREDICTOR:
-    name = getattr(features, "__qualname__", type(features).__name__)
-    raise SettingError("screen_features", name, f"is what the predictor "
-                       f"learns from: only with screen='predictor' (got "
-                       f"screen={loop_settings.screen!r})")
+  loop_settings.check()  # screen_features only with screen="predictor"
   return screening.make_scorer(
       screening.PREDICTOR, space, None, seed=loop_settings.seed,
       min_trials=loop_settings.screen_min_trials,
       cost_weight=loop_settings.screen_cost_weight, features=features)
 
 
-def _search(space, evaluate, out_dir, overrides, enqueue=(),
-            screen_features=None):
+def _search(space, evaluate, out_dir, overrides, enqueue=()):
   from graph_nas.report import observers as report_observers
   from graph_nas.search import assemble
   from graph_nas import search as search_lib
@@ -331,8 +300,11 @@ def _search(space, evaluate, out_dir, overrides, enqueue=(),
     from graph_nas.search import screening
     scorer = screening.make_scorer(screen, space, evaluator)
     overrides["screen"] = screening.FUNCTION_PREFIX + evaluator_name(screen)
+  screen_features = overrides.get("screen_features")
+  if callable(screen_features):  # recorded by name, used as given
+    overrides["screen_features"] = evaluator_name(screen_features)
   chosen = settings_lib.split_overrides(overrides)
-  if screen_features is not None:
+  if callable(screen_features):
     scorer = _featured_predictor(space, screen_features,
                                  chosen[settings_lib.SearchSettings])
   executor = chosen[settings_lib.ExecutorSettings]

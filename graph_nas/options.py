@@ -143,6 +143,37 @@ def check_bounds(obj) -> None:
       raise SettingError(name, value, why)
 
 
+def load_named(spec: str, name: str, example: str = "my_module:my_function"):
+  """The object a "module:attribute" setting names (the current directory
+  is searched for the module too); a SettingError naming the setting
+  `name` when it cannot be had."""
+  import importlib  # pylint: disable=import-outside-toplevel
+  import os  # pylint: disable=import-outside-toplevel
+  import sys  # pylint: disable=import-outside-toplevel
+  from graph_nas.errors import SettingError  # pylint: disable=import-outside-toplevel
+  module_name, sep, attr = spec.partition(":")
+  if not sep or not module_name or not attr:
+    raise SettingError(name, spec, f"expected module:function, e.g. "
+                       f"{example}")
+  if os.getcwd() not in sys.path and "" not in sys.path:
+    sys.path.append(os.getcwd())
+  try:
+    module = importlib.import_module(module_name)
+  except ImportError as e:
+    raise SettingError(name, spec, f"cannot import module "
+                       f"{module_name!r}: {e}") from None
+  except Exception as e:  # pylint: disable=broad-except
+    raise SettingError(name, spec, f"importing {module_name!r} raised "
+                       f"{type(e).__name__}: {e}") from None
+  obj = module
+  for part in attr.split("."):
+    if not hasattr(obj, part):
+      raise SettingError(name, spec, f"module {module_name!r} has no "
+                         f"{attr!r}")
+    obj = getattr(obj, part)
+  return obj
+
+
 def alternatives(values) -> str:
   """"'a' or 'b'", "'a', 'b' or 'c'"."""
   shown = [repr(v) for v in values]

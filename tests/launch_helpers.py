@@ -17,8 +17,9 @@ LAUNCH = [sys.executable, "-m", "graph_nas.launch"]
 def launch(args, **kw):
   """Runs the launcher to its end; the CompletedProcess."""
   kw.setdefault("timeout", 300)
+  kw.setdefault("env", ENV)
   return subprocess.run([*LAUNCH, *args], capture_output=True, text=True,
-                        cwd=ROOT, env=ENV, **kw)
+                        cwd=ROOT, **kw)
 
 
 def count_trials(db) -> int:

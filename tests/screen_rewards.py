@@ -43,3 +43,15 @@ def curve_reward(config, trial):
 def curve_reward_pid(config, trial):
   """curve_reward, with the process it ran in as a metric."""
   return {"reward": curve_reward(config, trial), "pid": os.getpid()}
+
+
+def optimizer_features(config):
+  """A user's features of select_optimizer_b2 (the predictor's
+  screen_features): how far p1..p4 are from 70 in all, and whether it is
+  adam. Appends a line per call to $SCREEN_FEATURES_LOG when set."""
+  log = os.environ.get("SCREEN_FEATURES_LOG")
+  if log:
+    with open(log, "a", encoding="utf-8") as f:
+      f.write("x\n")
+  return [sum(abs(config[f"p{i}"] - 70) for i in range(1, 5)),
+          float(config["optimizer"] == "adam")]

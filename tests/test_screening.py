@@ -478,6 +478,35 @@ def test_screening_with_a_process_pool_async_and_early_stopping(tmp_path):
   assert len(screened) == 3 * sum(r["chosen"] for r in screened)
 
 
+def test_the_launcher_takes_screen_features_by_name(tmp_path):
+  from tests.launch_helpers import ENV, launch  # pylint: disable=import-outside-toplevel
+  log = tmp_path / "calls.txt"
+  base = ["--space=protos/select_optimizer_b2.textproto", "--max_trials=20",
+          "--notensorboard"]
+  done = launch([*base, "--screen=predictor", "--candidates_per_trial=6",
+                 "--screen_features=tests.screen_rewards:optimizer_features",
+                 f"--out_dir={tmp_path / 'a'}"],
+                env=dict(ENV, SCREEN_FEATURES_LOG=str(log)))
+  assert done.returncode == 0, done.stderr[-2000:]
+  with TrialStore(str(tmp_path / "a" / "trials.sqlite")) as store:
+    scored = len(store.screened())
+    assert scored == 60 and len(store.trials()) == 20
+  # Each scored candidate and each trial fit on: features computed once.
+  assert scored <= len(log.read_text().splitlines()) <= scored + 20
+  bad = launch([*base, "--screen=predictor", "--candidates_per_trial=6",
+                "--screen_features=tests.screen_rewards:nope",
+                f"--out_dir={tmp_path / 'b'}"])
+  assert bad.returncode != 0
+  assert bad.stderr.strip().splitlines()[-1] == (
+      "error: --screen_features=tests.screen_rewards:nope: module "
+      "'tests.screen_rewards' has no 'nope'")
+  assert not (tmp_path / "b").exists()
+  alone = launch([*base, "--screen_features=tests.screen_rewards:"
+                  "optimizer_features", f"--out_dir={tmp_path / 'c'}"])
+  assert "flags with no effect here: --screen_features (only with " \
+      "--screen=predictor)" in alone.stderr.strip().splitlines()[-1]
+
+
 def test_the_readme_screen_features_example_runs_as_printed(tmp_path):
   readme = (ROOT / "README.md").read_text()
   section = readme.split("**Tell the predictor what you know**")[1].split(

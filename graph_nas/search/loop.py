@@ -178,7 +178,8 @@ class Search:
       scorer = scorer or screening.make_scorer(
           settings.screen, space, evaluator, seed=settings.seed,
           min_trials=settings.screen_min_trials,
-          cost_weight=settings.screen_cost_weight)
+          cost_weight=settings.screen_cost_weight,
+          features=settings.screen_features)
       self.screen = screening.Screen(
           scorer, candidates_per_trial=settings.candidates_per_trial,
           explore=settings.screen_explore, seed=settings.seed,

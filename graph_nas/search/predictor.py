@@ -9,7 +9,7 @@ than a factor of 10); then each vertex's number of visits (a loop's
 length) and the walk's length. Plain numpy, built from the space alone.
 
 A user's features (`features=fn`, fn(config) -> a sequence of numbers of
-one length) replace the walk's. The walk's decisions know nothing of what
+one length; the `screen_features` setting) replace the walk's. The walk's decisions know nothing of what
 makes two architectures alike (two walks of one isomorphic architecture
 may share no feature); a user who knows the domain can say it, e.g. the
 operations along each path from input to output (BANANAS' path encoding,

@@ -51,6 +51,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from graph_nas.errors import GraphNasError, SettingError
+from graph_nas.options import load_named
 from graph_nas.space.base import Actions
 
 # Scorer names of the `screen` setting (besides "none" and module:function):
@@ -139,8 +140,9 @@ def make_scorer(screen, space, evaluator, *, seed: int = 0,
                 min_trials: int = 10, cost_weight: float = 0.0,
                 features=None) -> Optional[Scorer]:
   """The scorer of the `screen` setting: None ("none"), "predictor" (on
-  `features`, a function of the config, when given), a cheap score of the
-  evaluator's (PROXY_NAMES), a Scorer, or a function of the config."""
+  `features`, a function of the config or the screen_features setting's
+  "module:function", when given), a cheap score of the evaluator's
+  (PROXY_NAMES), a Scorer, or a function of the config."""
   if screen is None or screen == "none":
     return None
   if isinstance(screen, Scorer):
@@ -153,6 +155,13 @@ def make_scorer(screen, space, evaluator, *, seed: int = 0,
                        "screen=fn)")
   if screen == PREDICTOR:
     from graph_nas.search import predictor  # pylint: disable=import-outside-toplevel
+    if isinstance(features, str) and features:  # the screen_features setting
+      spec, features = features, load_named(features, "screen_features")
+      if not callable(features):
+        raise SettingError("screen_features", spec, f"names a "
+                           f"{type(features).__name__}, not a function of "
+                           "the config")
+    features = features or None
     return predictor.PredictorScorer(space, seed=seed, min_trials=min_trials,
                                      cost_weight=cost_weight,
                                      features=features)

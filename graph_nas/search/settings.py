@@ -126,6 +126,15 @@ class SearchSettings(_Settings):
       "predicted twice as slow must be predicted this much better (in "
       "reward units). 0: time is ignored.", lower=0.0, upper=1.0,
       only=("screen", ("predictor",)), group="screening")
+  screen_features: str = setting(
+      "", "Screening with the predictor: module:function of the config "
+      "giving a list of numbers of one length, what you know of the domain "
+      "(e.g. the operations along each path of a cell, the same for two "
+      "orderings of one cell); the predictor learns from them in place of "
+      "the walk's decisions, and scores last a candidate whose numbers equal "
+      "a finished trial's. '': the walk's decisions. The API also takes the "
+      "function.", kind=str, only=("screen", ("predictor",)),
+      group="screening")
   reuse_results: bool = setting(
       True, "An architecture evaluated before in this search reuses its "
       "result instead of being evaluated again.")
@@ -159,6 +168,10 @@ class SearchSettings(_Settings):
       raise SettingError("screen", self.screen, "must be " + _alternatives(
           screening.SCORER_NAMES) + " (the API also takes a function of "
                          "the config)")
+    if self.screen_features and self.screen != screening.PREDICTOR:
+      raise SettingError("screen_features", self.screen_features, "is what "
+                         "the predictor learns from: only with "
+                         f"screen='predictor' (got screen={self.screen!r})")
     if self.screen != "none" and self.candidates_per_trial < 2:
       raise SettingError("candidates_per_trial", self.candidates_per_trial,
                          f"must be >= 2 with screen={self.screen!r} (1 "
