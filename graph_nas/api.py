@@ -183,8 +183,8 @@ def search(space, evaluate, out_dir: str, *,
     learning_rate is the keyword child_learning_rate), with the default
     every front door (the launcher's flags included) uses. `screen` also
     takes a function of the config (cheap, higher is more promising): with
-    candidates_per_trial=K it picks which of K proposals per trial run `screen_features`
-    also takes the function itself.
+    candidates_per_trial=K it picks which of K proposals per trial run.
+    `screen_features` also takes the function itself.
 
 {settings}
 
@@ -258,15 +258,31 @@ def _as_space(space):
   return space
 
 
-def _featured_predictor(space, features, loop_settings):
-  """The predictor of a search given screen_features=fn: the loop's own
-  (its seed, min_trials, cost weight) on the user's features."""
+def function_settings(space, evaluator, overrides: Dict[str, Any]):
+  """screen=fn and screen_features=fn, the settings the API also takes as
+  functions: each is recorded by its name in `overrides` (in place) and
+  used as given. Returns scorer(loop_settings): the screening's scorer
+  they make (None: the settings name it)."""
   from graph_nas.search import screening
-  loop_settings.check()  # screen_features only with screen="predictor"
-  return screening.make_scorer(
-      screening.PREDICTOR, space, None, seed=loop_settings.seed,
-      min_trials=loop_settings.screen_min_trials,
-      cost_weight=loop_settings.screen_cost_weight, features=features)
+  screen = overrides.get("screen")
+  if screen is not None and not isinstance(screen, str):
+    made = screening.make_scorer(screen, space, evaluator)
+    overrides["screen"] = screening.FUNCTION_PREFIX + evaluator_name(screen)
+    return lambda loop_settings: made
+  features = overrides.get("screen_features")
+  if not callable(features):
+    return lambda loop_settings: None
+  overrides["screen_features"] = evaluator_name(features)
+
+  def featured(loop_settings):
+    """The loop's own predictor (its seed, min_trials, cost weight) on
+    the user's features."""
+    loop_settings.check()  # screen_features only with screen="predictor"
+    return screening.make_scorer(
+        screening.PREDICTOR, space, None, seed=loop_settings.seed,
+        min_trials=loop_settings.screen_min_trials,
+        cost_weight=loop_settings.screen_cost_weight, features=features)
+  return featured
 
 
 def _search(space, evaluate, out_dir, overrides, enqueue=()):
@@ -294,19 +310,9 @@ def _search(space, evaluate, out_dir, overrides, enqueue=()):
     budget = {"evaluator": evaluator_name(evaluate)}
     record = {"evaluator": repr(evaluator), "api": True}
     retrain = False
-  scorer = None
-  screen = overrides.get("screen")
-  if screen is not None and not isinstance(screen, str):
-    from graph_nas.search import screening
-    scorer = screening.make_scorer(screen, space, evaluator)
-    overrides["screen"] = screening.FUNCTION_PREFIX + evaluator_name(screen)
-  screen_features = overrides.get("screen_features")
-  if callable(screen_features):  # recorded by name, used as given
-    overrides["screen_features"] = evaluator_name(screen_features)
+  make_scorer = function_settings(space, evaluator, overrides)
   chosen = settings_lib.split_overrides(overrides)
-  if callable(screen_features):
-    scorer = _featured_predictor(space, screen_features,
-                                 chosen[settings_lib.SearchSettings])
+  scorer = make_scorer(chosen[settings_lib.SearchSettings])
   executor = chosen[settings_lib.ExecutorSettings]
   if executor.executor != "inprocess":
     _check_picklable(evaluator, executor.executor)

@@ -172,7 +172,7 @@ class Study(_Queries):
     settings: the search's and the algorithm's settings by name (keyword-
       only; declared in graph_nas.search.settings with their defaults, as
       api.search takes them), except the loop's own: {driver_only}.
-      `screen` also takes a function of the config.
+      `screen` and `screen_features` also take a function of the config.
   """
 
   def __init__(self, space, out_dir: str, *, verbose: bool = False,
@@ -188,13 +188,7 @@ class Study(_Queries):
                            "a Study is driven by its caller's ask() and "
                            "tell()").named(api.API_NAMES)
     self.space = api._as_space(space)  # pylint: disable=protected-access
-    scorer = None
-    screen = settings.get("screen")
-    if screen is not None and not isinstance(screen, str):
-      from graph_nas.search import screening
-      scorer = screening.make_scorer(screen, self.space, None)
-      settings["screen"] = (screening.FUNCTION_PREFIX +
-                            api.evaluator_name(screen))
+    make_scorer = api.function_settings(self.space, None, settings)
     # The loop settings a caller-driven search runs with.
     settings.update(update_policy="async",
                     max_consecutive_failures=2 ** 62)
@@ -204,6 +198,7 @@ class Study(_Queries):
       e.named(api.API_NAMES)
       raise
     loop = chosen[settings_lib.SearchSettings]
+    scorer = make_scorer(loop)
     with api._progress(verbose):  # pylint: disable=protected-access
       job = assemble.assemble(
           self.space, _Caller(), self.out_dir, search=loop,

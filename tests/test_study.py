@@ -308,3 +308,33 @@ def test_a_study_screens_with_a_function(tmp_path):
       group = [s for s in screened if s["screen_key"] == key]
       best = max(group, key=lambda s: s["score"])
       assert best["chosen"]  # no exploration: the best-scored runs
+
+
+def test_a_study_screens_with_the_predictor_on_the_users_features(tmp_path):
+  """screen_features=fn in a Study: the predictor, ready after
+  screen_min_trials told trials, scores every candidate on fn."""
+  seen = []
+
+  def features(config):
+    seen.append(config)
+    return [reward(config), float(config["optimizer"] == "sgd")]
+
+  with api.Study(SPACE, tmp_path / "s", screen="predictor",
+                 screen_features=features, candidates_per_trial=4,
+                 screen_min_trials=4) as study:
+    for _ in range(10):
+      t = study.ask()
+      study.tell(t, reward(t.config))
+  with TrialStore(str(tmp_path / "s" / "trials.sqlite"),
+                  read_only=True) as store:
+    screened = store.screened()
+    trials = store.trials()
+  assert len(trials) == 10 and len(screened) == 4 * 6
+  assert {s["scorer"] for s in screened} == {"predictor"}
+  texts = {json.dumps(c, sort_keys=True) for c in seen}
+  assert all(json.dumps(s["config"], sort_keys=True) in texts
+             for s in screened)
+  with pytest.raises(SettingError, match=r"screen_features=.*only with "
+                     r"screen='predictor'"):
+    api.Study(SPACE, tmp_path / "t", screen_features=features)
+  assert not (tmp_path / "t").exists()
