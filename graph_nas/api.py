@@ -278,10 +278,7 @@ def function_settings(space, evaluator, overrides: Dict[str, Any]):
     """The loop's own predictor (its seed, min_trials, cost weight) on
     the user's features."""
     loop_settings.check()  # screen_features only with screen="predictor"
-    return screening.make_scorer(
-        screening.PREDICTOR, space, None, seed=loop_settings.seed,
-        min_trials=loop_settings.screen_min_trials,
-        cost_weight=loop_settings.screen_cost_weight, features=features)
+    return screening.scorer_of(loop_settings, space, None, features)
   return featured
 
 

@@ -51,11 +51,7 @@ def assemble(space, evaluator, out_dir: str, *,
     # The features' module is imported before the run's folder is made: a
     # bad name is one line naming the setting, and no folder.
     from graph_nas.search import screening  # pylint: disable=import-outside-toplevel
-    scorer = screening.make_scorer(
-        search.screen, space, evaluator, seed=search.seed,
-        min_trials=search.screen_min_trials,
-        cost_weight=search.screen_cost_weight,
-        features=search.screen_features)
+    scorer = screening.scorer_of(search, space, evaluator)
   ex = executors.make_executor(executor.executor, evaluator,
                                **executor.executor_kwargs())
   run_info = settings_lib.as_record(search, algorithm, executor)

@@ -175,11 +175,7 @@ class Search:
     self.screen = None
     if settings.candidates_per_trial > 1 and (scorer is not None or
                                               settings.screen != "none"):
-      scorer = scorer or screening.make_scorer(
-          settings.screen, space, evaluator, seed=settings.seed,
-          min_trials=settings.screen_min_trials,
-          cost_weight=settings.screen_cost_weight,
-          features=settings.screen_features)
+      scorer = scorer or screening.scorer_of(settings, space, evaluator)
       self.screen = screening.Screen(
           scorer, candidates_per_trial=settings.candidates_per_trial,
           explore=settings.screen_explore, seed=settings.seed,

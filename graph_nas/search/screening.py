@@ -177,6 +177,17 @@ def make_scorer(screen, space, evaluator, *, seed: int = 0,
       repr(n) for n in SCORER_NAMES) + " or a function of the config")
 
 
+def scorer_of(settings, space, evaluator, features=None) -> Optional[Scorer]:
+  """The scorer a search's settings (SearchSettings) name: make_scorer of
+  its screen, seed, screen_min_trials, screen_cost_weight and
+  screen_features (`features`: a function given in its place)."""
+  return make_scorer(settings.screen, space, evaluator, seed=settings.seed,
+                     min_trials=settings.screen_min_trials,
+                     cost_weight=settings.screen_cost_weight,
+                     features=(settings.screen_features if features is None
+                               else features))
+
+
 class Screen:
   """Picks the candidates to evaluate (see the module doc).
 
