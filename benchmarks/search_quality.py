@@ -84,10 +84,21 @@ DEDUP_BASELINES = {
 
 
 def _ours():
-  """graph-nas' algorithms with their declared defaults: "default" is
-  whatever AlgorithmSettings() picks, then each learning algorithm."""
-  from graph_nas.search.settings import AlgorithmSettings
-  out = {"default": M("default", AlgorithmSettings().algorithm)}
+  """graph-nas' algorithms with their declared defaults: "default" is what
+  api.search does with a function when given no setting (the algorithm
+  AlgorithmSettings() picks, screening as SearchSettings' screen="auto"
+  resolves for it), "default_unscreened" the same without screening (the
+  package's default until 2026-12-03: "default" in results written
+  before), then each learning algorithm, unscreened."""
+  from graph_nas.search.settings import AlgorithmSettings, SearchSettings
+  algorithm = AlgorithmSettings().algorithm
+  search = SearchSettings().resolved(algorithm)
+  out = {"default": M("default", algorithm, screen=search.screen,
+                      candidates_per_trial=search.candidates_per_trial,
+                      screen_explore=search.screen_explore,
+                      screen_min_trials=search.screen_min_trials,
+                      screen_neighbors=search.screen_neighbors),
+         "default_unscreened": M("default_unscreened", algorithm)}
   for label, name in (("pqt", "pqt"), ("reinforce", "reinforce"),
                       ("gn_evolution", "evolution")):
     out[label] = M(label, name)
@@ -100,15 +111,16 @@ OURS = _ours()
 # tuning seeds (results/screening_suite/search_quality_tune_screen.md).
 PREDICTOR_CHOICE = {"candidates_per_trial": 16, "screen_explore": 0.25,
                     "kappa": None}
+# (Since 2026-12-03 the package's default: "default" runs the same.)
 OURS["default_predictor"] = M("default_predictor", OURS["default"].algorithm,
                               screen="predictor", **PREDICTOR_CHOICE)
 # The report: the baselines, the default, and the other algorithms.
 REPORT_METHODS = tuple(BASELINES) + ("default",) + tuple(
-    m for m in OURS if m != "default" and
+    m for m in OURS if m not in ("default", "default_unscreened") and
     OURS[m].algorithm != OURS["default"].algorithm)
 SCREEN_REPORT_METHODS = ("random", "random_dedup", "reg_evolution",
                          "reg_evolution_dedup", "tpe", "tpe_dedup",
-                         "default", "default_predictor")
+                         "default_unscreened", "default")
 # The controllers as they were before the defaults were chosen here (the
 # previous declared defaults), and the paper's settings of the toy tasks
 # (graph_nas.cli.experiment.PAPER_SETTINGS): for before/after rows.
@@ -232,10 +244,36 @@ def _init_worker():
   tf.config.threading.set_inter_op_parallelism_threads(1)
 
 
+def method_of(label: str) -> driver.Method:
+  """The method a label names: METHODS', or parse_method's spec."""
+  return METHODS[label] if label in METHODS else parse_method(label)
+
+
+# The Method fields that say how it screens: without screening they
+# change nothing.
+_SCREEN_FIELDS = ("candidates_per_trial", "screen_explore",
+                  "screen_min_trials", "screen_neighbors", "kappa")
+
+
+def method_key(spec: dict) -> str:
+  """What a search ran (a Method's to_json(), as records store it), for
+  finding its record whatever it was called: the fields (those a record
+  lacks: today's defaults) but the label, and "screen": "none" with no
+  screening field when it does not screen. A label whose definition
+  changed (e.g. "default") thus never reads another method's records."""
+  full = {**driver.Method("", "").to_json(), **spec}
+  del full["label"]
+  if full["screen"] == "none" or full["candidates_per_trial"] <= 1:
+    for name in _SCREEN_FIELDS:
+      full.pop(name)
+    full["screen"] = "none"
+  return json.dumps(full, sort_keys=True)
+
+
 def _job(args):
   task_name, label, seed, budget = args
   task = tasks_lib.get(task_name)
-  method = METHODS[label] if label in METHODS else parse_method(label)
+  method = method_of(label)
   trace = driver.run(task, method, seed, budget)
   return {"task": task_name, "method": label, "seed": seed,
           "budget": budget, "spec": method.to_json(),
@@ -280,11 +318,12 @@ def run_jobs(args, path):
   done = set()
   if os.path.exists(path):
     for r in _records(path):
-      done.add((r["task"], r["method"], r["seed"], r["budget"]))
+      done.add((r["task"], method_key(r["spec"]), r["seed"], r["budget"]))
   seeds = seeds_of(args)[args.skip_seeds:]
   jobs = [(t, m, s, _budget_of(t, m, args)) for m in args.methods
           for t in args.tasks for s in seeds]
-  todo = [j for j in jobs if j not in done]
+  keys = {m: method_key(method_of(m).to_json()) for m in args.methods}
+  todo = [j for j in jobs if (j[0], keys[j[1]], j[2], j[3]) not in done]
   print(f"{len(jobs)} searches, {len(jobs) - len(todo)} done before, "
         f"{len(todo)} to run on {args.workers} processes", flush=True)
   if not todo:
@@ -311,10 +350,17 @@ def seeds_of(args):
 
 # ------------------------------------------------------------------ report
 def load(path, methods, tasks):
+  """{(task, label, seed): record} of the methods' searches: the records
+  of what each label runs today (method_key), whatever label they were
+  written under."""
+  labels = {}
+  for m in methods:
+    labels.setdefault(method_key(method_of(m).to_json()), []).append(m)
   rows = {}
   for r in _records(path):
-    if r["method"] in methods and r["task"] in tasks:
-      rows[(r["task"], r["method"], r["seed"])] = r
+    if r["task"] in tasks:
+      for m in labels.get(method_key(r["spec"]), ()):
+        rows[(r["task"], m, r["seed"])] = dict(r, method=m)
   return rows
 
 

@@ -277,7 +277,9 @@ def function_settings(space, evaluator, overrides: Dict[str, Any]):
   def featured(loop_settings):
     """The loop's own predictor (its seed, min_trials, cost weight) on
     the user's features."""
-    loop_settings.check()  # screen_features only with screen="predictor"
+    # screen_features only with screen="predictor" (or "auto", which it
+    # makes the predictor).
+    loop_settings = loop_settings.check().resolved("")
     return screening.scorer_of(loop_settings, space, None, features)
   return featured
 

@@ -139,7 +139,8 @@ def test_the_driver_gives_what_the_search_loop_gives(method, tmp_path):
   trace = driver.run(task, method, seed=4, budget=24)
   api.search(task.space, task.reward, str(tmp_path / "run"),
              max_trials=24, seed=4, walks_per_update=method.walks_per_update,
-             algorithm=method.algorithm, tensorboard=False, **method.settings)
+             algorithm=method.algorithm, screen=method.screen,
+             tensorboard=False, **method.settings)
   with TrialStore(str(tmp_path / "run" / "trials.sqlite")) as store:
     stored = [t["reward"] for t in store.trials()]
   assert stored == trace.rewards

@@ -122,3 +122,51 @@ def test_tpe_dedup_answers_repeats_from_the_results_uncounted():
   dedup = driver.run(task, driver.Method("t", "tpe", {"dedup": True,
                                                       "max_asks": 5}), 0, 20)
   assert dedup.repeats < plain.repeats
+
+
+def test_the_suites_default_is_what_api_search_does_with_no_setting(tmp_path):
+  """search_quality's "default" is api.search's default (screen="auto":
+  the predictor on a function), trial for trial; "default_unscreened" is
+  the same algorithm without screening."""
+  from benchmarks import search_quality
+  task = tasks.get("select_optimizer_b2")
+  default = search_quality.METHODS["default"]
+  assert default.screen == "predictor"
+  assert search_quality.METHODS["default_unscreened"].screen == "none"
+  trace = driver.run(task, default, seed=3, budget=24)
+  api.search(task.space, task.reward, str(tmp_path / "run"), max_trials=24,
+             seed=3, tensorboard=False, verbose=False)
+  with TrialStore(str(tmp_path / "run" / "trials.sqlite")) as store:
+    assert [t["reward"] for t in store.trials()] == trace.rewards
+    scored = store.screened()  # every candidate, the chosen ones flagged
+  assert len(scored) - sum(r["chosen"] for r in scored) == trace.screened
+  assert trace.screened > 0
+
+
+def test_records_are_found_by_what_ran_not_by_their_label(tmp_path):
+  """A record is read for every label that runs the same search today
+  (method_key), and never for a label whose definition changed: records
+  of the unscreened "default" of before are "default_unscreened"'s."""
+  import gzip
+  import json
+  from benchmarks import search_quality as sq
+  old_default = {"label": "default", "algorithm": "evolution",
+                 "settings": {}, "walks_per_update": 1}  # before screening
+  screened = dict(sq.METHODS["default_predictor"].to_json())
+  path = tmp_path / "r.jsonl.gz"
+  with gzip.open(path, "wt") as f:
+    for seed, spec in ((1000, old_default), (1001, screened)):
+      f.write(json.dumps({"task": "stack_layers", "method": spec["label"],
+                          "seed": seed, "budget": 5, "spec": spec,
+                          "rewards": [0.0] * 5}) + "\n")
+  rows = sq.load(str(path), ["default", "default_unscreened",
+                             "default_predictor", "random"],
+                 ["stack_layers"])
+  assert sorted(rows) == [("stack_layers", "default", 1001),
+                          ("stack_layers", "default_predictor", 1001),
+                          ("stack_layers", "default_unscreened", 1000)]
+  assert rows[("stack_layers", "default", 1001)]["method"] == "default"
+  # An unscreened method's screening fields change nothing it ran.
+  assert sq.method_key(driver.Method("x", "random").to_json()) == \
+      sq.method_key(dict(driver.Method("y", "random").to_json(),
+                         candidates_per_trial=1, kappa=0.5))

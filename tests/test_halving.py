@@ -282,7 +282,7 @@ def test_what_a_user_sees_of_the_halving(tmp_path, monkeypatch):
              r["cached_from"] is None]
   assert stopped
   trial_lines = [l for l in lines if l.startswith("trial ")]
-  assert trial_lines[-1].endswith(f"{len(stopped)} stopped early")
+  assert f"  {len(stopped)} stopped early" in trial_lines[-1]
   k = stopped[0]["rung"]
   share = "1/4" if k == 0 else "1/2"
   assert any(f"(stopped at {share} of its budget)" in l for l in trial_lines)

@@ -88,10 +88,84 @@ def test_unknown_scorer_and_screen_without_candidates_are_one_line(tmp_path):
                screen="magic", candidates_per_trial=4, **QUIET)
   with pytest.raises(SettingError, match="candidates_per_trial=1"):
     api.search(_b2(), screen_rewards.optimizer_reward, str(tmp_path / "b"),
-               screen="predictor", **QUIET)
+               screen="predictor", candidates_per_trial=1, **QUIET)
   with pytest.raises(SettingError, match="cheap score of image children"):
     api.search(_b2(), screen_rewards.optimizer_reward, str(tmp_path / "c"),
                screen="synflow", candidates_per_trial=4, **QUIET)
+
+
+def test_auto_is_the_predictor_for_evolution_on_a_function_only():
+  """screen="auto" (the default): the predictor, 16 candidates per trial,
+  for the evolution searcher on a function or with screen_features; none
+  (recorded as 1 candidate) for image children, the controllers, and
+  candidates_per_trial=1."""
+  from graph_nas.search import settings as settings_lib
+  assert settings_lib.AUTO == screening.AUTO
+  auto = settings_lib.SearchSettings()
+  assert auto.screen == "auto"
+  on = auto.resolved("evolution")
+  assert (on.screen, on.candidates_per_trial) == ("predictor", 16)
+  for off in (auto.resolved("evolution", "none"), auto.resolved("pqt"),
+              auto.resolved("random"),
+              auto.replace(candidates_per_trial=1).resolved("evolution")):
+    assert (off.screen, off.candidates_per_trial) == ("none", 1)
+  featured = auto.replace(screen_features="m:f").resolved("pqt", "none")
+  assert featured.screen == "predictor"
+  explicit = auto.replace(screen="flops", candidates_per_trial=4)
+  assert explicit.resolved("pqt", "none") == explicit
+
+
+def test_default_search_of_a_function_screens_and_records_it(tmp_path):
+  """api.search with its defaults screens with the predictor after 10
+  trials, records screen="predictor" in the run's identity, and resumes
+  a folder of the old default (screen="none") only when told so."""
+  result = api.search(_b2(), screen_rewards.optimizer_reward,
+                      str(tmp_path / "a"), max_trials=14, **QUIET)
+  with TrialStore(result["store"]) as store:
+    screened, identity = store.screened(), store.get_meta("identity")
+  assert (identity["screen"], identity["candidates_per_trial"]) == (
+      "predictor", 16)
+  assert sum(r["chosen"] for r in screened) == 4 and len(screened) == 64
+  api.search(_b2(), screen_rewards.optimizer_reward, str(tmp_path / "b"),
+             max_trials=3, screen="none", **QUIET)
+  with pytest.raises(GraphNasError, match=r"holds a search with "
+                     r"screen='none', not 'predictor'"):
+    api.search(_b2(), screen_rewards.optimizer_reward, str(tmp_path / "b"),
+               max_trials=5, **QUIET)
+  api.search(_b2(), screen_rewards.optimizer_reward, str(tmp_path / "b"),
+             max_trials=5, screen="none", **QUIET)
+
+
+def test_auto_does_not_screen_image_children_nor_a_controller(tmp_path):
+  """An evaluator whose default_screen is "none" (image children), or a
+  controller: screen="auto" screens nothing; on the launcher, a
+  screening flag given alone with image children is one line."""
+  from graph_nas.search import assemble, evaluators
+  from tests.launch_helpers import launch  # pylint: disable=import-outside-toplevel
+
+  class Children(evaluators.FunctionEvaluator):
+    default_screen = "none"
+
+  for out, evaluator, algorithm in (
+      ("c", Children(screen_rewards.optimizer_reward), "evolution"),
+      ("p", evaluators.FunctionEvaluator(screen_rewards.optimizer_reward),
+       "pqt")):
+    job = assemble.assemble(
+        _b2(), evaluator, str(tmp_path / out),
+        search=api.settings_lib.SearchSettings(max_trials=12),
+        algorithm=api.settings_lib.AlgorithmSettings(algorithm=algorithm))
+    result = assemble.run_search(job)
+    with TrialStore(str(tmp_path / out / "trials.sqlite")) as store:
+      assert store.screened() == []
+      assert store.get_meta("identity")["screen"] == "none"
+    assert result["result"]["best"] is not None
+  proc = launch(["--space=protos/cifar_cpu.textproto",
+                 "--candidates_per_trial=8", f"--out_dir={tmp_path / 'i'}"])
+  assert proc.stderr.strip().splitlines()[-1] == (
+      "error: flags with no effect here: --candidates_per_trial "
+      "(--screen=auto is 'none' here (image children); screen with "
+      "--screen=predictor or another scorer). Drop them.")
+  assert not (tmp_path / "i").exists()
 
 
 # ------------------------------------------------------------- predictor
@@ -211,7 +285,8 @@ def test_a_search_screens_with_the_predictor_on_the_users_features(tmp_path):
   with pytest.raises(SettingError, match=r"screen_features=.*features.*only "
                      r"with screen='predictor' \(got screen='none'\)"):
     api.search(_b2(), screen_rewards.optimizer_reward, str(tmp_path / "x"),
-               max_trials=5, screen_features=features, **QUIET)
+               max_trials=5, screen="none", screen_features=features,
+               **QUIET)
   assert not (tmp_path / "x").exists()
 
 
@@ -501,10 +576,13 @@ def test_the_launcher_takes_screen_features_by_name(tmp_path):
       "error: --screen_features=tests.screen_rewards:nope: module "
       "'tests.screen_rewards' has no 'nope'")
   assert not (tmp_path / "b").exists()
-  alone = launch([*base, "--screen_features=tests.screen_rewards:"
-                  "optimizer_features", f"--out_dir={tmp_path / 'c'}"])
-  assert "flags with no effect here: --screen_features (only with " \
-      "--screen=predictor)" in alone.stderr.strip().splitlines()[-1]
+  off = launch([*base, "--screen=none", "--screen_features=tests."
+                "screen_rewards:optimizer_features",
+                f"--out_dir={tmp_path / 'c'}"])
+  assert off.stderr.strip().splitlines()[-1] == (
+      "error: flags with no effect here: --screen_features (only with "
+      "--screen=predictor or auto). Drop them.")
+  assert not (tmp_path / "c").exists()
 
 
 def test_the_readme_screen_features_example_runs_as_printed(tmp_path):

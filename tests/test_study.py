@@ -336,5 +336,5 @@ def test_a_study_screens_with_the_predictor_on_the_users_features(tmp_path):
              for s in screened)
   with pytest.raises(SettingError, match=r"screen_features=.*only with "
                      r"screen='predictor'"):
-    api.Study(SPACE, tmp_path / "t", screen_features=features)
+    api.Study(SPACE, tmp_path / "t", screen="none", screen_features=features)
   assert not (tmp_path / "t").exists()

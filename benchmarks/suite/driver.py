@@ -51,7 +51,9 @@ class Method:
       defaults).
     walks_per_update: walks proposed per update (SearchSettings').
     screen, candidates_per_trial, screen_explore, screen_min_trials,
-      screen_neighbors: the screening (SearchSettings'; off by default).
+      screen_neighbors: the screening (SearchSettings'; "none" unless a
+      method says otherwise: the package's default is "auto", which
+      search_quality's "default" resolves).
     kappa: the predictor's upper-confidence weight (None: the
       PredictorScorer's own); a suite-only knob, for tuning it.
     task_features: the predictor learns from the task's domain features
@@ -64,7 +66,7 @@ class Method:
   algorithm: str
   settings: Dict[str, Any] = dataclasses.field(default_factory=dict)
   walks_per_update: int = _SEARCH.walks_per_update
-  screen: str = _SEARCH.screen
+  screen: str = "none"  # the suite's methods screen only where they say so
   candidates_per_trial: int = _SEARCH.candidates_per_trial
   screen_explore: float = _SEARCH.screen_explore
   screen_min_trials: int = _SEARCH.screen_min_trials

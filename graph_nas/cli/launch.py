@@ -57,15 +57,15 @@ from graph_nas.search.settings import (  # noqa: E402
     AlgorithmSettings, ExecutorSettings, SearchSettings)
 
 FLAGS = flags.FLAGS
-from graph_nas.search.screening import SCORER_NAMES as _SCORER_NAMES  # noqa: E402
+from graph_nas.search.screening import SCREEN_VALUES as _SCREEN_VALUES  # noqa: E402
 # The search's, the algorithm's and the executor's settings: one flag each,
 # derived from their declarations (graph_nas.search.settings).
 for _cls in (SearchSettings, AlgorithmSettings, ExecutorSettings):
   settings_lib.define_flags(_cls)
 # The command line names a scorer (a function of the config is the API's).
 flags.register_validator(
-    "screen", lambda value: value in _SCORER_NAMES,
-    message="must be one of " + ", ".join(_SCORER_NAMES))
+    "screen", lambda value: value in _SCREEN_VALUES,
+    message="must be one of " + ", ".join(_SCREEN_VALUES))
 
 flags.DEFINE_string("space", None, "Search space: a textproto file, e.g. "
                     "protos/cifar.textproto, or a shipped space's name, "
@@ -175,10 +175,11 @@ _NO_EFFECT_NOTES = {
 }
 
 
-def _settings_without_effect(classes):
+def _settings_without_effect(classes, children: bool = False):
   """[(flag names, why)] of the declared settings of `classes` given on the
   command line whose declaration says they act only with another setting's
-  values (Option.only) that it does not take now, grouped by reason."""
+  values (Option.only) that it does not take now, grouped by reason.
+  children: the search trains image children (what --screen=auto is)."""
   groups = {}
   for cls in classes:
     for _, flag, opt in settings_lib.given_flags(cls):
@@ -186,11 +187,21 @@ def _settings_without_effect(classes):
         continue
       other, values = opt.only
       now = FLAGS[options_lib.flag_name(cls, other)].value
+      auto = None
+      if cls is SearchSettings and other == "screen" and now == "auto":
+        auto = now = SearchSettings(
+            screen=now, screen_features=FLAGS.screen_features).resolved(
+                FLAGS.algorithm, "none" if children else "predictor").screen
       if now in values:
         continue
       why = (_NO_EFFECT_NOTES.get((other, now, tuple(values))) or
              _NO_EFFECT_NOTES.get((other, now)) or
              f"only with --{other}=" + " or ".join(map(str, values)))
+      if auto is not None:
+        why = (f"--screen=auto is {auto!r} here ("
+               + ("image children" if children else
+                  f"--algorithm={FLAGS.algorithm}")
+               + "); screen with --screen=predictor or another scorer")
       if flag not in groups.setdefault(why, []):  # a shared flag: once
         groups[why].append(flag)
   return [(names, why) for why, names in groups.items()]
@@ -229,8 +240,9 @@ def _flags_without_effect(space):
       unused(["epochs"], "--steps sets the training length")
     for names, why in _settings_without_effect(CHILD_SETTINGS_CLASSES):
       unused(names, why)
+  children = not FLAGS.evaluator and space.proto.task == IMAGE_TASK
   for names, why in _settings_without_effect(
-      (ExecutorSettings, SearchSettings, AlgorithmSettings)):
+      (ExecutorSettings, SearchSettings, AlgorithmSettings), children):
     unused(names, why)
   return out
 

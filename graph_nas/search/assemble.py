@@ -42,7 +42,9 @@ def assemble(space, evaluator, out_dir: str, *,
   """
   from graph_nas.search import algorithms, executors
   from graph_nas import search as search_lib
-  search, algorithm = search.check(), algorithm.check().resolved()
+  algorithm = algorithm.check().resolved()
+  search = search.check().resolved(
+      algorithm.algorithm, getattr(evaluator, "default_screen", "predictor"))
   executor = executor.check()
   algo = algorithms.make_algorithm(algorithm.algorithm, space,
                                    seed=search.seed,

@@ -143,6 +143,11 @@ class ChildEvaluator:
     self.trainer.prepare()
 
   takes_trial = True  # reports at rungs (early stopping)
+  # What screen="auto" is for this evaluator (SearchSettings.resolved):
+  # no screening. At equal wall-clock time on CIFAR-10 the demo's
+  # screening made the default searcher worse (benchmarks/README.md, "On
+  # CIFAR-10 at equal wall-clock time"); a search asks for it by name.
+  default_screen = "none"
 
   # Cheap scores of an untrained child (graph_nas.child.proxies), for
   # screening (graph_nas.search.screening: screen="synflow", ...).

@@ -141,7 +141,10 @@ class Search:
     observers: told what the loop does after the progress log (the front
     ends attach graph_nas.report.observers.from_settings: TensorBoard and
     HParams, top_trials.md and the plots)."""
-    settings.check()
+    # screen="auto" made what it is for this algorithm and evaluator
+    # (SearchSettings.resolved; what the run records and resumes with).
+    settings = settings.check().resolved(
+        algorithm.name, getattr(evaluator, "default_screen", "predictor"))
     self.executor = executor or executors.InProcessExecutor(evaluator)
     self.space = space
     self.algorithm = algorithm

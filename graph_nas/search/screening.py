@@ -60,6 +60,10 @@ from graph_nas.space.base import Actions
 PREDICTOR = "predictor"
 PROXY_NAMES = ("synflow", "naswot", "params", "flops")
 SCORER_NAMES = ("none", PREDICTOR) + PROXY_NAMES
+# The screen setting's values: a scorer's name, or "auto" (the default:
+# graph_nas.search.settings.SearchSettings.resolved says what it is).
+AUTO = "auto"
+SCREEN_VALUES = (AUTO,) + SCORER_NAMES
 # The `screen` setting of a search screened by a user's function (given to
 # graph_nas.api.search as screen=fn): "function:module:qualname".
 FUNCTION_PREFIX = "function:"

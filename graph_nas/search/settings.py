@@ -38,7 +38,8 @@ EXECUTOR_NAMES = ("inprocess", "process", "ray")
 UPDATE_POLICIES = ("sync", "async")
 # The `screen` values that screen (graph_nas.search.screening.SCORER_NAMES
 # but "none").
-_SCREENED = ("predictor", "synflow", "naswot", "params", "flops")
+AUTO = "auto"  # = graph_nas.search.screening.AUTO (a test checks)
+_SCREENED = ("predictor", "synflow", "naswot", "params", "flops", AUTO)
 
 # The declaration mechanism (graph_nas.options), re-exported: its home is
 # below every sub-package, so that child/ declares its settings alike.
@@ -90,17 +91,21 @@ class SearchSettings(_Settings):
       "that reached it go on.", lower=1.01, identity=True,
       group="early stopping")
   screen: str = setting(
-      "none", "Screening (graph_nas.search.screening): what scores the "
+      AUTO, "Screening (graph_nas.search.screening): what scores the "
       "candidates_per_trial proposals of each trial to run, cheaply: "
       "'predictor' (a random forest fit on the trials so far), a cheap score "
-      "of image children ('synflow', 'naswot', 'params', 'flops'), or "
-      "'none'. The API also takes a function of the config.", kind=str,
+      "of image children ('synflow', 'naswot', 'params', 'flops'), 'none', "
+      "or 'auto': 'predictor' for the evolution searcher on an evaluator "
+      "that is a function (measured to help there, benchmarks/README.md) or "
+      "with screen_features given, 'none' otherwise (image children: worse "
+      "at equal time on CIFAR-10; the controllers: not measured). The API "
+      "also takes a function of the config.", kind=str,
       identity=True,
       group="screening")
   candidates_per_trial: int = setting(
-      1, "Screening: candidates the algorithm proposes per trial to run; "
-      "the best-scored are evaluated (1: no screening).", lower=1,
-      upper=1000, identity=True, only=("screen", _SCREENED),
+      16, "Screening: candidates the algorithm proposes per trial to run; "
+      "the best-scored are evaluated (16: chosen on the suite's tuning "
+      "seeds; 1: no screening).", lower=1, upper=1000, identity=True, only=("screen", _SCREENED),
       group="screening")
   screen_explore: float = setting(
       0.25, "Screening: share of the evaluated candidates drawn uniformly "
@@ -116,7 +121,7 @@ class SearchSettings(_Settings):
   screen_min_trials: int = setting(
       10, "Screening with the predictor: finished trials it needs before "
       "it screens (before, the algorithm proposes only what runs).",
-      lower=2, only=("screen", ("predictor",)),
+      lower=2, only=("screen", ("predictor", AUTO)),
       group="screening")
   screen_cost_weight: float = setting(
       0.0, "Screening with the predictor: how much a candidate's predicted "
@@ -125,7 +130,7 @@ class SearchSettings(_Settings):
       "its predicted seconds over the median of the trials so far: a child "
       "predicted twice as slow must be predicted this much better (in "
       "reward units). 0: time is ignored.", lower=0.0, upper=1.0,
-      only=("screen", ("predictor",)), group="screening")
+      only=("screen", ("predictor", AUTO)), group="screening")
   screen_features: str = setting(
       "", "Screening with the predictor: module:function of the config "
       "giving a list of numbers of one length, what you know of the domain "
@@ -133,7 +138,7 @@ class SearchSettings(_Settings):
       "orderings of one cell); the predictor learns from them in place of "
       "the walk's decisions, and scores last a candidate whose numbers equal "
       "a finished trial's. '': the walk's decisions. The API also takes the "
-      "function.", kind=str, only=("screen", ("predictor",)),
+      "function.", kind=str, only=("screen", ("predictor", AUTO)),
       group="screening")
   reuse_results: bool = setting(
       True, "An architecture evaluated before in this search reuses its "
@@ -159,20 +164,42 @@ class SearchSettings(_Settings):
     from graph_nas.search import halving
     return tuple(halving.parse_rungs(self.rungs))
 
+  def resolved(self, algorithm: str,
+               evaluator_screen: str = "predictor") -> "SearchSettings":
+    """These settings with screen='auto' made what it stands for here:
+    'predictor' with screen_features given, or for the evolution searcher
+    (`algorithm`) where the evaluator's own default (`evaluator_screen`,
+    an evaluator's `default_screen`: 'none' for image children) is the
+    predictor; else 'none'. candidates_per_trial 1 is 'none' too, and
+    'none' is recorded with candidates_per_trial 1 (as runs stored before
+    screening are)."""
+    screen = self.screen
+    if screen == AUTO:
+      if self.candidates_per_trial < 2:
+        screen = "none"
+      elif self.screen_features or (algorithm == "evolution" and
+                                    evaluator_screen == "predictor"):
+        screen = "predictor"
+      else:
+        screen = "none"
+    k = 1 if screen == "none" else self.candidates_per_trial
+    return dataclasses.replace(self, screen=screen, candidates_per_trial=k)
+
   def check(self):
     super().check()
     self.rung_shares  # pylint: disable=pointless-statement  (parses once)
     from graph_nas.search import screening
-    if self.screen not in screening.SCORER_NAMES and not \
+    if self.screen not in screening.SCREEN_VALUES and not \
         self.screen.startswith(screening.FUNCTION_PREFIX):
       raise SettingError("screen", self.screen, "must be " + _alternatives(
-          screening.SCORER_NAMES) + " (the API also takes a function of "
+          screening.SCREEN_VALUES) + " (the API also takes a function of "
                          "the config)")
-    if self.screen_features and self.screen != screening.PREDICTOR:
+    if self.screen_features and self.screen not in (screening.PREDICTOR,
+                                                    AUTO):
       raise SettingError("screen_features", self.screen_features, "is what "
                          "the predictor learns from: only with "
                          f"screen='predictor' (got screen={self.screen!r})")
-    if self.screen != "none" and self.candidates_per_trial < 2:
+    if self.screen not in ("none", AUTO) and self.candidates_per_trial < 2:
       raise SettingError("candidates_per_trial", self.candidates_per_trial,
                          f"must be >= 2 with screen={self.screen!r} (1 "
                          "proposes only what runs: nothing to screen)")
