@@ -595,14 +595,15 @@ def screening_summary(rows, tasks, methods, seeds, references, baselines,
                      counts[b].get(v, 0) for v in (
                          "better", "tie_or_above", "not_sig_worse",
                          "worse"))) for b in others) + " |")
-      met = all(counts[b].get("worse", 0) == 0 for b in bases)
-      n_worse = sum(counts[b].get("worse", 0) for b in bases)
-      n_nsw = sum(counts[b].get("not_sig_worse", 0) for b in bases)
+      own = [b for b in bases if b != ref]  # a reference is no baseline of its own
+      met = all(counts[b].get("worse", 0) == 0 for b in own)
+      n_worse = sum(counts[b].get("worse", 0) for b in own)
+      n_nsw = sum(counts[b].get("not_sig_worse", 0) for b in own)
       out.append(f"\nTarget at {k} ({ref} at or above every baseline, or "
                  f"inside its 95 % interval, on every task): "
                  f"{'met' if met else 'missed'} ({n_worse} task-baseline "
                  f"pairs significantly worse, {n_nsw} below the baseline's "
-                 f"mean but inside the interval, of {len(tasks) * len(bases)}"
+                 f"mean but inside the interval, of {len(tasks) * len(own)}"
                  "); best mean rank: " + (
                      f"yes ({r[ref]:.2f})" if best_rank == ref else
                      f"tied ({r[ref]:.2f}, with {best_rank})"
