@@ -51,6 +51,22 @@ def _everything(store):
           "identity": store.get_meta("identity"), "run_id": store.run_id}
 
 
+def test_fresh_ok_ids_and_trials_of_read_what_trials_reads(tmp_path):
+  """The loop's incremental read of the trials a predictor fits on: the
+  fresh successful ids, then their rows, equal to trials("ok") without
+  the cached repeats, in id order, in chunks past SQLite's parameters."""
+  with TrialStore(str(tmp_path / "t.sqlite")) as store:
+    _fill(store, 1203)
+    store.add_trial(trial_id=1203, batch=0, walk=[0, 1], config={"layers": 1},
+                    status="ok", reward=0.1, seed=0, started=1.0,
+                    cached_from=1)
+    ids = store.fresh_ok_ids()
+    want = [r for r in store.trials("ok") if r["cached_from"] is None]
+    assert ids == [r["trial_id"] for r in want] and 1203 not in ids
+    assert store.trials_of(ids[::-1]) == want
+    assert store.trials_of([]) == []
+
+
 def test_a_store_gets_a_run_id_once(tmp_path):
   path = str(tmp_path / "trials.sqlite")
   with TrialStore(path) as store:

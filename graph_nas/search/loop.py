@@ -185,6 +185,7 @@ class Search:
           neighbors=settings.screen_neighbors)
     self.screened = 0  # candidates screened out by this run
     self._queued_out = {}  # queued walks running: {walk: queue position}
+    self._fresh_rows: Dict[int, Dict] = {}  # _history's rows read so far
 
   def _notify(self, hook: str, *args):
     for observer in self.observers:
@@ -312,8 +313,14 @@ class Search:
   def _history(self, before: Optional[int] = None) -> screening.History:
     """The successful, freshly evaluated trials (with ids below `before`)
     and what the algorithm learns from each: what a scorer may fit."""
-    rows = [r for r in self.store.trials("ok") if r["cached_from"] is None
-            and (before is None or r["trial_id"] < before)]
+    # Rows are read once: a stored trial never changes (a 1,500-trial
+    # screened search spent half its time re-reading them).
+    ids = self.store.fresh_ok_ids()
+    new = [i for i in ids if i not in self._fresh_rows]
+    for r in self.store.trials_of(new):
+      self._fresh_rows[r["trial_id"]] = r
+    rows = [self._fresh_rows[i] for i in ids
+            if before is None or i < before]
     return screening.History([r["walk"] for r in rows],
                              [r["config"] for r in rows],
                              [self._reward_of(r) for r in rows],

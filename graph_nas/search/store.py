@@ -29,7 +29,7 @@ import sqlite3
 import tempfile
 import time
 import uuid
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 from graph_nas.errors import GraphNasError
 
@@ -289,6 +289,25 @@ class TrialStore:
       args = (status,)
     return [self._row(r) for r in self._conn.execute(sql + " ORDER BY "
                                                      "trial_id", args)]
+
+  def fresh_ok_ids(self) -> List[int]:
+    """The ids of the successful trials evaluated afresh (not reusing an
+    earlier trial's result), in order; no row is decoded (cheap)."""
+    return [r[0] for r in self._conn.execute(
+        f"SELECT trial_id FROM {self._source} WHERE status = 'ok' AND "
+        "cached_from IS NULL ORDER BY trial_id")]
+
+  def trials_of(self, ids: Sequence[int]) -> List[Dict]:
+    """The trials of these ids, in id order (a stored trial never changes:
+    rows are inserted once, when the trial ends)."""
+    out = []
+    ids = list(ids)
+    for i in range(0, len(ids), 500):  # SQLite's limit on parameters
+      chunk = ids[i:i + 500]
+      out += [self._row(r) for r in self._conn.execute(
+          f"SELECT {_COLUMNS} FROM {self._source} WHERE trial_id IN "
+          f"({','.join('?' * len(chunk))})", chunk)]
+    return sorted(out, key=lambda r: r["trial_id"])
 
   def trial(self, trial_id: int) -> Optional[Dict]:
     r = self._conn.execute(f"SELECT {_COLUMNS} FROM {self._source} WHERE "
