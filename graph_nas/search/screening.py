@@ -5,7 +5,10 @@ screening on (`candidates_per_trial` K > 1 and a `screen` scorer), the
 algorithm proposes K candidates for each trial to run; a :class:`Scorer`
 scores them cheaply (a predictor fit on the trials so far, a zero-cost
 proxy of the untrained child, its parameter count, a user's function); the
-best-scored are evaluated. A share `screen_explore` of the picks is drawn
+best-scored are evaluated. The default, screen="auto", is the predictor
+(K = 16) for the evolution searcher on a function and no screening for
+image children or the controllers (SearchSettings.resolved says why).
+A share `screen_explore` of the picks is drawn
 uniformly from the candidates instead, so a scorer that ranks badly cannot
 trap the search. Candidates that do not decode (e.g. a walk cut by
 max_steps) are never picked while a decodable one is left, and a
