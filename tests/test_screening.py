@@ -136,6 +136,27 @@ def test_default_search_of_a_function_screens_and_records_it(tmp_path):
              max_trials=5, screen="none", **QUIET)
 
 
+def test_auto_does_not_screen_a_function_in_early_stopping(tmp_path):
+  """A function with a `trial` parameter reports at rungs: with early
+  stopping on, screen="auto" screens nothing (measured to help only
+  searches scored once per trial); with rungs="none" it screens."""
+  def reward(config, trial):
+    trial.report(screen_rewards.optimizer_reward(config), 0.5)
+    return screen_rewards.optimizer_reward(config)
+
+  assert screening.evaluator_screen(
+      api.as_evaluator(reward), (0.25, 0.5)) == "none"
+  assert screening.evaluator_screen(api.as_evaluator(reward), ()) == \
+      "predictor"
+  for out, rungs, screened in (("a", "1/2", False), ("b", "none", True)):
+    result = api.search(_b2(), reward, str(tmp_path / out), max_trials=12,
+                        rungs=rungs, **QUIET)
+    with TrialStore(result["store"]) as store:
+      assert bool(store.screened()) == screened
+      assert store.get_meta("identity")["screen"] == (
+          "predictor" if screened else "none")
+
+
 def test_auto_does_not_screen_image_children_nor_a_controller(tmp_path):
   """An evaluator whose default_screen is "none" (image children), or a
   controller: screen="auto" screens nothing; on the launcher, a
@@ -166,6 +187,15 @@ def test_auto_does_not_screen_image_children_nor_a_controller(tmp_path):
       "(--screen=auto is 'none' here (image children); screen with "
       "--screen=predictor or another scorer). Drop them.")
   assert not (tmp_path / "i").exists()
+  proc = launch(["--space=protos/select_optimizer_b2.textproto",
+                 "--evaluator=tests.screen_rewards:reported_reward",
+                 "--screen_explore=0.5", f"--out_dir={tmp_path / 'r'}"])
+  assert proc.stderr.strip().splitlines()[-1] == (
+      "error: flags with no effect here: --screen_explore (--screen=auto "
+      "is 'none' here (--evaluator=tests.screen_rewards:reported_reward "
+      "reports at rungs, with early stopping on); screen with "
+      "--screen=predictor or another scorer). Drop them.")
+  assert not (tmp_path / "r").exists()
 
 
 # ------------------------------------------------------------- predictor

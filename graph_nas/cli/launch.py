@@ -175,11 +175,11 @@ _NO_EFFECT_NOTES = {
 }
 
 
-def _settings_without_effect(classes, children: bool = False):
+def _settings_without_effect(classes, auto_for=("predictor", "")):
   """[(flag names, why)] of the declared settings of `classes` given on the
   command line whose declaration says they act only with another setting's
   values (Option.only) that it does not take now, grouped by reason.
-  children: the search trains image children (what --screen=auto is)."""
+  auto_for: (what --screen=auto is for this evaluator, why when 'none')."""
   groups = {}
   for cls in classes:
     for _, flag, opt in settings_lib.given_flags(cls):
@@ -191,7 +191,7 @@ def _settings_without_effect(classes, children: bool = False):
       if cls is SearchSettings and other == "screen" and now == "auto":
         auto = now = SearchSettings(
             screen=now, screen_features=FLAGS.screen_features).resolved(
-                FLAGS.algorithm, "none" if children else "predictor").screen
+                FLAGS.algorithm, auto_for[0]).screen
       if now in values:
         continue
       why = (_NO_EFFECT_NOTES.get((other, now, tuple(values))) or
@@ -199,7 +199,7 @@ def _settings_without_effect(classes, children: bool = False):
              f"only with --{other}=" + " or ".join(map(str, values)))
       if auto is not None:
         why = (f"--screen=auto is {auto!r} here ("
-               + ("image children" if children else
+               + (auto_for[1] if auto_for[0] == "none" else
                   f"--algorithm={FLAGS.algorithm}")
                + "); screen with --screen=predictor or another scorer")
       if flag not in groups.setdefault(why, []):  # a shared flag: once
@@ -215,6 +215,26 @@ def _argv_position(flag):
     if arg.startswith("-") and name in (flag, "no" + flag):
       return i
   return len(sys.argv)
+
+
+def _auto_screen(space):
+  """(what --screen=auto is here, why when 'none'): none for image
+  children and for an --evaluator that reports at rungs while early
+  stopping is on (graph_nas.search.screening.evaluator_screen)."""
+  from graph_nas.search.evaluators import IMAGE_TASK  # no TensorFlow
+  if not FLAGS.evaluator:
+    return (("none", "image children") if space.proto.task == IMAGE_TASK
+            else ("predictor", ""))
+  from graph_nas import api
+  from graph_nas.search import halving, screening
+  try:  # a bad name or rungs: their own one line comes later
+    evaluator = api.load_evaluator(FLAGS.evaluator)
+    rungs = halving.parse_rungs(FLAGS.rungs)
+  except Exception:  # pylint: disable=broad-except
+    return ("predictor", "")
+  return (screening.evaluator_screen(evaluator, rungs),
+          f"--evaluator={FLAGS.evaluator} reports at rungs, with early "
+          "stopping on")
 
 
 def _flags_without_effect(space):
@@ -240,9 +260,9 @@ def _flags_without_effect(space):
       unused(["epochs"], "--steps sets the training length")
     for names, why in _settings_without_effect(CHILD_SETTINGS_CLASSES):
       unused(names, why)
-  children = not FLAGS.evaluator and space.proto.task == IMAGE_TASK
   for names, why in _settings_without_effect(
-      (ExecutorSettings, SearchSettings, AlgorithmSettings), children):
+      (ExecutorSettings, SearchSettings, AlgorithmSettings),
+      _auto_screen(space)):
     unused(names, why)
   return out
 

@@ -43,8 +43,10 @@ def assemble(space, evaluator, out_dir: str, *,
   from graph_nas.search import algorithms, executors
   from graph_nas import search as search_lib
   algorithm = algorithm.check().resolved()
-  search = search.check().resolved(
-      algorithm.algorithm, getattr(evaluator, "default_screen", "predictor"))
+  from graph_nas.search import screening  # pylint: disable=import-outside-toplevel
+  search = search.check()
+  search = search.resolved(algorithm.algorithm, screening.evaluator_screen(
+      evaluator, search.rung_shares))
   executor = executor.check()
   algo = algorithms.make_algorithm(algorithm.algorithm, space,
                                    seed=search.seed,
@@ -52,7 +54,6 @@ def assemble(space, evaluator, out_dir: str, *,
   if scorer is None and search.screen_features:
     # The features' module is imported before the run's folder is made: a
     # bad name is one line naming the setting, and no folder.
-    from graph_nas.search import screening  # pylint: disable=import-outside-toplevel
     scorer = screening.scorer_of(search, space, evaluator)
   ex = executors.make_executor(executor.executor, evaluator,
                                **executor.executor_kwargs())

@@ -143,8 +143,9 @@ class Search:
     HParams, top_trials.md and the plots)."""
     # screen="auto" made what it is for this algorithm and evaluator
     # (SearchSettings.resolved; what the run records and resumes with).
-    settings = settings.check().resolved(
-        algorithm.name, getattr(evaluator, "default_screen", "predictor"))
+    settings = settings.check()
+    settings = settings.resolved(algorithm.name, screening.evaluator_screen(
+        evaluator, settings.rung_shares))
     self.executor = executor or executors.InProcessExecutor(evaluator)
     self.space = space
     self.algorithm = algorithm

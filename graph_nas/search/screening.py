@@ -6,8 +6,9 @@ algorithm proposes K candidates for each trial to run; a :class:`Scorer`
 scores them cheaply (a predictor fit on the trials so far, a zero-cost
 proxy of the untrained child, its parameter count, a user's function); the
 best-scored are evaluated. The default, screen="auto", is the predictor
-(K = 16) for the evolution searcher on a function and no screening for
-image children or the controllers (SearchSettings.resolved says why).
+(K = 16) for the evolution searcher on a function scored once per trial,
+and no screening for image children, a function in early stopping, or
+the controllers (`evaluator_screen`, SearchSettings.resolved).
 A share `screen_explore` of the picks is drawn
 uniformly from the candidates instead, so a scorer that ranks badly cannot
 trap the search. Candidates that do not decode (e.g. a walk cut by
@@ -182,6 +183,23 @@ def make_scorer(screen, space, evaluator, *, seed: int = 0,
     return EvaluatorScorer(evaluator, screen)
   raise SettingError("screen", screen, "must be " + ", ".join(
       repr(n) for n in SCORER_NAMES) + " or a function of the config")
+
+
+def evaluator_screen(evaluator, rung_shares) -> str:
+  """What screen="auto" is for this evaluator (SearchSettings.resolved's
+  `evaluator_screen`): the evaluator's own `default_screen` ("none" for
+  image children); "none" for one that reports scores at rungs while
+  early stopping is on (`rung_shares` not empty): screening was measured
+  to help searches that score each trial once, and with early stopping
+  on CIFAR-10 it did worse; else the predictor."""
+  own = getattr(evaluator, "default_screen", None)
+  if own:
+    return own
+  if evaluator is not None and rung_shares:
+    from graph_nas.search import executors  # pylint: disable=import-outside-toplevel
+    if executors.takes_part(evaluator):
+      return "none"
+  return PREDICTOR
 
 
 def scorer_of(settings, space, evaluator, features=None) -> Optional[Scorer]:

@@ -95,11 +95,12 @@ class SearchSettings(_Settings):
       "candidates_per_trial proposals of each trial to run, cheaply: "
       "'predictor' (a random forest fit on the trials so far), a cheap score "
       "of image children ('synflow', 'naswot', 'params', 'flops'), 'none', "
-      "or 'auto': 'predictor' for the evolution searcher on an evaluator "
-      "that is a function (measured to help there, benchmarks/README.md) or "
-      "with screen_features given, 'none' otherwise (image children: worse "
-      "at equal time on CIFAR-10; the controllers: not measured). The API "
-      "also takes a function of the config.", kind=str,
+      "or 'auto': 'predictor' for the evolution searcher on a function "
+      "scored once per trial (measured to help there, benchmarks/README.md) "
+      "or with screen_features given, 'none' otherwise (image children and "
+      "functions in early stopping: worse at equal time on CIFAR-10; the "
+      "controllers: not measured). The API also takes a function of the "
+      "config.", kind=str,
       identity=True,
       group="screening")
   candidates_per_trial: int = setting(
@@ -168,9 +169,9 @@ class SearchSettings(_Settings):
                evaluator_screen: str = "predictor") -> "SearchSettings":
     """These settings with screen='auto' made what it stands for here:
     'predictor' with screen_features given, or for the evolution searcher
-    (`algorithm`) where the evaluator's own default (`evaluator_screen`,
-    an evaluator's `default_screen`: 'none' for image children) is the
-    predictor; else 'none'. candidates_per_trial 1 is 'none' too, and
+    (`algorithm`) where the evaluator's default (`evaluator_screen`:
+    graph_nas.search.screening.evaluator_screen, 'none' for image children
+    and for a function in early stopping) is the predictor; else 'none'. candidates_per_trial 1 is 'none' too, and
     'none' is recorded with candidates_per_trial 1 (as runs stored before
     screening are)."""
     screen = self.screen
