@@ -595,7 +595,7 @@ def screening_summary(rows, tasks, methods, seeds, references, baselines,
                      counts[b].get(v, 0) for v in (
                          "better", "tie_or_above", "not_sig_worse",
                          "worse"))) for b in others) + " |")
-      own = [b for b in bases if b != ref]  # a reference is no baseline of its own
+      own = [b for b in bases if b != ref]  # a reference: not its own baseline
       met = all(counts[b].get("worse", 0) == 0 for b in own)
       n_worse = sum(counts[b].get("worse", 0) for b in own)
       n_nsw = sum(counts[b].get("not_sig_worse", 0) for b in own)

@@ -44,9 +44,7 @@ def assemble(space, evaluator, out_dir: str, *,
   from graph_nas import search as search_lib
   algorithm = algorithm.check().resolved()
   from graph_nas.search import screening  # pylint: disable=import-outside-toplevel
-  search = search.check()
-  search = search.resolved(algorithm.algorithm, screening.evaluator_screen(
-      evaluator, search.rung_shares))
+  search = screening.settle(search, algorithm.algorithm, evaluator)
   executor = executor.check()
   algo = algorithms.make_algorithm(algorithm.algorithm, space,
                                    seed=search.seed,

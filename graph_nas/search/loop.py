@@ -141,11 +141,8 @@ class Search:
     observers: told what the loop does after the progress log (the front
     ends attach graph_nas.report.observers.from_settings: TensorBoard and
     HParams, top_trials.md and the plots)."""
-    # screen="auto" made what it is for this algorithm and evaluator
-    # (SearchSettings.resolved; what the run records and resumes with).
-    settings = settings.check()
-    settings = settings.resolved(algorithm.name, screening.evaluator_screen(
-        evaluator, settings.rung_shares))
+    # screen="auto" made what it is here (what the run records).
+    settings = screening.settle(settings, algorithm.name, evaluator)
     self.executor = executor or executors.InProcessExecutor(evaluator)
     self.space = space
     self.algorithm = algorithm

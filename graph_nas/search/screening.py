@@ -202,6 +202,16 @@ def evaluator_screen(evaluator, rung_shares) -> str:
   return PREDICTOR
 
 
+def settle(settings, algorithm: str, evaluator):
+  """The search's settings (SearchSettings) checked, with screen="auto"
+  made what it is for this algorithm's name and this evaluator
+  (SearchSettings.resolved of evaluator_screen): what a run records and
+  resumes with."""
+  settings = settings.check()
+  return settings.resolved(algorithm, evaluator_screen(
+      evaluator, settings.rung_shares))
+
+
 def scorer_of(settings, space, evaluator, features=None) -> Optional[Scorer]:
   """The scorer a search's settings (SearchSettings) name: make_scorer of
   its screen, seed, screen_min_trials, screen_cost_weight and

@@ -106,8 +106,8 @@ class SearchSettings(_Settings):
   candidates_per_trial: int = setting(
       16, "Screening: candidates the algorithm proposes per trial to run; "
       "the best-scored are evaluated (16: chosen on the suite's tuning "
-      "seeds; 1: no screening).", lower=1, upper=1000, identity=True, only=("screen", _SCREENED),
-      group="screening")
+      "seeds; 1: no screening).", lower=1, upper=1000, identity=True,
+      only=("screen", _SCREENED), group="screening")
   screen_explore: float = setting(
       0.25, "Screening: share of the evaluated candidates drawn uniformly "
       "from the proposals instead of by score (a poor scorer cannot trap "
@@ -171,9 +171,9 @@ class SearchSettings(_Settings):
     'predictor' with screen_features given, or for the evolution searcher
     (`algorithm`) where the evaluator's default (`evaluator_screen`:
     graph_nas.search.screening.evaluator_screen, 'none' for image children
-    and for a function in early stopping) is the predictor; else 'none'. candidates_per_trial 1 is 'none' too, and
-    'none' is recorded with candidates_per_trial 1 (as runs stored before
-    screening are)."""
+    and for a function in early stopping) is the predictor; else 'none'.
+    candidates_per_trial 1 is 'none' too, and 'none' is recorded with
+    candidates_per_trial 1 (as runs stored before screening are)."""
     screen = self.screen
     if screen == AUTO:
       if self.candidates_per_trial < 2:
