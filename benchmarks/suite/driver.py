@@ -169,11 +169,19 @@ def _propose(algo, screen, space, n: int, history: screening.History,
 
 
 def run(task, method: Method, seed: int, budget: int,
-        failure_reward: float = _SEARCH.failure_reward) -> Trace:
-  """Searches `task` with `method` for `budget` trials."""
+        failure_reward: float = _SEARCH.failure_reward,
+        scorer: Optional[screening.Scorer] = None) -> Trace:
+  """Searches `task` with `method` for `budget` trials. scorer: screens in
+  place of the method's own scorer, with the method's screening settings
+  (benchmarks/screen_headroom.py: a scorer of known quality)."""
   t0 = time.time()
   algo = _algorithm(task, method, seed)
   screen = method.make_screen(task.space, seed, task.features)
+  if scorer is not None:
+    if screen is None:
+      raise GraphNasError(f"method {method.label} does not screen: no "
+                          "scorer to replace")
+    screen.scorer = scorer
   history = screening.History()  # fresh successful evaluations, in order
   cache: Dict[str, tuple] = {}
   rewards: List[float] = []
