@@ -58,10 +58,11 @@ def demo_settings(data_dir):
                        eval_examples=2000, progress_every_s=0)
 
 
-def architectures(sp, n, walk_seed):
-  """[{id, walk, config, seed, stored}]: proxy_check's 10, then n new
-  ones (walk seeds from walk_seed up; a repeated architecture or a walk
-  cut by max_steps skipped)."""
+def architectures(sp, n, walk_seed, fresh_only=False):
+  """[{id, walk, config, seed, stored}]: proxy_check's 10 (not with
+  fresh_only), then n new ones (walk seeds from walk_seed up; a repeated
+  architecture, one of proxy_check's or a walk cut by max_steps
+  skipped)."""
   import numpy as np
   from graph_nas.search.store import config_key
   stored = json.loads(STORED.read_text())
@@ -72,9 +73,10 @@ def architectures(sp, n, walk_seed):
     if sp.decode(walk) != config:
       sys.exit(f"{STORED}: architecture {i} is not the walk of seed "
                f"{STORED_WALK_SEED} (regenerate it)")
-    out.append({"id": f"proxy_check/{i}", "walk": list(walk),
-                "config": config, "seed": 100 + i,
-                "stored": stored["demo"][i]})
+    if not fresh_only:
+      out.append({"id": f"proxy_check/{i}", "walk": list(walk),
+                  "config": config, "seed": 100 + i,
+                  "stored": stored["demo"][i]})
     seen.add(config_key(config))
   i, new = -1, 0
   while new < n:
@@ -302,6 +304,28 @@ def _seconds(s):
   return f"{s:.2f} s"
 
 
+def _rel(path):
+  """A results path as the repository names it."""
+  try:
+    return str(pathlib.Path(path).resolve().relative_to(ROOT))
+  except ValueError:
+    return str(path)
+
+
+def command(args):
+  """The command that trains and reports what this run reports."""
+  parts = ["python -m benchmarks.proxy_rank"]
+  if args.archs != 40:
+    parts.append(f"--archs={args.archs}")
+  if args.walk_seed != 1000:
+    parts.append(f"--walk_seed={args.walk_seed}")
+  if args.fresh_only:
+    parts.append("--fresh_only")
+  if _rel(args.out) != _rel(RESULTS / "proxy_rank" / "proxy_rank"):
+    parts.append(f"--out={_rel(args.out)}")
+  return " ".join(parts)
+
+
 def markdown(archs, y, columns, corr, cost, cost_cpu, args):
   """The results page."""
   n = len(archs)
@@ -310,18 +334,20 @@ def markdown(archs, y, columns, corr, cost, cost_cpu, args):
       "# Do cheap scores rank architectures? (issue 29, item 3)",
       "",
       f"{n} architectures of `protos/cifar_cpu.textproto` (uniform random "
-      f"walks: {reused} of `benchmarks/proxy_check.py`, walk seed 7, whose "
-      f"full trainings at this budget are reused; {n - reused} drawn with "
-      f"walk seeds from {args.walk_seed} up), each trained to the README "
-      "demo's full child budget (5,120 CIFAR-10 training images x 2 "
+      + (f"walks: {reused} of `benchmarks/proxy_check.py`, walk seed 7, "
+         f"whose full trainings at this budget are reused; {n - reused} "
+         if reused else f"walks, none of them in `proxy_rank.md`'s run: "
+         f"{n} ") +
+      f"drawn with walk seeds from {args.walk_seed} up), each trained to "
+      "the README demo's full child budget until 2026-12-03 (since then "
+      "4,096 images; here 5,120 CIFAR-10 training images x 2 "
       "epochs, batch 32, SGD lr 0.1, no augmentation; validation accuracy "
       "on 2,000 held-out training images). Each cheap score against that "
       "accuracy: Spearman's rho and Kendall's tau (scipy.stats) with 95 % "
       "bootstrap intervals (architectures resampled, 2,000 draws), and "
       "the difference of rho to the parameter count's on the same draws.",
       "",
-      "    " + "python -m benchmarks.proxy_rank" +
-      ("" if args.archs == 40 else f" --archs={args.archs}"),
+      "    " + command(args),
       "",
       "| scorer | Spearman rho [95 %] | Kendall tau [95 %] | rho - rho(params) [95 %] | rho with params | cost per architecture |",
       "|---|---|---|---|---|---|",
@@ -368,9 +394,15 @@ def markdown(archs, y, columns, corr, cost, cost_cpu, args):
       "reported by the trainer on the way to the full training (for the "
       f"{reused} reused architectures, a training stopped at the rung, "
       "with the stored training's seed). **1/4 rung and parameters**: "
-      "the mean of the two ranks, a combination looked at after seeing "
-      "that the rung's score is nearly independent of the size (not "
-      "chosen beforehand: read it as a lead, not a result).",
+      "the mean of the two ranks, " + (
+          "a combination chosen on the first run's architectures "
+          "(`proxy_rank.md`, where it was looked at after seeing that the "
+          "rung's score is nearly independent of the size) and tested "
+          "here on architectures that run never saw." if args.fresh_only
+          else "a combination looked at after seeing that the rung's "
+          "score is nearly independent of the size (not chosen "
+          "beforehand: read it as a lead, not a result; "
+          "`proxy_rank_fresh.md` tests it on fresh architectures)."),
       "",
       "Costs: medians per architecture on the 2-core machine, shared with "
       "other jobs while this ran (load average "
@@ -386,9 +418,8 @@ def markdown(archs, y, columns, corr, cost, cost_cpu, args):
       "quarter of the median full training "
       f"({_seconds(cost.get('training'))}).",
       "",
-      "Scatter plots: `benchmarks/results/proxy_rank/proxy_rank.png`; "
-      "every score and accuracy: "
-      "`benchmarks/results/proxy_rank/proxy_rank.json`.",
+      f"Scatter plots: `{_rel(args.out)}.png`; every score and accuracy: "
+      f"`{_rel(args.out)}.json`.",
       "",
   ]
   return "\n".join(lines)
@@ -508,6 +539,9 @@ def main():
   parser.add_argument("--data_dir", default=None,
                       help="tfds data folder (default: as graph_nas.child.data "
                       "resolves it)")
+  parser.add_argument("--fresh_only", action="store_true",
+                      help="leave out proxy_check's 10 (a check on "
+                      "architectures no earlier run saw)")
   parser.add_argument("--no_train", action="store_true",
                       help="report on the trainings stored so far")
   parser.add_argument("--only_train", action="store_true",
@@ -519,7 +553,7 @@ def main():
 
   from graph_nas import space
   sp = space.load(str(ROOT / "protos" / "cifar_cpu.textproto"))
-  archs = architectures(sp, args.archs, args.walk_seed)
+  archs = architectures(sp, args.archs, args.walk_seed, args.fresh_only)
   settings = demo_settings(args.data_dir)
   path = pathlib.Path(args.out + ".json")
   path.parent.mkdir(parents=True, exist_ok=True)
