@@ -112,6 +112,7 @@ def model_rho(task, label, walks, configs, y, fit: int) -> float:
   """Spearman of the method's predictor fit on `fit` sampled architectures
   with the rest, mean over 5 random splits."""
   screen = METHODS[label].make_screen(task.space, 0, task.features)
+  fit = min(fit, len(y) // 2)  # a small space: half fit, half scored
   out = []
   for split in range(5):
     idx = np.random.default_rng(split).permutation(len(y))
@@ -153,7 +154,8 @@ def main():
                       help="random architectures for the Spearman column")
   parser.add_argument("--fit", type=options.at_least(10), default=150,
                       help="of them, those each real predictor is fit on")
-  parser.add_argument("--workers", type=options.at_least(1), default=2)
+  parser.add_argument("--workers", type=options.at_least(1), default=2,
+                      help="processes running searches at once")
   parser.add_argument("--out", default=OUT,
                       help="path without extension of the results")
   args = parser.parse_args()
@@ -310,8 +312,8 @@ def report(out, seconds: float) -> str:
             f"rho {min(met):.2f}" if met else "no noisy truth here meets it")
     models = ", ".join(f"{k} {rho[k]:.2f}" for k in MODEL_METHODS if k in rho)
     summary.append(f"- {name}: {need}; the predictors: {models}.")
-  summary.append("\nThe intervals are wide (20 seeds): read these levels "
-                 "as rough.")
+  summary.append(f"\nThe intervals are wide ({len(seeds)} seeds): read "
+                 "these levels as rough.")
   return "\n".join(head + ["## In short", ""] + summary + [""] +
                    lines) + "\n"
 
